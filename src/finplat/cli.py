@@ -1,0 +1,29 @@
+"""The `finplat` command: one entry point, a subcommand group per area."""
+
+import click
+
+from finplat.contract.cli import proto, schemas
+from finplat.core.logging import configure_logging
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Threshold of the JSON log lines written to standard error.",
+)
+@click.version_option(package_name="finplat")
+def finplat(log_level: str) -> None:
+    """finplat: live crypto prices, storage, streaming and backtests, gRPC first."""
+    configure_logging(log_level)
+
+
+finplat.add_command(proto)
+finplat.add_command(schemas)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    finplat(prog_name="finplat")

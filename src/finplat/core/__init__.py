@@ -1,0 +1,1 @@
+"""The small core every service shares: logging, settings conventions, gRPC bootstrap."""

@@ -1,0 +1,8 @@
+"""Where the repository's own files are, for tests that read or copy them."""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROTO_DIR = REPO_ROOT / "proto"
+SRC_DIR = REPO_ROOT / "src"
+SCHEMA_DIR = REPO_ROOT / "schemas"

@@ -1,0 +1,37 @@
+"""The `finplat` entry point."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from finplat.cli import finplat
+from tests.paths import SCHEMA_DIR
+
+
+def test_help_lists_the_subcommands() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "finplat"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    for command in ("proto", "schemas"):
+        assert f"  {command} " in result.stdout
+
+
+def test_schemas_generate_is_idempotent(tmp_path: Path) -> None:
+    runner = CliRunner()
+
+    first = runner.invoke(finplat, ["schemas", "generate", "--schema-dir", str(tmp_path)])
+    content = (tmp_path / "price_update.avsc").read_bytes()
+    second = runner.invoke(finplat, ["schemas", "generate", "--schema-dir", str(tmp_path)])
+
+    assert first.exit_code == 0
+    assert f"wrote {tmp_path / 'price_update.avsc'}" in first.output
+    assert second.exit_code == 0
+    assert second.output == "Avro schemas already up to date\n"
+    assert (tmp_path / "price_update.avsc").read_bytes() == content
+    assert content == (SCHEMA_DIR / "price_update.avsc").read_bytes()
