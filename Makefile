@@ -14,7 +14,8 @@ BIN := $(VENV)/bin
 BUF := tools/buf/node_modules/.bin/buf
 PY_SOURCES := src tests
 
-.PHONY: help install generate lint check-generated lint-proto test test-unit
+.PHONY: help install system-deps generate lint check-generated lint-proto test test-unit \
+	test-integration up down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -33,6 +34,14 @@ $(BUF): tools/buf/package.json tools/buf/package-lock.json
 	@touch $@
 
 install: $(VENV)/.synced $(BUF) ## Install the pinned Python dependencies and buf
+
+# The native stack needs Debian's redis-server; JDKs, Maven, Go and Rust come with the machine
+# (`finplat stack up` names whatever is missing).
+system-deps: ## Install the Debian packages the native stack needs (as root)
+	@if ! command -v redis-server >/dev/null; then \
+		echo "[install] redis-server from Debian"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	fi
 
 generate: install ## Regenerate src/finance and schemas/ from proto/
 	$(BIN)/finplat proto generate
@@ -55,5 +64,14 @@ lint: install lint-proto check-generated ## ruff, mypy, buf and freshness checks
 test-unit: install ## Unit tests only (no servers)
 	$(BIN)/pytest tests/unit
 
-test: lint ## Everything CI runs: lint, type checks, freshness, unit and integration tests
+test-integration: install system-deps ## Integration tests (starts the stack unless it runs)
+	$(BIN)/pytest tests/integration
+
+test: lint system-deps ## Everything CI runs: lint, type checks, freshness, unit and integration tests
 	$(BIN)/pytest
+
+up: install system-deps ## Start the platform's infrastructure (Kafka, registry, Redis, InfluxDB)
+	$(BIN)/finplat stack up
+
+down: install ## Stop whatever `make up` started
+	$(BIN)/finplat stack down

@@ -4,6 +4,8 @@ import click
 
 from finplat.contract.cli import proto, schemas
 from finplat.core.logging import configure_logging
+from finplat.kafka.cli import kafka
+from finplat.stack.cli import stack
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,6 +24,8 @@ def finplat(log_level: str) -> None:
 
 finplat.add_command(proto)
 finplat.add_command(schemas)
+finplat.add_command(kafka)
+finplat.add_command(stack)
 
 
 def main() -> None:

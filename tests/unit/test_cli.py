@@ -25,9 +25,9 @@ def test_help_lists_the_subcommands() -> None:
 def test_schemas_generate_is_idempotent(tmp_path: Path) -> None:
     runner = CliRunner()
 
-    first = runner.invoke(finplat, ["schemas", "generate", "--schema-dir", str(tmp_path)])
+    first = runner.invoke(finplat, ["schemas", "--schema-dir", str(tmp_path), "generate"])
     content = (tmp_path / "price_update.avsc").read_bytes()
-    second = runner.invoke(finplat, ["schemas", "generate", "--schema-dir", str(tmp_path)])
+    second = runner.invoke(finplat, ["schemas", "--schema-dir", str(tmp_path), "generate"])
 
     assert first.exit_code == 0
     assert f"wrote {tmp_path / 'price_update.avsc'}" in first.output

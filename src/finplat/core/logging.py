@@ -37,3 +37,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # One line per HTTP request is the client libraries' debugging detail, not our log.
+    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))

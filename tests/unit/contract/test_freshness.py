@@ -26,7 +26,7 @@ def _check_proto(root: Path) -> tuple[int, str]:
 
 def _check_schemas(root: Path) -> tuple[int, str]:
     result = CliRunner().invoke(
-        finplat, ["schemas", "generate", "--check", "--schema-dir", str(root / "schemas")]
+        finplat, ["schemas", "--schema-dir", str(root / "schemas"), "generate", "--check"]
     )
     return result.exit_code, result.output
 

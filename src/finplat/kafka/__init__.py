@@ -1,0 +1,1 @@
+"""Kafka behind one adapter: PriceUpdate as Avro through the Schema Registry."""

@@ -1,0 +1,25 @@
+"""Topic administration: the few calls the platform and its tests need."""
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from finplat.kafka.errors import KafkaAdapterError
+
+
+def ensure_topic(bootstrap_servers: str, name: str, partitions: int, timeout_s: float = 30) -> bool:
+    """Create `name` unless it exists; True when this call created it."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    try:
+        if name in admin.list_topics(timeout=timeout_s).topics:
+            return False
+        futures = admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1)],
+            operation_timeout=timeout_s,
+        )
+        futures[name].result(timeout=timeout_s)
+    except KafkaException as exc:
+        if exc.args and exc.args[0].name() == "TOPIC_ALREADY_EXISTS":
+            return False
+        raise KafkaAdapterError(f"cannot create topic {name}: {exc}") from exc
+    return True

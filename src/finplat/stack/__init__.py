@@ -1,0 +1,1 @@
+"""The native development stack: Kafka, Schema Registry, Redis and InfluxDB on loopback."""

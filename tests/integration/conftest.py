@@ -1,0 +1,59 @@
+"""The real stack for integration tests: the one named in the environment, or one started here.
+
+When FINPLAT_KAFKA_BOOTSTRAP_SERVERS and FINPLAT_KAFKA_SCHEMA_REGISTRY_URL are set, the tests use
+that stack as it is. Otherwise the session runs `finplat stack up` (a stack already running is
+reused and left running) and `finplat stack down` at the end if it started it. A stack that
+cannot be started fails the session: integration tests never skip.
+"""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from finplat.core.connections import KafkaSettings
+from tests.paths import REPO_ROOT
+
+_ADDRESS_VARIABLES = ("FINPLAT_KAFKA_BOOTSTRAP_SERVERS", "FINPLAT_KAFKA_SCHEMA_REGISTRY_URL")
+_FINPLAT = str(Path(sys.executable).parent / "finplat")
+
+
+def _stack(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_FINPLAT, "stack", command],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[None]:
+    """A running stack for the whole session."""
+    given = [name for name in _ADDRESS_VARIABLES if os.environ.get(name)]
+    if given:
+        if len(given) != len(_ADDRESS_VARIABLES):
+            pytest.fail(f"set all of {_ADDRESS_VARIABLES} to use a running stack, or none")
+        yield
+        return
+    already_up = _stack("status").returncode == 0
+    started = _stack("up")
+    if started.returncode != 0:
+        pytest.fail(f"`finplat stack up` failed:\n{started.stdout}\n{started.stderr}")
+    try:
+        yield
+    finally:
+        if not already_up:
+            stopped = _stack("down")
+            assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.fixture
+def kafka_settings(stack: None) -> KafkaSettings:
+    """Kafka and registry addresses of the running stack."""
+    return KafkaSettings()
