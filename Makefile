@@ -15,7 +15,7 @@ BUF := tools/buf/node_modules/.bin/buf
 PY_SOURCES := src tests
 
 .PHONY: help install system-deps generate lint check-generated lint-proto test test-unit \
-	test-integration up down
+	test-integration up down bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ test-integration: install system-deps ## Integration tests (starts the stack unl
 
 test: lint system-deps ## Everything CI runs: lint, type checks, freshness, unit and integration tests
 	$(BIN)/pytest
+
+bench: install ## Benchmarks: each prints a table beside a peer measured in the same run
+	$(BIN)/python bench/backtest_bench.py
 
 up: install system-deps ## Start the platform's infrastructure (Kafka, registry, Redis, InfluxDB)
 	$(BIN)/finplat stack up

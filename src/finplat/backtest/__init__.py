@@ -1,0 +1,1 @@
+"""Backtesting: pure domain (indicators, strategies, engine, sweeps) and its adapters."""

@@ -1,0 +1,1 @@
+"""Pure backtest domain: bars, indicators, strategies, engine, metrics and sweeps."""

@@ -1,0 +1,24 @@
+"""Typed wrappers around numba's ``njit`` so ``mypy --strict`` sees real signatures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numba
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def njit(func: F) -> F:
+    """``numba.njit(cache=True)``; nogil so threads calling kernels can run in parallel."""
+    return cast(F, numba.njit(cache=True, nogil=True)(func))
+
+
+def njit_parallel(func: F) -> F:
+    """``numba.njit(cache=True, parallel=True)`` for kernels that use ``prange``."""
+    return cast(F, numba.njit(cache=True, nogil=True, parallel=True)(func))
+
+
+# Bound to numba's object itself (not a wrapper) so compiled code recognises it.
+prange: Callable[..., range] = numba.prange
