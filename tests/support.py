@@ -1,8 +1,9 @@
 """Small helpers shared by tests: readiness waits instead of sleeps."""
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -20,9 +21,14 @@ def eventually(probe: Callable[[], T | None], timeout_s: float, interval_s: floa
         time.sleep(interval_s)
 
 
-async def eventually_async(condition: Callable[[], bool], timeout_s: float) -> None:
-    """Wait until `condition()` holds, checking between event-loop turns."""
+async def eventually_async(
+    condition: Callable[[], bool | Awaitable[bool]], timeout_s: float, interval_s: float = 0.001
+) -> None:
+    """Wait until `condition()` holds (it may be a coroutine function), checking between turns."""
     async with asyncio.timeout(timeout_s):
-        # Polling is the point: the condition is state of the code under test, not an awaitable.
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
+        while True:
+            outcome = condition()
+            if await outcome if inspect.isawaitable(outcome) else outcome:
+                return
+            # Polling is the point: the condition is state of the code under test.
+            await asyncio.sleep(interval_s)

@@ -9,12 +9,14 @@ cannot be started fails the session: integration tests never skip.
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from finplat.core.connections import KafkaSettings
+from finplat.core.connections import InfluxSettings, KafkaSettings
 from tests.paths import REPO_ROOT
 
 _ADDRESS_VARIABLES = ("FINPLAT_KAFKA_BOOTSTRAP_SERVERS", "FINPLAT_KAFKA_SCHEMA_REGISTRY_URL")
@@ -57,3 +59,23 @@ def stack() -> Iterator[None]:
 def kafka_settings(stack: None) -> KafkaSettings:
     """Kafka and registry addresses of the running stack."""
     return KafkaSettings()
+
+
+@pytest.fixture
+def influx_settings(stack: None) -> Iterator[InfluxSettings]:
+    """A bucket of its own for one test, deleted afterwards: stored candles never leak over."""
+    settings = InfluxSettings()
+    bucket = f"test-{uuid.uuid4().hex}"
+    headers = {"Authorization": f"Token {settings.token.get_secret_value()}"}
+    with httpx.Client(base_url=settings.url, headers=headers, timeout=10) as client:
+        orgs = client.get("/api/v2/orgs", params={"org": settings.org})
+        orgs.raise_for_status()
+        created = client.post(
+            "/api/v2/buckets",
+            json={"name": bucket, "orgID": orgs.json()["orgs"][0]["id"], "retentionRules": []},
+        )
+        created.raise_for_status()
+        try:
+            yield settings.model_copy(update={"bucket": bucket})
+        finally:
+            client.delete(f"/api/v2/buckets/{created.json()['id']}").raise_for_status()

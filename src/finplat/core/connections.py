@@ -17,6 +17,8 @@ class KafkaSettings(BaseSettings):
     """Comma-separated broker addresses."""
     schema_registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
     """Confluent-compatible API root of the Schema Registry."""
+    schema_registry_timeout_s: float = 10.0
+    """Timeout of each registry request (the client library's default is to wait forever)."""
     topic: str = "price-updates"
     """Topic of the PriceUpdate stream."""
     topic_partitions: int = 3

@@ -43,7 +43,7 @@ def probe_updates(symbol: str, count: int, now_ms: int) -> list[market_pb2.Price
 
 def run_probe(settings: KafkaSettings, symbol: str, count: int, timeout_s: float) -> ProbeResult:
     """Produce `count` updates, then read the topic from where it ended until all are back."""
-    registry = registry_client(settings.schema_registry_url)
+    registry = registry_client(settings)
     consumer = PriceUpdateConsumer(settings, group_id=f"{PROBE_SERVICE}-{uuid.uuid4().hex}")
     decode = PriceUpdateDeserializer(registry, settings.topic)
     try:

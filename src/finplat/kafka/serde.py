@@ -12,12 +12,15 @@ from confluent_kafka.serialization import MessageField, SerializationContext, Se
 from finance.market.v1 import market_pb2
 from finplat.contract import avro
 from finplat.contract.errors import ContractError
+from finplat.core.connections import KafkaSettings
 from finplat.kafka.errors import DecodeError, RegistryUnavailableError
 
 
-def registry_client(url: str) -> SchemaRegistryClient:
+def registry_client(settings: KafkaSettings) -> SchemaRegistryClient:
     """A registry client for the serializers (Confluent API, so Apicurio's ccompat works too)."""
-    return SchemaRegistryClient({"url": url})
+    return SchemaRegistryClient(
+        {"url": settings.schema_registry_url, "timeout": settings.schema_registry_timeout_s}
+    )
 
 
 def _schema_str() -> str:

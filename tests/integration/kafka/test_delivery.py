@@ -59,7 +59,7 @@ def _read(
 def test_ten_thousand_updates_in_order_and_resumed_without_loss_or_repeat(
     topic_settings: KafkaSettings,
 ) -> None:
-    with registry_client(topic_settings.schema_registry_url) as registry:
+    with registry_client(topic_settings) as registry:
         _exchange_ten_thousand(topic_settings, registry)
 
 

@@ -1,4 +1,4 @@
-"""Backoff grows, is capped, is jittered downwards only, and resets."""
+"""Retry timing: exponential, capped, jittered, resettable."""
 
 import random
 
@@ -7,47 +7,50 @@ import pytest
 from finplat.core.retry import Backoff, RetryPolicy
 
 
-class FakeRandom(random.Random):
-    """Returns a fixed fraction, so the jittered waits are known in advance."""
+def test_delays_grow_exponentially_without_jitter() -> None:
+    policy = RetryPolicy(initial_s=1, max_s=100, multiplier=2, jitter=0)
 
-    def __init__(self, value: float) -> None:
-        super().__init__()
-        self.value = value
+    delays = [policy.delay_s(n, random.Random(0)) for n in range(5)]
 
-    def random(self) -> float:
-        return self.value
+    assert delays == [1, 2, 4, 8, 16]
 
 
-def test_waits_double_up_to_the_cap_without_jitter() -> None:
-    backoff = Backoff(RetryPolicy(initial_s=1, max_s=5, multiplier=2, jitter=0.5), FakeRandom(0))
+def test_delays_never_exceed_the_cap_even_after_a_long_outage() -> None:
+    policy = RetryPolicy(initial_s=1, max_s=30, multiplier=3, jitter=0.5)
+    rng = random.Random(42)
 
-    waits = [backoff.next_delay() for _ in range(5)]
+    delays = [policy.delay_s(n, rng) for n in range(2000)]
 
-    assert waits == [1, 2, 4, 5, 5]
-
-
-def test_jitter_shortens_by_at_most_its_fraction() -> None:
-    backoff = Backoff(RetryPolicy(initial_s=1, max_s=8, jitter=0.5), FakeRandom(1.0))
-
-    waits = [backoff.next_delay() for _ in range(4)]
-
-    assert waits == [0.5, 1, 2, 4]
+    assert max(delays) <= 30
+    assert min(delays[10:]) >= 15  # capped base 30, shrunk by at most half
 
 
-def test_reset_starts_over() -> None:
-    backoff = Backoff(RetryPolicy(initial_s=1, max_s=8, jitter=0), FakeRandom(0))
-    backoff.next_delay()
-    backoff.next_delay()
+def test_jitter_spreads_delays_within_its_bounds() -> None:
+    policy = RetryPolicy(initial_s=10, max_s=10, jitter=0.4)
+    rng = random.Random(7)
 
+    delays = [policy.delay_s(0, rng) for _ in range(1000)]
+
+    assert all(6 <= d <= 10 for d in delays)
+    assert len({round(d, 6) for d in delays}) > 900  # clients do not come back in lock step
+
+
+def test_backoff_counts_attempts_and_resets() -> None:
+    backoff = Backoff(RetryPolicy(initial_s=1, multiplier=2, jitter=0), random.Random(0))
+
+    first = [backoff.next_delay_s() for _ in range(3)]
     backoff.reset()
 
-    assert (backoff.failures, backoff.next_delay()) == (0, 1)
+    assert first == [1, 2, 4]
+    assert backoff.next_delay_s() == 1
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [{"initial_s": 0}, {"initial_s": 10, "max_s": 1}, {"multiplier": 0.5}, {"jitter": 1.0}],
-)
-def test_inconsistent_policy_is_refused(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="inconsistent retry policy"):
-        RetryPolicy(**kwargs)
+@pytest.mark.parametrize("field", ["initial_s", "max_s"])
+def test_policy_refuses_non_positive_times(field: str) -> None:
+    with pytest.raises(ValueError, match="greater than 0"):
+        RetryPolicy(**{field: 0})
+
+
+def test_policy_refuses_a_cap_below_the_first_wait() -> None:
+    with pytest.raises(ValueError, match=r"initial_s \(10.0\) exceeds max_s \(1.0\)"):
+        RetryPolicy(initial_s=10, max_s=1)

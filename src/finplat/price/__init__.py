@@ -1,0 +1,1 @@
+"""Price service: Binance feed, normalisation, candles, sinks and the gRPC API."""

@@ -1,0 +1,1 @@
+"""The price service's stores, one adapter per external system."""

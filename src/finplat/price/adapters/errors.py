@@ -1,0 +1,23 @@
+"""Errors the store adapters raise, translated from their client libraries'."""
+
+from finplat.price.errors import PriceError
+
+
+class StoreUnavailableError(PriceError):
+    """The store did not take the request; retrying later may succeed.
+
+    `written` counts the items at the start of the batch the store did take, so that only the
+    rest is retried.
+    """
+
+    retriable = True
+
+    def __init__(self, message: str, *, written: int = 0) -> None:
+        super().__init__(message)
+        self.written = written
+
+
+class StoreRejectedError(PriceError):
+    """The store refused the data itself; retrying the same data would fail again."""
+
+    retriable = False

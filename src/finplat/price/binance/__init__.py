@@ -1,0 +1,1 @@
+"""Binance spot: wire format, stream names, WebSocket feed and REST client."""

@@ -1,0 +1,1 @@
+"""Pure price-domain logic: normalisation, de-duplication, candles. No I/O, no clock."""

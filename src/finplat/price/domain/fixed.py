@@ -1,0 +1,36 @@
+"""Exact decimal strings <-> integers scaled by 10^8, Binance's precision.
+
+InfluxDB stores prices and quantities as such integers: first, max, min, last and sum over them
+are exact in the database, where float fields would round, and the strings come back digit for
+digit in Binance's 8-decimal form.
+"""
+
+from decimal import Decimal, InvalidOperation
+
+SCALE_DIGITS = 8
+_SCALE = 10**SCALE_DIGITS
+
+
+class FixedPointError(ValueError):
+    """A decimal string that cannot be held exactly at 8 decimals."""
+
+
+def to_e8(text: str) -> int:
+    """`"67012.34000000"` -> `6701234000000`; refuses anything that would lose a digit."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise FixedPointError(f"not a decimal number: {text!r}") from exc
+    if not value.is_finite():
+        raise FixedPointError(f"not a finite number: {text!r}")
+    scaled = value.scaleb(SCALE_DIGITS)
+    if scaled != scaled.to_integral_value():
+        raise FixedPointError(f"more than {SCALE_DIGITS} decimals: {text!r}")
+    return int(scaled)
+
+
+def from_e8(scaled: int) -> str:
+    """`6701234000000` -> `"67012.34000000"`, always 8 decimals as Binance writes them."""
+    sign = "-" if scaled < 0 else ""
+    whole, fraction = divmod(abs(scaled), _SCALE)
+    return f"{sign}{whole}.{fraction:0{SCALE_DIGITS}d}"

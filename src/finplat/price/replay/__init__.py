@@ -1,0 +1,1 @@
+"""A Binance look-alike that replays real recorded market data, with fault injection."""

@@ -1,0 +1,1 @@
+"""Where normalised updates go: bounded, batched, independent of each other."""

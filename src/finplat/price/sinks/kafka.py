@@ -1,0 +1,48 @@
+"""The Kafka sink: PriceUpdates onto `price-updates` as Avro, buffered like the other sinks.
+
+The buffered sink in front gives Kafka the same guarantees as Redis and InfluxDB: while the
+registry or the broker is away, updates wait (within the bound) and are sent in order once it
+returns. Behind it, librdkafka's own queue holds what is in flight and retries by itself.
+"""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from finance.market.v1 import market_pb2
+from finplat.contract.errors import ContractError
+from finplat.kafka.errors import QueueFullError, RegistryUnavailableError
+from finplat.kafka.producer import PriceUpdateProducer
+from finplat.price.adapters.errors import StoreUnavailableError
+
+logger = logging.getLogger(__name__)
+
+
+class KafkaPublisher:
+    """Adapts the producer to the batch-write interface of a buffered sink."""
+
+    def __init__(self, producer: PriceUpdateProducer, poll_interval_s: float = 0.05) -> None:
+        self.producer = producer
+        self._poll_interval_s = poll_interval_s
+        self.rejected = 0
+
+    async def write(self, batch: Sequence[market_pb2.PriceUpdate]) -> None:
+        """Queue a batch in librdkafka; stops, saying how far it got, when it cannot go on."""
+        for index, update in enumerate(batch):
+            try:
+                self.producer.send(update)
+            except ContractError as exc:
+                self.rejected += 1
+                logger.warning("not published: %s", exc, extra={"symbol": update.symbol})
+            except (QueueFullError, RegistryUnavailableError) as exc:
+                raise StoreUnavailableError(f"kafka: {exc}", written=index) from exc
+
+    async def serve_deliveries(self) -> None:
+        """Run delivery callbacks until cancelled (librdkafka calls them only from poll)."""
+        while True:
+            self.producer.poll(0)
+            await asyncio.sleep(self._poll_interval_s)
+
+    async def flush(self, timeout_s: float) -> int:
+        """Wait, off the event loop, for what librdkafka still holds; returns what is left."""
+        return await asyncio.to_thread(self.producer.flush, timeout_s)

@@ -1,0 +1,41 @@
+"""Shared fixtures: the real Binance data files (read in place, never copied) and a fake clock."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.paths import REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """``FINPLAT_DATA_DIR``, else ``../shared/data/binance`` next to the repository."""
+    path = Path(os.environ.get("FINPLAT_DATA_DIR", REPO_ROOT.parent / "shared/data/binance"))
+    if not (path / "SOURCE.md").is_file():
+        pytest.fail(f"market data not found under {path}; set FINPLAT_DATA_DIR")
+    return path
+
+
+class FakeClock:
+    """A clock that only moves when slept on or told to; records every sleep."""
+
+    def __init__(self, wall_ms: int = 1_700_000_000_000) -> None:
+        self.now_s = 0.0
+        self.wall_ms = wall_ms
+        self.sleeps: list[float] = []
+
+    def time_ms(self) -> int:
+        return self.wall_ms + int(self.now_s * 1000)
+
+    def monotonic(self) -> float:
+        return self.now_s
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now_s += max(seconds, 0.0)
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()

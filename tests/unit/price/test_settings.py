@@ -1,0 +1,54 @@
+"""Settings validate their input; the replay settings read FINPLAT_REPLAY_ variables."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from finplat.price.binance.settings import FeedSettings
+from finplat.price.replay.settings import ReplaySettings
+
+
+def test_feed_settings_normalise_symbols_and_check_kinds() -> None:
+    settings = FeedSettings(symbols=("btcusdt",), stream_kinds=("aggTrade", "kline_15m"))
+
+    assert settings.symbols == ("BTCUSDT",)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"stream_kinds": ("depth",)},
+        {"max_streams_per_connection": 2000},
+        {"control_messages_per_s": 6},
+        {"unknown_field": 1},
+        {"symbols": ()},
+    ],
+)
+def test_feed_settings_refuse_what_binance_would(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        FeedSettings.model_validate(bad)
+
+
+def test_feed_settings_are_frozen() -> None:
+    settings = FeedSettings()
+
+    with pytest.raises(ValidationError):
+        settings.symbols = ("X",)
+
+
+def test_replay_settings_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FINPLAT_REPLAY_SPEED", "60")
+    monkeypatch.setenv("FINPLAT_REPLAY_SYMBOLS", '["btcusdt"]')
+    monkeypatch.setenv("FINPLAT_DATA_DIR", str(tmp_path))
+
+    settings = ReplaySettings()
+
+    assert (settings.speed, settings.symbols, settings.data_dir) == (60.0, ("BTCUSDT",), tmp_path)
+
+
+def test_replay_settings_refuse_sub_minute_streams() -> None:
+    with pytest.raises(ValidationError, match="1m or coarser"):
+        ReplaySettings(kline_intervals=("1s",))
