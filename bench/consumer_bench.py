@@ -1,0 +1,195 @@
+"""Benchmark: the statistics consumer's decode-and-count throughput beside a raw poll.
+
+Produces COUNT Avro PriceUpdates (Confluent framing, schema in the registry) to a fresh topic
+on the running Kafka, then measures on that topic, in the same run:
+
+  1. confluent-kafka's raw consume() rate (no decoding): the ceiling of any consumer;
+  2. decoding alone, in memory, with confluent's AvroDeserializer and with our lean
+     deserializer (generic `from_record` conversion and the direct constructor);
+  3. decode-and-count in memory (decode, de-dup, statistics; no Kafka, no SQLite);
+  4. the real consumer end to end: poll, decode, de-dup, count, persist state and offsets to
+     SQLite per batch, commit; timed from its start (group join included) and from its first
+     counted batch.
+
+Target: (4) >= 50,000 messages/s. Run with the stack up (`make up`):
+
+    .venv/bin/python bench/consumer_bench.py [--count 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from finance.market.v1 import market_pb2
+from finplat.backtest.app import build_consumer
+from finplat.backtest.avro_decode import LeanPriceUpdateDeserializer
+from finplat.backtest.processor import BatchProcessor
+from finplat.backtest.settings import BacktestSettings
+from finplat.backtest.stats import StreamStats
+from finplat.core.connections import KafkaSettings
+from finplat.kafka.admin import ensure_topic
+from finplat.kafka.consumer import Record
+from finplat.kafka.producer import PriceUpdateProducer
+from finplat.kafka.serde import PriceUpdateDeserializer, PriceUpdateSerializer, registry_client
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
+PARTITIONS = 3
+
+
+def produce(settings: KafkaSettings, count: int) -> float:
+    with registry_client(settings) as registry:
+        producer = PriceUpdateProducer(
+            settings, PriceUpdateSerializer(registry, settings.topic), {"linger.ms": 20}
+        )
+        started = time.perf_counter()
+        for index in range(count):
+            producer.send(
+                market_pb2.PriceUpdate(
+                    symbol=SYMBOLS[index % len(SYMBOLS)],
+                    price=f"{60000 + index % 1000}.{index % 100:02d}000000",
+                    timestamp=1_700_000_000_000 + index,
+                    volume="0.00100000",
+                    service="bench",
+                    kind=market_pb2.EVENT_KIND_TRADE,
+                    event_id=str(index),
+                    exchange="binance",
+                    receive_timestamp=1_700_000_000_005 + index,
+                )
+            )
+        if producer.flush(120):
+            raise SystemExit("not every message was delivered")
+        return time.perf_counter() - started
+
+
+def raw_poll(settings: KafkaSettings, count: int) -> tuple[list[bytes], float]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"bench-raw-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(settings.topic, p, 0) for p in range(PARTITIONS)])
+    values: list[bytes] = []
+    started = time.perf_counter()
+    while len(values) < count:
+        for message in consumer.consume(10_000, 1.0):
+            if message.error() is None:
+                values.append(message.value())  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return values, elapsed
+
+
+def timed(values: list[bytes], decode: Callable[[bytes], object]) -> float:
+    started = time.perf_counter()
+    for value in values:
+        decode(value)
+    return time.perf_counter() - started
+
+
+def decode_and_count(settings: KafkaSettings, values: list[bytes]) -> float:
+    """The processor on in-memory records: decoding, de-dup and statistics, no I/O."""
+
+    class NoDeadLetters:
+        def send(self, record: Record, reason: str) -> None:
+            raise SystemExit(f"unexpected dead letter: {reason}")
+
+        def flush(self, timeout_s: float) -> None:
+            return None
+
+    class NoStore:
+        def load(self) -> object:
+            raise NotImplementedError
+
+        def save(self, *args: object) -> None:
+            return None
+
+    with registry_client(settings) as registry:
+        stats = StreamStats(time.monotonic, 100_000)
+        processor = BatchProcessor(
+            stats, LeanPriceUpdateDeserializer(registry), NoDeadLetters(), NoStore(),  # type: ignore[arg-type]
+            threading.Lock(), 10.0,
+        )  # fmt: skip
+        records = [Record(settings.topic, 0, i, None, v, ()) for i, v in enumerate(values)]
+        started = time.perf_counter()
+        for first in range(0, len(records), 2000):
+            processor.process(records[first : first + 2000])
+        elapsed = time.perf_counter() - started
+    if stats.total != len(values):
+        raise SystemExit(f"counted {stats.total} of {len(values)}")
+    return elapsed
+
+
+async def consumer_end_to_end(
+    settings: KafkaSettings, count: int, state: Path
+) -> tuple[float, float]:
+    """Seconds from start (group join included) and from the first counted message."""
+    service = BacktestSettings(
+        consumer_state_path=state, consumer_group_id=f"bench-{uuid.uuid4().hex}"
+    )
+    stats = StreamStats(time.monotonic, service.dedup_capacity)
+    parts = build_consumer(service, settings, stats, threading.Lock())
+    task = asyncio.create_task(parts.consumer.run())
+    started = time.perf_counter()
+    first: float | None = None
+    while (counted := parts.consumer.snapshot()[0].total_messages) < count:
+        if first is None and counted:
+            first, first_count = time.perf_counter(), counted
+        await asyncio.sleep(0.005)
+    finished = time.perf_counter()
+    parts.consumer.stop()
+    await task
+    parts.close(5.0)
+    steady = (finished - first) * count / (count - first_count) if first else finished - started
+    return finished - started, steady
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200_000)
+    args = parser.parse_args()
+    count: int = args.count
+    base = KafkaSettings()
+    settings = base.model_copy(update={"topic": f"bench-price-updates-{uuid.uuid4().hex[:12]}"})
+    ensure_topic(settings.bootstrap_servers, settings.topic, PARTITIONS)
+    produced_s = produce(settings, count)
+    values, raw_s = raw_poll(settings, count)
+    with registry_client(settings) as registry:
+        confluent = PriceUpdateDeserializer(registry, settings.topic)
+        generic = LeanPriceUpdateDeserializer(registry, generic_conversion=True)
+        lean = LeanPriceUpdateDeserializer(registry)
+        rows = [
+            ("produce (confluent AvroSerializer)", produced_s),
+            ("raw poll, confluent consume()", raw_s),
+            ("decode: confluent AvroDeserializer", timed(values, confluent)),
+            ("decode: lean + from_record", timed(values, generic)),
+            ("decode: lean + constructor", timed(values, lean)),
+        ]
+    with tempfile.TemporaryDirectory() as folder:
+        in_memory = decode_and_count(settings, values)
+        rows.append(("decode-and-count (in memory)", in_memory))
+        end_to_end, steady = asyncio.run(
+            consumer_end_to_end(settings, count, Path(folder) / "c.sqlite3")
+        )
+        rows.append(("consumer, group join included", end_to_end))
+        rows.append(("consumer, after the first batch", steady))
+    print(f"\n{count:,} PriceUpdates on {settings.topic} ({PARTITIONS} partitions)\n")
+    print(f"{'path':<42}{'seconds':>10}{'msg/s':>12}")
+    for name, seconds in rows:
+        print(f"{name:<42}{seconds:>10.2f}{count / seconds:>12,.0f}")
+    verdict = "meets" if count / end_to_end >= 50_000 else "MISSES"
+    print(f"\nconsumer end to end {verdict} the 50,000 msg/s target")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""`finplat backtest`: serve the backtest service, or run one backtest from the terminal."""
+
+import asyncio
+import math
+import time
+from datetime import datetime
+from pathlib import Path
+
+import click
+import grpc
+
+from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
+from finance.market.v1 import price_service_pb2_grpc
+from finplat.backtest import runs
+from finplat.backtest.app import serve as serve_service
+from finplat.backtest.charts import render_backtest_html
+from finplat.backtest.convert import timestamp
+from finplat.backtest.history import LocalKlineBars, PriceServiceBars, utc_ms
+from finplat.backtest.ids import new_id
+from finplat.backtest.settings import BacktestSettings
+from finplat.backtest.validation import RequestError
+from finplat.core.connections import KafkaSettings
+
+# src/finplat/backtest/cli.py -> the repository root is three folders up from this one.
+_REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_DATA_DIR = _REPO_ROOT.parent / "shared" / "data" / "binance"
+_TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+
+
+@click.group()
+def backtest() -> None:
+    """Backtests of trading strategies, and live statistics of the price updates."""
+
+
+@backtest.command()
+def serve() -> None:
+    """Run the backtest service (gRPC, statistics consumer) until SIGTERM or SIGINT."""
+    asyncio.run(serve_service(BacktestSettings(), KafkaSettings()))
+
+
+def _parameters(raw: tuple[str, ...]) -> dict[str, float]:
+    values = {}
+    for item in raw:
+        name, sep, text = item.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError(item)
+            values[name.strip()] = float(text)
+        except ValueError:
+            message = f"expected NAME=NUMBER, got {item!r}"
+            raise click.BadParameter(message, param_hint="--param") from None
+    return values
+
+
+def _value(value: object) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:,.6g}"
+    if hasattr(value, "ToTimedelta"):
+        return str(value.ToTimedelta())
+    return str(value)
+
+
+def metrics_table(run: backtest_pb2.Backtest) -> list[str]:
+    """The lines `run` prints: what was run, then one metric per line."""
+    params = " ".join(f"{k}={v:g}" for k, v in sorted(run.parameters.items()))
+    start = run.data.start_time.ToDatetime().isoformat(sep=" ", timespec="minutes")
+    end = run.data.end_time.ToDatetime().isoformat(sep=" ", timespec="minutes")
+    lines = [
+        f"{run.strategy} {params} on {run.data.symbol} {run.data.interval}, "
+        f"{start} to {end} UTC, {run.bar_count} bars",
+        f"{'metric':<24}{'value':>18}",
+    ]
+    for field in backtest_pb2.Metrics.DESCRIPTOR.fields:
+        lines.append(f"{field.name:<24}{_value(getattr(run.metrics, field.name)):>18}")
+    return lines
+
+
+async def _run(request: backtest_service_pb2.RunBacktestRequest, data_dir: Path,
+               price_service: str | None) -> runs.BacktestRun:  # fmt: skip
+    now = time.time_ns() // 1_000_000
+    if price_service is None:
+        return await runs.backtest(request, LocalKlineBars(data_dir), runs.Limits(), new_id(), now)
+    async with grpc.aio.insecure_channel(price_service) as channel:
+        source = PriceServiceBars(price_service_pb2_grpc.PriceServiceStub(channel))
+        return await runs.backtest(request, source, runs.Limits(), new_id(), now)
+
+
+@backtest.command()
+@click.option("--strategy", required=True, help="Strategy name, e.g. sma_crossover.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Repeatable.")
+@click.option("--symbol", default="BTCUSDT", show_default=True)
+@click.option("--interval", default="1m", show_default=True)
+@click.option("--start", required=True, type=click.DateTime(_TIME_FORMATS), help="UTC, inclusive.")
+@click.option("--end", required=True, type=click.DateTime(_TIME_FORMATS), help="UTC, exclusive.")
+@click.option("--fee-bps", default=0.0, show_default=True, type=float)
+@click.option("--slippage-bps", default=0.0, show_default=True, type=float)
+@click.option("--initial-cash", default=10_000.0, show_default=True, type=float)
+@click.option("--long-short", is_flag=True, help="Allow short positions (default: long only).")
+@click.option("--stop-loss", default=0.0, type=float, help="Fraction of entry; 0 disables.")
+@click.option("--take-profit", default=0.0, type=float, help="Fraction of entry; 0 disables.")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="Write HTML here.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="FINPLAT_DATA_DIR",
+    default=DEFAULT_DATA_DIR,
+    show_default="../shared/data/binance next to the repository",
+    help="Binance kline archives (klines/spot/SYMBOL/INTERVAL/*.csv.gz).",
+)
+@click.option("--price-service", metavar="ADDRESS", help="Take candles from this price service.")
+def run(
+    strategy: str, params: tuple[str, ...], symbol: str, interval: str, start: datetime,
+    end: datetime, fee_bps: float, slippage_bps: float, initial_cash: float, long_short: bool,
+    stop_loss: float, take_profit: float, chart: Path | None, data_dir: Path,
+    price_service: str | None,
+) -> None:  # fmt: skip
+    """Run one backtest on local kline files (or the price service) and print its metrics."""
+    request = backtest_service_pb2.RunBacktestRequest(
+        strategy=strategy,
+        parameters=_parameters(params),
+        data=backtest_pb2.DataRange(
+            symbol=symbol,
+            interval=interval,
+            start_time=timestamp(utc_ms(start)),
+            end_time=timestamp(utc_ms(end)),
+        ),
+        config=backtest_pb2.BacktestConfig(
+            initial_cash=initial_cash,
+            fee_bps=fee_bps,
+            slippage_bps=slippage_bps,
+            mode=(
+                backtest_pb2.POSITION_MODE_LONG_SHORT
+                if long_short
+                else backtest_pb2.POSITION_MODE_LONG_ONLY
+            ),
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+        ),
+    )
+    try:
+        result = asyncio.run(_run(request, data_dir, price_service))
+    except RequestError as exc:
+        raise click.ClickException(f"{exc.code.name}: {exc.message}") from exc
+    for line in metrics_table(result.backtest):
+        click.echo(line)
+    if chart is not None:
+        chart.write_text(render_backtest_html(result.backtest, result.bars), encoding="utf-8")
+        click.echo(f"chart written to {chart}")

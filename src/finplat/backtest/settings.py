@@ -1,0 +1,54 @@
+"""Settings of the backtest service, read once from `FINPLAT_BACKTEST_*` by the composition root."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BacktestSettings(BaseSettings):
+    """Where the service listens, what it reads and stores, and its limits."""
+
+    model_config = SettingsConfigDict(env_prefix="FINPLAT_BACKTEST_", frozen=True, extra="forbid")
+
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(default=50052, ge=0, le=65535)
+    # Time in-flight calls get to finish on SIGTERM before the server stops.
+    shutdown_grace_s: float = Field(default=5.0, ge=0)
+
+    # Stored backtests and sweeps; relative paths are relative to the working directory.
+    results_path: Path = Path("var/backtest/results.sqlite3")
+    # Statistics, de-duplication window and next offsets of the consumer (source of truth).
+    consumer_state_path: Path = Path("var/backtest/consumer.sqlite3")
+
+    consumer_group_id: str = "finplat-backtest"
+    consumer_enabled: bool = True
+    # Largest batch taken from librdkafka at once; a batch is persisted in one transaction.
+    poll_max_messages: int = Field(default=2000, ge=1, le=100_000)
+    # How long one poll waits; also bounds how long a stop request waits for the poll thread.
+    poll_timeout_s: float = Field(default=0.25, gt=0, le=5)
+    # Event keys remembered for de-duplication; older keys are forgotten first.
+    dedup_capacity: int = Field(default=100_000, ge=1)
+    # How long a batch waits for its dead letters to be acknowledged before it is retried.
+    dead_letter_timeout_s: float = Field(default=10.0, gt=0)
+    stats_log_interval_s: float = Field(default=30.0, gt=0)
+
+    price_service_address: str = "127.0.0.1:50051"
+    # Deadline of each GetCandles call.
+    price_service_timeout_s: float = Field(default=30.0, gt=0)
+    # Candles per GetCandles call; the price service answers at most 5000.
+    candles_per_request: int = Field(default=5000, ge=1, le=5000)
+
+    # Backtests and sweeps run at once (2 cores: more would only queue inside numba).
+    max_concurrent_runs: int = Field(default=2, ge=1)
+    sweep_workers: int = Field(default=2, ge=1)
+    max_sweep_combinations: int = Field(default=10_000, ge=1)
+    # Bars one backtest may ask for (a year of 1m bars is 525,600).
+    max_bars: int = Field(default=5_000_000, ge=2)
+    # Points kept of an equity curve in a stored backtest.
+    max_equity_points: int = Field(default=2000, ge=10)
+
+    @property
+    def grpc_address(self) -> str:
+        """`host:port` the gRPC server binds."""
+        return f"{self.grpc_host}:{self.grpc_port}"

@@ -1,0 +1,169 @@
+"""`finplat backtest serve` as a process: health, stats and backtests; SIGTERM; a restart keeps
+stored runs and counted statistics. Candles come from a fake PriceService in this process."""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
+from finance.market.v1 import market_pb2, price_service_pb2_grpc
+from finplat.core.connections import KafkaSettings
+from finplat.core.grpc_server import ServiceBinding, start_server
+from finplat.kafka.admin import ensure_topic
+from finplat.kafka.producer import PriceUpdateProducer
+from finplat.kafka.serde import PriceUpdateSerializer, registry_client
+from tests.unit.backtest.conftest import data_dir
+from tests.unit.backtest.fake_price_service import FakePriceService, btc_candles
+
+pytestmark = pytest.mark.integration
+
+_SERVE = (
+    "from finplat.core.logging import configure_logging; configure_logging('INFO'); "
+    "from finplat.backtest.cli import backtest; backtest(['serve'])"
+)
+NOV_1_MS = 1_730_419_200_000
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest_asyncio.fixture
+async def price_address() -> AsyncIterator[str]:
+    prices = FakePriceService(
+        {"BTCUSDT": btc_candles(data_dir(), date(2024, 11, 1), date(2024, 11, 1))}
+    )
+    binding = ServiceBinding(
+        "finance.market.v1.PriceService",
+        lambda s: price_service_pb2_grpc.add_PriceServiceServicer_to_server(prices, s),
+    )
+    server = await start_server("127.0.0.1:0", [binding])
+    yield f"127.0.0.1:{server.port}"
+    await server.stop(0)
+
+
+class Service:
+    """The service process; started and stopped by the test."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _SERVE], env=self.env, stdout=sink, stderr=sink
+            )
+
+    async def terminate(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(self.process.wait, 30)
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+async def _wait_serving(channel: grpc.aio.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    async with asyncio.timeout(60):
+        while True:
+            try:
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.2)
+
+
+async def _wait_total(stub: "backtest_service_pb2_grpc.BacktestServiceAsyncStub", n: int) -> int:
+    async with asyncio.timeout(60):
+        while True:
+            stats = await stub.GetStats(backtest_service_pb2.GetStatsRequest())
+            if stats.total_messages >= n:
+                return stats.total_messages
+            await asyncio.sleep(0.2)
+
+
+@pytest.mark.asyncio
+async def test_serve_stats_backtests_sigterm_and_restart(
+    kafka_settings: KafkaSettings, price_address: str, tmp_path: Path
+) -> None:
+    topic = f"test-backtest-serve-{uuid.uuid4().hex}"
+    ensure_topic(kafka_settings.bootstrap_servers, topic, partitions=3)
+    settings = kafka_settings.model_copy(update={"topic": topic})
+    port = _free_port()
+    env = {
+        **os.environ,
+        "FINPLAT_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "FINPLAT_KAFKA_SCHEMA_REGISTRY_URL": kafka_settings.schema_registry_url,
+        "FINPLAT_KAFKA_TOPIC": topic,
+        "FINPLAT_KAFKA_DEAD_LETTER_TOPIC": f"{topic}-dlq",
+        "FINPLAT_BACKTEST_GRPC_PORT": str(port),
+        "FINPLAT_BACKTEST_CONSUMER_GROUP_ID": f"test-serve-{uuid.uuid4().hex}",
+        "FINPLAT_BACKTEST_RESULTS_PATH": str(tmp_path / "results.sqlite3"),
+        "FINPLAT_BACKTEST_CONSUMER_STATE_PATH": str(tmp_path / "consumer.sqlite3"),
+        "FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": price_address,
+    }
+    with registry_client(settings) as registry:
+        producer = PriceUpdateProducer(settings, PriceUpdateSerializer(registry, topic))
+        for index in range(20):
+            update = market_pb2.PriceUpdate(
+                symbol="BTCUSDT", price=f"{index + 1}.5", volume="1", event_id=str(index)
+            )
+            producer.send(update)
+        assert producer.flush(30) == 0
+    service = Service(env, tmp_path / "service.log")
+    request = backtest_service_pb2.RunBacktestRequest(
+        strategy="sma_crossover",
+        data=backtest_pb2.DataRange(symbol="BTCUSDT", interval="1m"),
+    )
+    request.data.start_time.FromMilliseconds(NOV_1_MS)
+    request.data.end_time.FromMilliseconds(NOV_1_MS + 86_400_000)
+    try:
+        service.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await _wait_serving(channel)
+            stub = backtest_service_pb2_grpc.BacktestServiceStub(channel)
+            counted = await _wait_total(stub, 20)
+            created = (await stub.RunBacktest(request)).backtest
+        first_exit = await service.terminate()
+
+        service.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await _wait_serving(channel)
+            stub = backtest_service_pb2_grpc.BacktestServiceStub(channel)
+            fetched = await stub.GetBacktest(backtest_service_pb2.GetBacktestRequest(id=created.id))
+            restored = (await stub.GetStats(backtest_service_pb2.GetStatsRequest())).total_messages
+        second_exit = await service.terminate()
+    finally:
+        service.kill()
+
+    log = (tmp_path / "service.log").read_text()
+    assert counted == 20
+    assert created.bar_count == 1440
+    assert fetched.backtest == created
+    assert restored == 20
+    assert (first_exit, second_exit) == (0, 0)
+    assert log.count('"consumer closed"') == 2
+    assert log.count('"gRPC server stopped"') == 2

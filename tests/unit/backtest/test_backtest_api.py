@@ -1,0 +1,267 @@
+"""BacktestService on a real in-process gRPC server, bars from a fake PriceService over gRPC."""
+
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+
+from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
+from finance.market.v1 import price_service_pb2_grpc
+from finplat.backtest.api import BacktestServicer
+from finplat.backtest.consumer import PartitionLag
+from finplat.backtest.domain.bars import Bars
+from finplat.backtest.domain.engine import EngineConfig, PositionMode, run_strategy
+from finplat.backtest.history import PriceServiceBars
+from finplat.backtest.runs import Limits
+from finplat.backtest.stats import StatsSnapshot, SymbolSnapshot
+from finplat.backtest.store import ResultStore
+from finplat.core.grpc_server import ServiceBinding, start_server
+from tests.unit.backtest.conftest import data_dir
+from tests.unit.backtest.fake_price_service import FakePriceService, btc_candles
+
+NOV_1_MS = 1_730_419_200_000  # 2024-11-01T00:00:00Z
+DAY_MS = 86_400_000
+
+
+class FakeStats:
+    """A fixed statistics snapshot."""
+
+    def snapshot(self) -> tuple[StatsSnapshot, tuple[PartitionLag, ...]]:
+        symbol = SymbolSnapshot("BTCUSDT", 3, 1000, 2500, "101.5", "99.00", "101.5", "0.75", 0.05)
+        return (
+            StatsSnapshot(3, (symbol,), decode_errors=1, dead_lettered=1, duplicates=2,
+                          uptime_s=90.5),
+            (PartitionLag("price-updates", 0, next_offset=7, end_offset=10),),
+        )  # fmt: skip
+
+
+@dataclass
+class Harness:
+    stub: "backtest_service_pb2_grpc.BacktestServiceAsyncStub"
+    prices: FakePriceService
+    servicer: BacktestServicer
+
+
+@pytest_asyncio.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Harness]:
+    candles = btc_candles(data_dir(), date(2024, 11, 1), date(2024, 11, 3))
+    prices = FakePriceService({"BTCUSDT": candles})
+    price_binding = ServiceBinding(
+        "finance.market.v1.PriceService",
+        lambda s: price_service_pb2_grpc.add_PriceServiceServicer_to_server(prices, s),
+    )
+    price_server = await start_server("127.0.0.1:0", [price_binding])
+    store = await ResultStore.open(tmp_path / "results.sqlite3")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{price_server.port}") as price_channel:
+        bars = PriceServiceBars(price_service_pb2_grpc.PriceServiceStub(price_channel), chunk=1000)
+        servicer = BacktestServicer(FakeStats(), bars, store, Limits(max_bars=100_000))
+        binding = ServiceBinding(
+            "finance.backtest.v1.BacktestService",
+            lambda s: backtest_service_pb2_grpc.add_BacktestServiceServicer_to_server(servicer, s),
+        )
+        server = await start_server("127.0.0.1:0", [binding])
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = backtest_service_pb2_grpc.BacktestServiceStub(channel)
+            yield Harness(stub, prices, servicer)
+        await server.stop(0)
+    await price_server.stop(0)
+    await store.close()
+
+
+def _request(
+    strategy: str = "sma_crossover",
+    parameters: dict[str, float] | None = None,
+    symbol: str = "BTCUSDT",
+    start_ms: int = NOV_1_MS,
+    end_ms: int = NOV_1_MS + 3 * DAY_MS,
+) -> backtest_service_pb2.RunBacktestRequest:
+    request = backtest_service_pb2.RunBacktestRequest(
+        strategy=strategy,
+        parameters={"fast": 10, "slow": 30} if parameters is None else parameters,
+        data=backtest_pb2.DataRange(symbol=symbol, interval="1m"),
+        config=backtest_pb2.BacktestConfig(fee_bps=10),
+    )
+    request.data.start_time.FromMilliseconds(start_ms)
+    request.data.end_time.FromMilliseconds(end_ms)
+    return request
+
+
+async def _error(call: object) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call  # type: ignore[misc]
+    return caught.value.code(), caught.value.details() or ""
+
+
+@pytest.mark.asyncio
+async def test_run_backtest_matches_the_engine_on_the_same_klines(
+    service: Harness, q4_bars: Bars
+) -> None:
+    direct = run_strategy(
+        q4_bars, "sma_crossover", {"fast": 10, "slow": 30},
+        EngineConfig(fee_bps=10, mode=PositionMode.LONG_ONLY),
+    )  # fmt: skip
+
+    response = await service.stub.RunBacktest(_request())
+
+    run = response.backtest
+    assert run.bar_count == len(q4_bars) == 4320
+    assert service.prices.answered == [1000, 1000, 1000, 1000, 320]  # paginated by time
+    m, d = run.metrics, direct.metrics
+    assert (m.total_return, m.sharpe, m.sortino, m.max_drawdown, m.final_equity) == (
+        d.total_return, d.sharpe, d.sortino, d.max_drawdown, d.final_equity,
+    )  # fmt: skip
+    assert (m.volatility, m.trade_count, m.average_trade) == (
+        d.annual_volatility, d.n_trades, d.avg_trade_return,
+    )  # fmt: skip
+    assert m.max_drawdown_duration.ToSeconds() == d.max_drawdown_duration_bars * 60
+    # One position at a time: entry order and the domain's exit order are the same.
+    assert [t.entry_price for t in run.trades] == direct.trades.entry_price.tolist()
+    assert [t.pnl for t in run.trades] == direct.trades.pnl.tolist()
+    assert len(run.equity_curve) <= 2000
+    assert run.equity_curve[-1].equity == direct.equity[-1]
+    assert dict(run.parameters) == {"fast": 10.0, "slow": 30.0}
+    assert run.config.initial_cash == 10_000.0
+
+
+@pytest.mark.asyncio
+async def test_stored_run_can_be_fetched_and_listed(service: Harness) -> None:
+    created = (await service.stub.RunBacktest(_request(end_ms=NOV_1_MS + DAY_MS))).backtest
+
+    fetched = await service.stub.GetBacktest(backtest_service_pb2.GetBacktestRequest(id=created.id))
+    listed = await service.stub.ListBacktests(
+        backtest_service_pb2.ListBacktestsRequest(symbol="btcusdt")
+    )
+
+    assert fetched.backtest == created
+    assert [b.id for b in listed.backtests] == [created.id]
+    assert listed.next_page_token == ""
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("request_", "code", "message"),
+    [
+        (_request(strategy="moon"), grpc.StatusCode.NOT_FOUND, "unknown strategy 'moon'"),
+        (_request(parameters={"fast": 0}), grpc.StatusCode.INVALID_ARGUMENT, "'fast': must be in"),
+        (_request(parameters={"fast": 30, "slow": 10}), grpc.StatusCode.INVALID_ARGUMENT,
+         "must be < slow"),
+        (_request(parameters={"fast": 2.5}), grpc.StatusCode.INVALID_ARGUMENT, "must be an int"),
+        (_request(parameters={"speed": 2}), grpc.StatusCode.INVALID_ARGUMENT, "'speed': unknown"),
+        (_request(end_ms=NOV_1_MS), grpc.StatusCode.INVALID_ARGUMENT, "empty or inverted"),
+        (_request(end_ms=NOV_1_MS - 1), grpc.StatusCode.INVALID_ARGUMENT, "empty or inverted"),
+        (_request(symbol="ETHUSDT"), grpc.StatusCode.FAILED_PRECONDITION, "not tracked"),
+        (_request(start_ms=0, end_ms=DAY_MS), grpc.StatusCode.FAILED_PRECONDITION,
+         "no 1m candles for BTCUSDT"),
+        (_request(end_ms=NOV_1_MS + 200 * DAY_MS), grpc.StatusCode.INVALID_ARGUMENT,
+         "more than 100000"),
+    ],
+)  # fmt: skip
+async def test_run_backtest_rejects_bad_requests(
+    service: Harness,
+    request_: backtest_service_pb2.RunBacktestRequest,
+    code: grpc.StatusCode,
+    message: str,
+) -> None:
+    got_code, details = await _error(service.stub.RunBacktest(request_))
+
+    assert got_code == code
+    assert message in details
+
+
+@pytest.mark.asyncio
+async def test_config_out_of_range_is_invalid_argument(service: Harness) -> None:
+    request = _request()
+    request.config.position_fraction = 1.5
+
+    code, details = await _error(service.stub.RunBacktest(request))
+
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "fraction must be in (0, 1]" in details
+
+
+@pytest.mark.asyncio
+async def test_get_unknown_backtest_is_not_found(service: Harness) -> None:
+    code, _ = await _error(
+        service.stub.GetBacktest(backtest_service_pb2.GetBacktestRequest(id="nope"))
+    )
+
+    assert code == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.asyncio
+async def test_list_with_bad_token_is_invalid_argument(service: Harness) -> None:
+    code, _ = await _error(
+        service.stub.ListBacktests(backtest_service_pb2.ListBacktestsRequest(page_token="!!"))
+    )
+
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.asyncio
+async def test_sweep_ranks_the_grid_and_validates_rank_by(service: Harness) -> None:
+    base = _request(end_ms=NOV_1_MS + DAY_MS)
+    request = backtest_service_pb2.RunSweepRequest(
+        strategy="sma_crossover",
+        grid={"fast": backtest_pb2.ParameterRange(start=5, stop=15, step=5),
+              "slow": backtest_pb2.ParameterRange(start=20, stop=40, step=20)},
+        data=base.data, config=base.config, rank_by="total_return", top_n=4,
+    )  # fmt: skip
+
+    sweep = (await service.stub.RunSweep(request)).sweep
+    request.rank_by = "luck"
+    code, details = await _error(service.stub.RunSweep(request))
+
+    returns = [r.metrics.total_return for r in sweep.results]
+    assert len(sweep.results) == 4  # 3 x 2 combinations, best 4 kept
+    assert returns == sorted(returns, reverse=True)
+    assert sweep.rank_by == "total_return"
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "rank_by must be one of" in details
+
+
+@pytest.mark.asyncio
+async def test_get_stats_converts_the_snapshot(service: Harness) -> None:
+    stats = await service.stub.GetStats(backtest_service_pb2.GetStatsRequest())
+
+    assert (stats.total_messages, stats.decode_errors, stats.dead_lettered, stats.duplicates) == (
+        3, 1, 1, 2,
+    )  # fmt: skip
+    (btc,) = stats.symbols
+    assert (btc.symbol, btc.count, btc.last_price, btc.min_price, btc.volume) == (
+        "BTCUSDT", 3, "101.5", "99.00", "0.75",
+    )  # fmt: skip
+    assert btc.first_event_time.ToMilliseconds() == 1000
+    assert math.isclose(btc.messages_per_second, 0.05)
+    (lag,) = stats.lag
+    assert (lag.partition, lag.committed_offset, lag.end_offset, lag.lag) == (0, 7, 10, 3)
+    assert stats.uptime.ToMilliseconds() == 90_500
+
+
+@pytest.mark.asyncio
+async def test_list_strategies_exposes_parameter_schemas(service: Harness) -> None:
+    response = await service.stub.ListStrategies(backtest_service_pb2.ListStrategiesRequest())
+
+    names = [s.name for s in response.strategies]
+    sma = next(s for s in response.strategies if s.name == "sma_crossover")
+    fast = next(p for p in sma.parameters if p.name == "fast")
+    assert names == sorted(names)
+    assert (fast.type, fast.default_value, fast.min_value, fast.max_value) == (
+        backtest_pb2.PARAMETER_TYPE_INT, 10.0, 1.0, 10_000.0,
+    )  # fmt: skip
+
+
+@pytest.mark.asyncio
+async def test_chart_of_a_stored_run_is_html_with_the_price_panel(service: Harness) -> None:
+    created = (await service.stub.RunBacktest(_request(end_ms=NOV_1_MS + DAY_MS))).backtest
+    servicer = service.servicer
+
+    page = await servicer.chart_html(created.id)
+
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("<svg") == 3
+    assert "BTCUSDT close, trades" in page

@@ -1,0 +1,128 @@
+"""Live statistics: exact counts, decimals and rates, computed by hand."""
+
+from decimal import Decimal
+
+import pytest
+
+from finance.market.v1 import market_pb2
+from finplat.backtest.dedup import DedupWindow
+from finplat.backtest.errors import InvalidUpdateError
+from finplat.backtest.stats import RateWindow, StreamStats
+from tests.unit.backtest.service_support import FakeClock, update
+
+
+def test_counts_per_symbol_with_exact_decimals_and_duplicates() -> None:
+    clock = FakeClock(10.2)
+    stats = StreamStats(clock, dedup_capacity=100)
+    steps = [
+        (10.2, update("1", price="100.50", volume="0.1", timestamp=1000)),
+        (10.7, update("2", price="99.25", volume="0.20", timestamp=3000)),
+        # Arrives later but happened earlier: it must not become the last price.
+        (11.5, update("3", price="101.00000000", volume="0.3", timestamp=2000)),
+        (11.6, update("2", price="99.25", volume="0.20", timestamp=3000)),
+        (11.7, update("1", symbol="ETHUSDT", price="2000", volume="1", timestamp=5000)),
+        (12.0, update("1", price="100", volume="0.05", timestamp=4000,
+                      kind=market_pb2.EVENT_KIND_AGG_TRADE)),
+    ]  # fmt: skip
+    counted = []
+
+    for now, item in steps:
+        clock.now = now
+        counted.append(stats.observe(item))
+    snapshot = stats.snapshot()
+
+    assert counted == [True, True, True, False, True, True]
+    assert snapshot.total_messages == 5
+    assert snapshot.duplicates == 1
+    btc, eth = snapshot.symbols
+    assert (btc.symbol, btc.count, btc.first_event_ms, btc.last_event_ms) == (
+        "BTCUSDT",
+        4,
+        1000,
+        4000,
+    )
+    assert (btc.last_price, btc.min_price, btc.max_price) == ("100", "99.25", "101.00000000")
+    assert btc.volume == "0.65"
+    assert btc.messages_per_second == pytest.approx(4 / 60)
+    assert (eth.symbol, eth.count, eth.last_price, eth.volume) == ("ETHUSDT", 1, "2000", "1")
+    assert snapshot.uptime_s == pytest.approx(12.0 - 10.2)
+
+
+def test_volume_sum_stays_exact_where_floats_would_not() -> None:
+    stats = StreamStats(FakeClock(), dedup_capacity=10)
+
+    for index in range(3):
+        stats.observe(update(str(index), volume="0.1"))
+
+    assert stats.snapshot().symbols[0].volume == "0.3"  # 0.1 + 0.1 + 0.1 != 0.3 in floats
+
+
+def test_rate_window_covers_the_last_sixty_whole_seconds() -> None:
+    window = RateWindow()
+    for _ in range(3):
+        window.add(10.5)
+    window.add(40.0)
+
+    assert window.per_second(69.99) == pytest.approx(4 / 60)
+    assert window.per_second(70.0) == pytest.approx(1 / 60)
+    assert window.per_second(100.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("price", "volume", "message"),
+    [
+        ("abc", "1", "price is not a decimal"),
+        ("NaN", "1", "price is not finite"),
+        ("0", "1", "price must be positive"),
+        ("1", "-2", "volume must not be negative"),
+        ("1" * 41, "1", "too many digits"),
+    ],
+)
+def test_invalid_values_raise_before_anything_is_counted(
+    price: str, volume: str, message: str
+) -> None:
+    stats = StreamStats(FakeClock(), dedup_capacity=10)
+
+    with pytest.raises(InvalidUpdateError, match=message):
+        stats.observe(update("1", price=price, volume=volume))
+
+    assert stats.total == 0
+    assert stats.observe(update("1", price="5", volume="1")) is True  # its key was not taken
+
+
+def test_updates_without_event_id_are_always_counted() -> None:
+    stats = StreamStats(FakeClock(), dedup_capacity=10)
+
+    results = [stats.observe(update("")) for _ in range(2)]
+
+    assert results == [True, True]
+    assert stats.total == 2
+
+
+def test_state_round_trip_keeps_counts_and_exact_values() -> None:
+    stats = StreamStats(FakeClock(), dedup_capacity=10)
+    stats.observe(update("1", price="1.10", volume="0.123456789012345678901234567"))
+    stats.observe(update("2", price="0.9", volume="2"))
+    stats.decode_errors, stats.dead_lettered = 3, 2
+    restored = StreamStats(FakeClock(), dedup_capacity=10)
+
+    restored.load_state(stats.to_state())
+    restored.observe(update("3", price="1.2", volume="1"))
+
+    snap = restored.snapshot()
+    assert (snap.total_messages, snap.decode_errors, snap.dead_lettered) == (3, 3, 2)
+    sym = snap.symbols[0]
+    assert (sym.min_price, sym.max_price, sym.last_price) == ("0.9", "1.2", "1.2")
+    assert Decimal(sym.volume) == Decimal("3.123456789012345678901234567")
+
+
+def test_dedup_window_forgets_the_oldest_key_first() -> None:
+    window = DedupWindow(capacity=2)
+
+    added = [window.add(key) for key in ("a", "b", "a", "c", "a")]
+
+    assert added == [True, True, False, True, True]  # "a" was evicted by "c"
+    changes = window.take_changes()
+    assert [key for _, key in changes.added] == ["a", "b", "c", "a"]
+    assert changes.keep_from_seq == 2  # "c" (seq 2) and the second "a" (seq 3) remain
+    assert window.take_changes().added == ()
