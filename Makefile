@@ -70,8 +70,12 @@ test-integration: install system-deps ## Integration tests (starts the stack unl
 test: lint system-deps ## Everything CI runs: lint, type checks, freshness, unit and integration tests
 	$(BIN)/pytest
 
-bench: install ## Benchmarks: each prints a table beside a peer measured in the same run
+bench: install system-deps ## Benchmarks: each prints a table beside a peer measured in the same run
+	$(BIN)/finplat stack up
 	$(BIN)/python bench/backtest_bench.py
+	$(BIN)/python bench/price_decode_bench.py
+	$(BIN)/python bench/consumer_bench.py
+	$(BIN)/python bench/gateway_bench.py
 
 up: install system-deps ## Start the platform's infrastructure (Kafka, registry, Redis, InfluxDB)
 	$(BIN)/finplat stack up

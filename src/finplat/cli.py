@@ -2,9 +2,13 @@
 
 import click
 
+from finplat.backtest.cli import backtest
 from finplat.contract.cli import proto, schemas
 from finplat.core.logging import configure_logging
+from finplat.gateway.cli import gateway
 from finplat.kafka.cli import kafka
+from finplat.price.cli import price
+from finplat.price.replay.cli import replay
 from finplat.stack.cli import stack
 
 
@@ -26,6 +30,10 @@ finplat.add_command(proto)
 finplat.add_command(schemas)
 finplat.add_command(kafka)
 finplat.add_command(stack)
+finplat.add_command(price)
+finplat.add_command(replay)
+finplat.add_command(backtest)
+finplat.add_command(gateway)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ def test_help_lists_the_subcommands() -> None:
         check=True,
     )
 
-    for command in ("proto", "schemas"):
+    for command in ("proto", "schemas", "stack", "kafka", "price", "replay", "backtest", "gateway"):
         assert f"  {command} " in result.stdout
 
 

@@ -1,0 +1,272 @@
+"""Fake upstream services: real grpc.aio servicers with scripted answers, for the gateway tests."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2, descriptor, message, message_factory
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
+from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
+
+Metadata = tuple[tuple[str, str | bytes], ...]
+
+
+def price(symbol: str, value: str = "67012.34000000", timestamp: int = 1_700_000_000_000) -> Any:
+    return market_pb2.PriceUpdate(
+        symbol=symbol,
+        price=value,
+        timestamp=timestamp,
+        volume="0.5",
+        service="price-service",
+        kind=market_pb2.EVENT_KIND_TRADE,
+        event_id="42",
+        exchange="binance",
+        receive_timestamp=timestamp + 3,
+    )
+
+
+@dataclass
+class Recorder:
+    """What the fakes saw: requests and invocation metadata, newest last."""
+
+    requests: list[Any] = field(default_factory=list)
+    metadata: list[dict[str, str | bytes]] = field(default_factory=list)
+
+    def record(self, request: message.Message, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self.requests.append(request)
+        self.metadata.append(dict(context.invocation_metadata() or ()))
+
+
+class FakePriceService(price_service_pb2_grpc.PriceServiceServicer):
+    """Prices of BTCUSDT and ETHUSDT; StreamPrices relays what `publish` is given."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.prices = {s: price(s) for s in ("BTCUSDT", "ETHUSDT")}
+        self.stream_script: list[Any] | None = None  # PriceUpdates then maybe a StatusCode
+        self._subscribers: set[asyncio.Queue[Any]] = set()
+        self.streams_opened = 0
+        self.streams_cancelled = asyncio.Event()
+        self._streams_changed = asyncio.Event()
+
+    @property
+    def active_streams(self) -> int:
+        return len(self._subscribers)
+
+    async def wait_for_opened(self, count: int) -> None:
+        """Until StreamPrices has been called `count` times in all."""
+        while self.streams_opened < count:
+            self._streams_changed.clear()
+            await self._streams_changed.wait()
+
+    async def wait_for_streams(self, count: int) -> None:
+        """Until exactly `count` live StreamPrices calls are open."""
+        while self.active_streams != count:
+            self._streams_changed.clear()
+            await self._streams_changed.wait()
+
+    def publish(self, update: Any) -> None:
+        """Send a PriceUpdate to every live stream; a StatusCode fails them instead."""
+        for queue in self._subscribers:
+            queue.put_nowait(update)
+
+    async def GetPrice(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        await context.send_initial_metadata((("x-served-by", "fake-price"),))
+        context.set_trailing_metadata((("x-price-source", "memory"),))
+        found = self.prices.get(request.symbol.upper())
+        if found is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no price for {request.symbol}")
+        return price_service_pb2.GetPriceResponse(price=found)
+
+    async def ListPrices(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        wanted = set(request.symbols) or set(self.prices)
+        return price_service_pb2.ListPricesResponse(
+            prices=[p for s, p in sorted(self.prices.items()) if s in wanted]
+        )
+
+    async def GetCandles(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        candle = market_pb2.Candle(symbol=request.symbol, interval=market_pb2.INTERVAL_1M)
+        return price_service_pb2.GetCandlesResponse(
+            candles=[candle] * max(0, min(request.limit, 3))
+        )
+
+    async def StreamPrices(self, request: Any, context: Any) -> AsyncIterator[Any]:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        self.streams_opened += 1
+        self._streams_changed.set()
+        if self.stream_script is not None:
+            for item in self.stream_script:
+                if isinstance(item, grpc.StatusCode):
+                    await context.abort(item, "stream failed")
+                yield price_service_pb2.StreamPricesResponse(prices=[item])
+            return
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._subscribers.add(queue)
+        self._streams_changed.set()
+        try:
+            while True:
+                update = await queue.get()
+                if isinstance(update, grpc.StatusCode):
+                    await context.abort(update, "stream failed")
+                if not request.symbols or update.symbol in request.symbols:
+                    yield price_service_pb2.StreamPricesResponse(prices=[update])
+        finally:
+            self._subscribers.discard(queue)
+            self._streams_changed.set()
+            self.streams_cancelled.set()
+
+
+class FakeBacktestService(backtest_service_pb2_grpc.BacktestServiceServicer):
+    """Echoes requests into plausible responses; backtest "known" exists, others do not."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    async def GetStats(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        stats = backtest_pb2.SymbolStats(symbol="BTCUSDT", count=3, last_price="1.5")
+        return backtest_service_pb2.GetStatsResponse(total_messages=3, symbols=[stats])
+
+    async def ListStrategies(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        fast = backtest_pb2.ParameterSpec(name="fast", type=backtest_pb2.PARAMETER_TYPE_INT)
+        strategy = backtest_pb2.Strategy(name="sma_crossover", parameters=[fast])
+        return backtest_service_pb2.ListStrategiesResponse(strategies=[strategy])
+
+    async def RunBacktest(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        run = backtest_pb2.Backtest(
+            id="run-1",
+            strategy=request.strategy,
+            parameters=request.parameters,
+            data=request.data,
+            config=request.config,
+        )
+        return backtest_service_pb2.RunBacktestResponse(backtest=run)
+
+    async def GetBacktest(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        if request.id != "known":
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no backtest {request.id}")
+        return backtest_service_pb2.GetBacktestResponse(backtest=backtest_pb2.Backtest(id="known"))
+
+    async def ListBacktests(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        return backtest_service_pb2.ListBacktestsResponse(next_page_token=request.page_token)
+
+    async def RunSweep(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        sweep = backtest_pb2.Sweep(id="sweep-1", strategy=request.strategy, rank_by=request.rank_by)
+        return backtest_service_pb2.RunSweepResponse(sweep=sweep)
+
+
+class FakeThingService:
+    """The test proto's ThingService: echoes requests, fails, sleeps and streams on demand."""
+
+    def __init__(self, service: descriptor.ServiceDescriptor, recorder: Recorder) -> None:
+        self.service = service
+        self.recorder = recorder
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+        for method in self.service.methods:
+            request = message_factory.GetMessageClass(method.input_type)
+            response = message_factory.GetMessageClass(method.output_type)
+            if method.server_streaming:
+                handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                    self._watch(response),
+                    request_deserializer=request.FromString,
+                    response_serializer=response.SerializeToString,
+                )
+            else:
+                handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                    self._unary(method.name),
+                    request_deserializer=request.FromString,
+                    response_serializer=response.SerializeToString,
+                )
+        return grpc.method_handlers_generic_handler(self.service.full_name, handlers)
+
+    def _unary(self, name: str) -> Callable[[Any, Any], Any]:
+        async def call(request: Any, context: Any) -> Any:
+            self.recorder.record(request, context)
+            await context.send_initial_metadata((("x-rpc", name), ("x-blob-bin", b"\x00\x01")))
+            context.set_trailing_metadata((("x-done", "yes"),))
+            if name == "Fail":
+                await _fail(request, context)
+            if name == "Sleep":
+                await asyncio.sleep(request.millis / 1000)
+            return request
+
+        return call
+
+    def _watch(self, response: type[message.Message]) -> Callable[[Any, Any], Any]:
+        async def watch(request: Any, context: Any) -> AsyncIterator[Any]:
+            self.recorder.record(request, context)
+            for seq in range(request.count):
+                thing = {"name": f"things/{seq}", "i64": seq}
+                yield response(thing=thing, seq=seq)
+            if request.fail_code:
+                await context.abort(grpc.StatusCode(_code(request.fail_code)), "watch failed")
+
+        return watch
+
+
+def _code(number: int) -> tuple[int, str]:
+    return next(c.value for c in grpc.StatusCode if c.value[0] == number)
+
+
+async def _fail(request: Any, context: Any) -> None:
+    code = grpc.StatusCode(_code(request.code))
+    trailing: Metadata = ()
+    if request.with_details:
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.ErrorInfo(reason="TOO_FAST", domain="finplat"))
+        status = status_pb2.Status(code=request.code, message=request.message, details=[detail])
+        trailing = (("grpc-status-details-bin", status.SerializeToString()),)
+    await context.abort(code, request.message, trailing_metadata=trailing)
+
+
+@dataclass
+class FakeUpstream:
+    server: grpc.aio.Server
+    address: str
+    health: health.HealthServicer
+    price: FakePriceService
+    backtest: FakeBacktestService
+    things: FakeThingService
+    recorder: Recorder
+
+
+async def start_fake_upstream(
+    thing_service: descriptor.ServiceDescriptor, interceptors: Sequence[Any] = ()
+) -> FakeUpstream:
+    """One grpc.aio server on a free loopback port hosting every fake and grpc.health.v1."""
+    recorder = Recorder()
+    server = grpc.aio.server(interceptors=list(interceptors))
+    fakes = FakeUpstream(
+        server=server,
+        address="",
+        health=health.HealthServicer(),
+        price=FakePriceService(recorder),
+        backtest=FakeBacktestService(recorder),
+        things=FakeThingService(thing_service, recorder),
+        recorder=recorder,
+    )
+    price_service_pb2_grpc.add_PriceServiceServicer_to_server(fakes.price, server)
+    backtest_service_pb2_grpc.add_BacktestServiceServicer_to_server(fakes.backtest, server)
+    server.add_generic_rpc_handlers((fakes.things.handler(),))
+    health_pb2_grpc.add_HealthServicer_to_server(fakes.health, server)
+    for name in ("finance.market.v1.PriceService", "finance.backtest.v1.BacktestService"):
+        fakes.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    fakes.address = f"127.0.0.1:{port}"
+    return fakes

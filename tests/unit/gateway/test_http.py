@@ -1,0 +1,440 @@
+"""REST requests through the gateway (real uvicorn) to a real grpc.aio server of fakes."""
+
+import base64
+from typing import Any
+
+import httpx
+import pytest
+from google.protobuf import json_format
+
+from finance.backtest.v1 import backtest_service_pb2
+from tests.unit.gateway.fakes import FakeUpstream
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def last_request(upstream: FakeUpstream) -> Any:
+    return upstream.recorder.requests[-1]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "options", "expected"),
+    [
+        pytest.param(
+            "GET",
+            "/v1/things/abc",
+            {},
+            {"name": "things/abc"},
+            id="variable over segments {name=things/*}",
+        ),
+        pytest.param(
+            "GET",
+            "/v1/alias/things/abc",
+            {},
+            {"name": "things/abc"},
+            id="additional_bindings get their own route",
+        ),
+        pytest.param(
+            "POST",
+            "/v1/things/abc:get",
+            {"json": {"thing": {"i32": 1}}},
+            {"name": "things/abc", "thing": {"i32": 1}},
+            id="additional binding with a custom verb and body star",
+        ),
+        pytest.param(
+            "POST",
+            "/v1/things/abc:archive",
+            {"json": {"reason": "old"}},
+            {"name": "things/abc", "reason": "old"},
+            id="custom verb",
+        ),
+        pytest.param(
+            "POST",
+            "/v1/things/abc:archive?reason=query",
+            {"json": {}},
+            {"name": "things/abc"},
+            id="body star leaves the query string unread",
+        ),
+        pytest.param(
+            "GET",
+            "/v1/parents/p1/things?parent.id=ignored&pageSize=2",
+            {},
+            {"parent": {"id": "p1"}, "pageSize": 2},
+            id="nested path variable {parent.id}, query cannot override it",
+        ),
+        pytest.param(
+            "GET", "/v1/files/a/b/c.txt", {}, {"path": "a/b/c.txt"}, id="deep wildcard {path=**}"
+        ),
+        pytest.param(
+            "GET",
+            "/v1/files/a%2Fb%20c",
+            {},
+            {"path": "a/b c"},
+            id="path is percent-decoded before matching (UnescapingModeLegacy)",
+        ),
+        pytest.param(
+            "GET",
+            "/v1/tags/a,b",
+            {},
+            {"tags": ["a", "b"]},
+            id="repeated path variable is comma-separated",
+        ),
+        pytest.param(
+            "PATCH",
+            "/v1/things/x?updateMask=i32,title",
+            {"json": {"name": "things/y", "i32": 3}},
+            {"thing": {"name": "things/x", "i32": 3}, "updateMask": "i32,title"},
+            id="single-field body; path variable inside it wins",
+        ),
+        pytest.param("DELETE", "/v1/things/abc", {}, {"name": "things/abc"}, id="DELETE binding"),
+        pytest.param(
+            "GET",
+            "/v1/parents/p/things?thing.when=2024-01-02T03:04:05Z&thing.ttl=90s&thing.color=1&thing.i64=9007199254740993",
+            {},
+            {
+                "parent": {"id": "p"},
+                "thing": {
+                    "when": "2024-01-02T03:04:05Z",
+                    "ttl": "90s",
+                    "color": "COLOR_RED",
+                    "i64": "9007199254740993",
+                },
+            },
+            id="query parameters of well-known types",
+        ),
+    ],
+)
+async def test_requests_reach_the_rpc_as_grpc_gateway_maps_them(
+    client: httpx.AsyncClient,
+    upstream: FakeUpstream,
+    method: str,
+    path: str,
+    options: dict[str, Any],
+    expected: dict[str, Any],
+) -> None:
+    response = await client.request(method, path, **options)
+
+    assert response.status_code == 200, response.text
+    assert json_format.MessageToDict(last_request(upstream)) == expected
+
+
+async def test_response_body_names_the_field_returned(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/prices/BTCUSDT")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "symbol": "BTCUSDT",
+        "price": "67012.34000000",
+        "timestamp": "1700000000000",
+        "volume": "0.5",
+        "service": "price-service",
+        "kind": "EVENT_KIND_TRADE",
+        "eventId": "42",
+        "exchange": "binance",
+        "receiveTimestamp": "1700000000003",
+    }
+
+
+async def test_response_body_star_with_single_field_request_body(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/things", json={"name": "things/n", "i32": 7})
+
+    assert response.status_code == 200
+    assert response.json()["name"] == "things/n"
+    assert response.json()["i32"] == 7
+    assert "thing" not in response.json()
+
+
+async def test_wildcard_matches_an_empty_segment_and_the_rpc_decides(
+    client: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
+    response = await client.get("/api/prices/")
+
+    assert response.status_code == 404
+    assert last_request(upstream).symbol == ""
+
+
+async def test_repeated_query_parameters_fill_a_repeated_field(
+    client: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
+    response = await client.get("/api/prices?symbols=BTCUSDT&symbols=ETHUSDT")
+
+    assert response.status_code == 200
+    assert list(last_request(upstream).symbols) == ["BTCUSDT", "ETHUSDT"]
+    assert [p["symbol"] for p in response.json()["prices"]] == ["BTCUSDT", "ETHUSDT"]
+
+
+async def test_path_length_fallback_form_post_serves_a_get_route(
+    client: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
+    response = await client.post(
+        "/api/prices",
+        content=b"symbols=ETHUSDT",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+
+    assert response.status_code == 200
+    assert list(last_request(upstream).symbols) == ["ETHUSDT"]
+
+
+async def test_body_fields_are_decoded_by_both_names(
+    client: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
+    body = {
+        "strategy": "sma",
+        "parameters": {"fast": 5},
+        "data": {"start_time": "2024-01-01T00:00:00Z"},
+    }
+
+    response = await client.post("/api/backtests", json=body)
+
+    assert response.status_code == 200
+    request = last_request(upstream)
+    assert isinstance(request, backtest_service_pb2.RunBacktestRequest)
+    assert dict(request.parameters) == {"fast": 5.0}
+    assert response.json()["backtest"]["data"]["startTime"] == "2024-01-01T00:00:00Z"
+    assert response.json()["backtest"]["data"]["endTime"] is None
+
+
+async def test_empty_body_is_an_empty_request(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/backtests")
+
+    assert response.status_code == 200
+    assert response.json()["backtest"]["strategy"] == ""
+
+
+ERROR_CASES = [
+    pytest.param("GET", "/nowhere", {}, 404, 5, "Not Found", id="unknown route is NotFound 404"),
+    pytest.param(
+        "GET",
+        "/api/prices/BTCUSDT/extra",
+        {},
+        404,
+        5,
+        "Not Found",
+        id="extra segment is NotFound 404",
+    ),
+    pytest.param(
+        "DELETE",
+        "/api/prices/BTCUSDT",
+        {},
+        501,
+        12,
+        "Method Not Allowed",
+        id="known path under another method is Unimplemented 501",
+    ),
+    pytest.param(
+        "PUT",
+        "/health",
+        {},
+        501,
+        12,
+        "Method Not Allowed",
+        id="gateway routes answer another method the same way",
+    ),
+    pytest.param(
+        "GET",
+        "/api/backtests/unknown",
+        {},
+        404,
+        5,
+        "no backtest unknown",
+        id="upstream NOT_FOUND is 404",
+    ),
+    pytest.param(
+        "POST",
+        "/api/backtests",
+        {"content": b"{"},
+        400,
+        3,
+        "invalid JSON body",
+        id="malformed JSON is 400 naming it",
+    ),
+    pytest.param(
+        "POST",
+        "/api/backtests",
+        {"content": b"[]"},
+        400,
+        3,
+        "must be a JSON object",
+        id="body of the wrong JSON type is 400",
+    ),
+    pytest.param(
+        "POST",
+        "/api/backtests",
+        {"json": {"config": {"feeBps": "x"}}},
+        400,
+        3,
+        "feeBps",
+        id="bad field value in the body is 400 naming it",
+    ),
+    pytest.param(
+        "GET",
+        "/api/backtests?page_size=abc",
+        {},
+        400,
+        3,
+        "page_size",
+        id="unparsable query parameter is 400 naming it",
+    ),
+    pytest.param(
+        "GET",
+        "/api/backtests?pageSize=99999999999",
+        {},
+        400,
+        3,
+        "out of range",
+        id="overflowing query parameter is 400",
+    ),
+    pytest.param(
+        "GET",
+        "/v1/fail/abc",
+        {},
+        400,
+        3,
+        "type mismatch, parameter: code",
+        id="unparsable path variable is 400 type mismatch",
+    ),
+    pytest.param(
+        "GET",
+        "/api/backtests?x=%zz",
+        {},
+        400,
+        3,
+        "invalid URL escape",
+        id="bad percent escape in the query is 400",
+    ),
+    pytest.param(
+        "GET",
+        "/v1/sleep/2000",
+        {"headers": {"Grpc-Timeout": "100m"}},
+        504,
+        4,
+        "",
+        id="Grpc-Timeout deadline exceeded is 504",
+    ),
+    pytest.param(
+        "GET",
+        "/v1/sleep/1",
+        {"headers": {"Grpc-Timeout": "soon"}},
+        400,
+        3,
+        "invalid grpc-timeout",
+        id="bad Grpc-Timeout is 400",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "options", "status", "code", "message"), ERROR_CASES)
+async def test_errors_are_status_bodies_with_mapped_http_status(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    options: dict[str, Any],
+    status: int,
+    code: int,
+    message: str,
+) -> None:
+    response = await client.request(method, path, **options)
+
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["code"] == code
+    assert message in body["message"]
+    assert body["details"] == []
+
+
+UPSTREAM_CODES = [
+    (1, 499), (2, 500), (3, 400), (4, 504), (5, 404), (6, 409), (7, 403), (8, 429),
+    (9, 400), (10, 409), (11, 400), (12, 501), (13, 500), (14, 503), (15, 500), (16, 401),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("code", "status"), UPSTREAM_CODES, ids=[f"code {c} is HTTP {s}" for c, s in UPSTREAM_CODES]
+)
+async def test_upstream_status_codes_map_as_http_status_from_code(
+    client: httpx.AsyncClient, code: int, status: int
+) -> None:
+    response = await client.get(f"/v1/fail/{code}", params={"message": f"failed with {code}"})
+
+    assert response.status_code == status
+    assert response.json() == {"code": code, "message": f"failed with {code}", "details": []}
+
+
+async def test_unauthenticated_carries_a_challenge(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/fail/16")
+
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_rich_error_details_are_rendered(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/v1/fail/8", params={"message": "slow down", "with_details": "true"}
+    )
+
+    assert response.status_code == 429
+    assert response.json()["details"] == [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "TOO_FAST",
+            "domain": "finplat",
+            "metadata": {},
+        }
+    ]
+
+
+async def test_oversized_body_is_413_before_any_upstream_call(
+    client: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
+    response = await client.post("/api/backtests", content=b"{" + b" " * (4 * 1024 * 1024) + b"}")
+
+    assert response.status_code == 413
+    assert response.json()["code"] == 8
+    assert upstream.recorder.requests == []
+
+
+async def test_request_headers_are_forwarded_as_grpc_gateway_forwards_them(
+    client: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
+    headers = {
+        "Authorization": "Bearer abc",
+        "Grpc-Metadata-Request-Id": "r-1",
+        "Grpc-Metadata-Trace-Bin": base64.b64encode(b"\x01\x02").decode(),
+        "User-Agent": "tests/1",
+        "X-Not-Forwarded": "no",
+    }
+
+    await client.get("/api/prices/BTCUSDT", headers=headers)
+
+    metadata = upstream.recorder.metadata[-1]
+    assert metadata["authorization"] == "Bearer abc"
+    assert metadata["grpcgateway-authorization"] == "Bearer abc"
+    assert metadata["request-id"] == "r-1"
+    assert metadata["trace-bin"] == b"\x01\x02"
+    assert metadata["grpcgateway-user-agent"] == "tests/1"
+    assert metadata["x-forwarded-for"] == "127.0.0.1"
+    assert str(metadata["x-forwarded-host"]).startswith("127.0.0.1:")
+    assert "x-not-forwarded" not in metadata
+
+
+async def test_response_metadata_is_returned_as_headers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/things/abc")
+
+    assert response.headers["grpc-metadata-x-rpc"] == "GetThing"
+    assert response.headers["grpc-metadata-x-blob-bin"] == base64.b64encode(b"\x00\x01").decode()
+    assert response.headers["grpc-trailer-x-done"] == "yes"
+
+
+async def test_error_responses_keep_the_header_metadata(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/fail/9")
+
+    assert response.status_code == 400
+    assert response.headers["grpc-metadata-x-rpc"] == "Fail"
+
+
+async def test_unmapped_rpcs_have_no_route(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/unmapped")
+
+    assert response.status_code == 404
