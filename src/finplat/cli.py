@@ -4,6 +4,7 @@ import click
 
 from finplat.backtest.cli import backtest
 from finplat.contract.cli import proto, schemas
+from finplat.core.health_cli import health
 from finplat.core.logging import configure_logging
 from finplat.gateway.cli import gateway
 from finplat.kafka.cli import kafka
@@ -34,6 +35,7 @@ finplat.add_command(price)
 finplat.add_command(replay)
 finplat.add_command(backtest)
 finplat.add_command(gateway)
+finplat.add_command(health)
 
 
 def main() -> None:

@@ -6,11 +6,27 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from pydantic import BaseModel
+from pydantic_settings import BaseSettings
 
+from finplat.backtest.settings import BacktestSettings
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
+from finplat.gateway.settings import GatewaySettings
+from finplat.price.replay.settings import ReplaySettings
+from finplat.price.settings import PriceSettings
 from tests.paths import REPO_ROOT
 
 INFRASTRUCTURE = {"kafka", "schema-registry", "redis", "influxdb"}
+SERVICES = {"replay", "price-service", "backtest-service", "gateway"}
+SETTINGS: dict[str, type[BaseSettings]] = {
+    "FINPLAT_KAFKA_": KafkaSettings,
+    "FINPLAT_REDIS_": RedisSettings,
+    "FINPLAT_INFLUX_": InfluxSettings,
+    "FINPLAT_PRICE_": PriceSettings,
+    "FINPLAT_BACKTEST_": BacktestSettings,
+    "FINPLAT_GATEWAY_": GatewaySettings,
+    "FINPLAT_REPLAY_": ReplaySettings,
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +44,41 @@ def _published(service: dict[str, Any]) -> set[int]:
     return {int(str(port).split(":")[0]) for port in service.get("ports", [])}
 
 
-def test_infrastructure_services_have_healthchecks(compose: dict[str, Any]) -> None:
+def test_every_long_running_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
     services = _services(compose)
 
-    assert services.keys() >= INFRASTRUCTURE
-    for name in INFRASTRUCTURE:
+    assert services.keys() >= INFRASTRUCTURE | SERVICES
+    for name in INFRASTRUCTURE | SERVICES:
         assert services[name]["healthcheck"]["test"], name
+
+
+def _field_exists(model: type[BaseModel], path: list[str]) -> bool:
+    field = model.model_fields.get(path[0])
+    if field is None:
+        return False
+    if len(path) == 1:
+        return True
+    nested = field.annotation
+    if not (isinstance(nested, type) and issubclass(nested, BaseModel)):
+        return False
+    return _field_exists(nested, path[1:])
+
+
+def test_every_finplat_variable_names_a_setting(compose: dict[str, Any]) -> None:
+    names = [
+        name
+        for service in _services(compose).values()
+        for name in service.get("environment", {})
+        if name.startswith("FINPLAT_")
+    ]
+
+    assert len(names) > 10
+    for name in names:
+        if name == "FINPLAT_DATA_DIR":  # the documented alias of the replay's data_dir
+            continue
+        prefix = next(p for p in SETTINGS if name.startswith(p))
+        path = name.removeprefix(prefix).lower().split("__")
+        assert _field_exists(SETTINGS[prefix], path), name
 
 
 def test_dependencies_wait_for_health(compose: dict[str, Any]) -> None:

@@ -1,12 +1,16 @@
 """The shared server bootstrap: health follows the service, reflection lists every service."""
 
+import asyncio
+
 import grpc
 import pytest
+from click.testing import CliRunner
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from finance.market.v1 import price_service_pb2_grpc
 from finplat.core.grpc_server import ServiceBinding, start_server
+from finplat.core.health_cli import health
 
 PRICE_SERVICE = "finance.market.v1.PriceService"
 
@@ -74,3 +78,20 @@ async def test_taken_port_is_a_clear_error() -> None:
             await start_server(f"127.0.0.1:{first.port}", [_binding()])
     finally:
         await first.stop(grace_s=0)
+
+
+@pytest.mark.asyncio
+async def test_health_command_follows_the_server() -> None:
+    server = await start_server("127.0.0.1:0", [_binding()])
+    address = f"127.0.0.1:{server.port}"
+    try:
+        before = await asyncio.to_thread(CliRunner().invoke, health, [address])
+        await server.health.set_all(serving=True)
+        after = await asyncio.to_thread(
+            CliRunner().invoke, health, [address, "--service", PRICE_SERVICE]
+        )
+    finally:
+        await server.stop(grace_s=0)
+
+    assert (before.exit_code, before.output) == (1, f"{address} (server): NOT_SERVING\n")
+    assert (after.exit_code, after.output) == (0, f"{address} {PRICE_SERVICE}: SERVING\n")
