@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import NoReturn, Protocol
 
 import grpc
+from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from google.protobuf.duration_pb2 import Duration
 from typing_extensions import override
 
@@ -29,6 +30,7 @@ from finplat.backtest.validation import RequestError
 logger = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[object, object]
+HTML = "text/html; charset=utf-8"
 
 
 class StatsView(Protocol):
@@ -140,7 +142,7 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         self._now_ms = now_ms
 
     async def chart_html(self, run_id: str) -> str:
-        """The chart page of a stored run, for the proposed GetBacktestChart (HttpBody).
+        """The chart page of a stored run (GetBacktestChart, `finplat backtest run --chart`).
 
         The run's bars are fetched again for the price panel; when they cannot be (the price
         service is down or no longer has them) the page is rendered without it.
@@ -201,6 +203,19 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         except StoreError as exc:
             await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
         return backtest_service_pb2.GetBacktestResponse(backtest=backtest)
+
+    @override
+    async def GetBacktestChart(
+        self, request: backtest_service_pb2.GetBacktestChartRequest, context: Context
+    ) -> backtest_service_pb2.GetBacktestChartResponse:
+        try:
+            page = await self.chart_html(request.id)
+        except NotFoundError as exc:
+            await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+        except StoreError as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        chart = httpbody_pb2.HttpBody(content_type=HTML, data=page.encode())
+        return backtest_service_pb2.GetBacktestChartResponse(chart=chart)
 
     @override
     async def ListBacktests(

@@ -11,21 +11,27 @@ from finplat.gateway.headers import outgoing_headers
 JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 
 
-async def send_json(
-    send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
+async def send_body(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: tuple[bytes, bytes],
+    headers: Iterable[tuple[bytes, bytes]] = (),
 ) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [
-                JSON_CONTENT_TYPE,
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
+            "headers": [content_type, (b"content-length", str(len(body)).encode()), *headers],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    await send_body(send, status, body, JSON_CONTENT_TYPE, headers)
 
 
 async def send_error(send: Send, error: GatewayError) -> None:

@@ -5,11 +5,19 @@ import logging
 from dataclasses import dataclass
 
 import grpc
+from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from google.protobuf import message
 from starlette.types import Receive, Scope, Send
 
 from finplat.gateway import marshal
-from finplat.gateway.asgi import bearer_token_ok, header, read_body, send_error, send_json
+from finplat.gateway.asgi import (
+    bearer_token_ok,
+    header,
+    read_body,
+    send_body,
+    send_error,
+    send_json,
+)
 from finplat.gateway.bindings import Binding
 from finplat.gateway.errors import GatewayError, from_rpc_error, invalid_argument
 from finplat.gateway.headers import Metadata, incoming_metadata, outgoing_headers
@@ -153,6 +161,13 @@ class Forwarder:
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
         field = binding.response_field
+        outgoing = outgoing_headers(initial or (), trailing or ())
+        selected = response if field is None else getattr(response, field.name)
+        if isinstance(selected, httpbody_pb2.HttpBody):
+            # grpc-gateway's HTTPBodyMarshaler: the bytes as they are, with their content type.
+            content_type = (b"content-type", selected.content_type.encode())
+            await send_body(send, 200, selected.data, content_type, outgoing)
+            return
         try:
             value = (
                 marshal.to_dict(response) if field is None else marshal.field_value(response, field)
@@ -163,7 +178,7 @@ class Forwarder:
             raise GatewayError(
                 grpc.StatusCode.UNKNOWN, f"failed to marshal response: {exc}"
             ) from None
-        await send_json(send, 200, body, outgoing_headers(initial or (), trailing or ()))
+        await send_json(send, 200, body, outgoing)
 
 
 def _path_values(binding: Binding, path: tuple[str, ...], value: str) -> list[str]:

@@ -176,6 +176,14 @@ def _body_schema(binding: Binding, registry: SchemaRegistry) -> Schema:
 
 
 def _success(binding: Binding, registry: SchemaRegistry) -> dict[str, Any]:
+    field = binding.response_field
+    selected = binding.method.output_type if field is None else field.message_type
+    if selected is not None and selected.full_name == "google.api.HttpBody":
+        # Sent as it is, with the content type the service chose (grpc-gateway's HttpBody).
+        return {
+            "description": "The body as the service produced it, in its own content type.",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        }
     if binding.response_field is not None:
         result = registry.field(binding.response_field, nullable=False)
     else:

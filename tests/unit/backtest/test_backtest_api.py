@@ -258,10 +258,22 @@ async def test_list_strategies_exposes_parameter_schemas(service: Harness) -> No
 @pytest.mark.asyncio
 async def test_chart_of_a_stored_run_is_html_with_the_price_panel(service: Harness) -> None:
     created = (await service.stub.RunBacktest(_request(end_ms=NOV_1_MS + DAY_MS))).backtest
-    servicer = service.servicer
 
-    page = await servicer.chart_html(created.id)
+    response = await service.stub.GetBacktestChart(
+        backtest_service_pb2.GetBacktestChartRequest(id=created.id)
+    )
+    page = response.chart.data.decode()
 
+    assert response.chart.content_type == "text/html; charset=utf-8"
     assert page.startswith("<!DOCTYPE html>")
     assert page.count("<svg") == 3
     assert "BTCUSDT close, trades" in page
+
+
+@pytest.mark.asyncio
+async def test_chart_of_an_unknown_run_is_not_found(service: Harness) -> None:
+    code, _ = await _error(
+        service.stub.GetBacktestChart(backtest_service_pb2.GetBacktestChartRequest(id="nope"))
+    )
+
+    assert code == grpc.StatusCode.NOT_FOUND

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from google.protobuf import any_pb2, descriptor, message, message_factory
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -158,6 +159,13 @@ class FakeBacktestService(backtest_service_pb2_grpc.BacktestServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no backtest {request.id}")
         return backtest_service_pb2.GetBacktestResponse(backtest=backtest_pb2.Backtest(id="known"))
 
+    async def GetBacktestChart(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        if request.id != "known":
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no backtest {request.id}")
+        chart = httpbody_pb2.HttpBody(content_type="text/html; charset=utf-8", data=CHART_PAGE)
+        return backtest_service_pb2.GetBacktestChartResponse(chart=chart)
+
     async def ListBacktests(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
         self.recorder.record(request, context)
         return backtest_service_pb2.ListBacktestsResponse(next_page_token=request.page_token)
@@ -166,6 +174,9 @@ class FakeBacktestService(backtest_service_pb2_grpc.BacktestServiceServicer):
         self.recorder.record(request, context)
         sweep = backtest_pb2.Sweep(id="sweep-1", strategy=request.strategy, rank_by=request.rank_by)
         return backtest_service_pb2.RunSweepResponse(sweep=sweep)
+
+
+CHART_PAGE = b"<!doctype html><title>known</title><svg></svg>"
 
 
 class FakeThingService:

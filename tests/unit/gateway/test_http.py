@@ -8,7 +8,7 @@ import pytest
 from google.protobuf import json_format
 
 from finance.backtest.v1 import backtest_service_pb2
-from tests.unit.gateway.fakes import FakeUpstream
+from tests.unit.gateway.fakes import CHART_PAGE, FakeUpstream
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -438,3 +438,16 @@ async def test_unmapped_rpcs_have_no_route(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/unmapped")
 
     assert response.status_code == 404
+
+
+async def test_http_body_response_is_sent_as_is_with_its_content_type(
+    client: httpx.AsyncClient,
+) -> None:
+    """grpc-gateway's HTTPBodyMarshaler: a google.api.HttpBody reply is not JSON-encoded."""
+    found = await client.get("/api/backtests/known/chart")
+    missing = await client.get("/api/backtests/nope/chart")
+
+    assert found.status_code == 200
+    assert found.headers["content-type"] == "text/html; charset=utf-8"
+    assert found.content == CHART_PAGE
+    assert missing.status_code == 404

@@ -21,6 +21,7 @@ PRODUCT_ROUTES = {
     ("/api/strategies", "get"): "BacktestService_ListStrategies",
     ("/api/backtests", "post"): "BacktestService_RunBacktest",
     ("/api/backtests/{id}", "get"): "BacktestService_GetBacktest",
+    ("/api/backtests/{id}/chart", "get"): "BacktestService_GetBacktestChart",
     ("/api/backtests", "get"): "BacktestService_ListBacktests",
     ("/api/sweeps", "post"): "BacktestService_RunSweep",
 }

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from finance.backtest.v1 import backtest_pb2 as _backtest_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
@@ -259,6 +260,52 @@ class GetBacktestResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetBacktestResponse: _TypeAlias = GetBacktestResponse  # noqa: Y015
+
+@_typing.final
+class GetBacktestChartRequest(_message.Message):
+    """Request of GetBacktestChart."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Identifier of the run."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBacktestChartRequest: _TypeAlias = GetBacktestChartRequest  # noqa: Y015
+
+@_typing.final
+class GetBacktestChartResponse(_message.Message):
+    """Response of GetBacktestChart."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHART_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def chart(self) -> _httpbody_pb2.HttpBody:
+        """The page: content type text/html, served as is by the gateway."""
+
+    def __init__(
+        self,
+        *,
+        chart: _httpbody_pb2.HttpBody | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chart", b"chart"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chart", b"chart"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBacktestChartResponse: _TypeAlias = GetBacktestChartResponse  # noqa: Y015
 
 @_typing.final
 class ListBacktestsRequest(_message.Message):

@@ -56,6 +56,11 @@ class BacktestServiceStub:
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestRequest.SerializeToString,
                 response_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestResponse.FromString,
                 _registered_method=True)
+        self.GetBacktestChart = channel.unary_unary(
+                '/finance.backtest.v1.BacktestService/GetBacktestChart',
+                request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestChartRequest.SerializeToString,
+                response_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestChartResponse.FromString,
+                _registered_method=True)
         self.ListBacktests = channel.unary_unary(
                 '/finance.backtest.v1.BacktestService/ListBacktests',
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ListBacktestsRequest.SerializeToString,
@@ -101,6 +106,14 @@ class BacktestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBacktestChart(self, request, context):
+        """Returns a stored backtest's chart (price with trades, equity, drawdown) as
+        a self-contained HTML page.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListBacktests(self, request, context):
         """Lists stored backtests, newest first.
         """
@@ -138,6 +151,11 @@ def add_BacktestServiceServicer_to_server(servicer, server):
                     servicer.GetBacktest,
                     request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestRequest.FromString,
                     response_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestResponse.SerializeToString,
+            ),
+            'GetBacktestChart': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBacktestChart,
+                    request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestChartRequest.FromString,
+                    response_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestChartResponse.SerializeToString,
             ),
             'ListBacktests': grpc.unary_unary_rpc_method_handler(
                     servicer.ListBacktests,
@@ -260,6 +278,33 @@ class BacktestService:
             '/finance.backtest.v1.BacktestService/GetBacktest',
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestRequest.SerializeToString,
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBacktestChart(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/finance.backtest.v1.BacktestService/GetBacktestChart',
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestChartRequest.SerializeToString,
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestChartResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,10 @@ class BacktestServiceStub:
     """Runs one backtest, stores it and returns it."""
     GetBacktest: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.GetBacktestRequest, _backtest_service_pb2.GetBacktestResponse]
     """Returns a stored backtest."""
+    GetBacktestChart: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.GetBacktestChartRequest, _backtest_service_pb2.GetBacktestChartResponse]
+    """Returns a stored backtest's chart (price with trades, equity, drawdown) as
+    a self-contained HTML page.
+    """
     ListBacktests: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.ListBacktestsRequest, _backtest_service_pb2.ListBacktestsResponse]
     """Lists stored backtests, newest first."""
     RunSweep: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.RunSweepRequest, _backtest_service_pb2.RunSweepResponse]
@@ -65,6 +69,10 @@ class BacktestServiceAsyncStub(BacktestServiceStub):
     """Runs one backtest, stores it and returns it."""
     GetBacktest: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.GetBacktestRequest, _backtest_service_pb2.GetBacktestResponse]  # type: ignore[assignment]
     """Returns a stored backtest."""
+    GetBacktestChart: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.GetBacktestChartRequest, _backtest_service_pb2.GetBacktestChartResponse]  # type: ignore[assignment]
+    """Returns a stored backtest's chart (price with trades, equity, drawdown) as
+    a self-contained HTML page.
+    """
     ListBacktests: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.ListBacktestsRequest, _backtest_service_pb2.ListBacktestsResponse]  # type: ignore[assignment]
     """Lists stored backtests, newest first."""
     RunSweep: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.RunSweepRequest, _backtest_service_pb2.RunSweepResponse]  # type: ignore[assignment]
@@ -108,6 +116,16 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_backtest_service_pb2.GetBacktestResponse, _abc.Awaitable[_backtest_service_pb2.GetBacktestResponse]]:
         """Returns a stored backtest."""
+
+    @_abc_1.abstractmethod
+    def GetBacktestChart(
+        self,
+        request: _backtest_service_pb2.GetBacktestChartRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backtest_service_pb2.GetBacktestChartResponse, _abc.Awaitable[_backtest_service_pb2.GetBacktestChartResponse]]:
+        """Returns a stored backtest's chart (price with trades, equity, drawdown) as
+        a self-contained HTML page.
+        """
 
     @_abc_1.abstractmethod
     def ListBacktests(
