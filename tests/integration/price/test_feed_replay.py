@@ -16,7 +16,7 @@ from finplat.price.binance.rest import BinanceRest
 from finplat.price.binance.settings import FeedSettings, RestSettings
 from finplat.price.replay import data
 from finplat.price.replay.server import ReplayServer
-from tests.integration.price.conftest import StartReplay
+from tests.integration.conftest import StartReplay
 
 pytestmark = pytest.mark.asyncio
 

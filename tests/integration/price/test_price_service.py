@@ -11,29 +11,20 @@ import gzip
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
+from finance.market.v1 import market_pb2, price_service_pb2
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
-from finplat.kafka.admin import ensure_topic
 from finplat.kafka.consumer import PriceUpdateConsumer
 from finplat.kafka.serde import PriceUpdateDeserializer, registry_client
-from finplat.price.app import Infrastructure, PriceService
-from finplat.price.binance.settings import FeedSettings, RestSettings
-from finplat.price.clock import SystemClock
-from finplat.price.replay.server import ReplayServer
-from finplat.price.settings import PriceSettings
-from tests.integration.price.conftest import StartReplay
+from tests.integration.conftest import StartReplay
+from tests.integration.price.harness import price_service
 from tests.proxy import TcpProxy
 from tests.support import eventually_async
 
@@ -98,75 +89,6 @@ def _as_rows(candles: list[market_pb2.Candle]) -> list[Row]:
     ]
 
 
-def _timestamp(ms: int) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromMilliseconds(ms)
-    return stamp
-
-
-@dataclass
-class Running:
-    """A price service under test and what it writes to."""
-
-    service: PriceService
-    stub: "price_service_pb2_grpc.PriceServiceAsyncStub"
-    kafka: KafkaSettings
-
-    async def candles(self, symbol: str, interval: str, start: int, end: int) -> list[Row]:
-        response = await self.stub.GetCandles(
-            price_service_pb2.GetCandlesRequest(
-                symbol=symbol,
-                interval=interval,
-                start_time=_timestamp(start),
-                end_time=_timestamp(end),
-                limit=5000,
-            )
-        )
-        return _as_rows(list(response.candles))
-
-
-@asynccontextmanager
-async def _price_service(
-    replay: ReplayServer,
-    kafka_settings: KafkaSettings,
-    influx: InfluxSettings,
-    feed: dict[str, Any],
-    redis_url: str | None = None,
-    influx_url: str | None = None,
-    **settings: Any,
-) -> AsyncIterator[Running]:
-    topic = f"test-price-service-{uuid.uuid4().hex}"
-    ensure_topic(kafka_settings.bootstrap_servers, topic, partitions=3)
-    kafka = kafka_settings.model_copy(update={"topic": topic})
-    redis = RedisSettings(key_prefix=f"test-{uuid.uuid4().hex}")
-    infra = Infrastructure(
-        kafka,
-        redis.model_copy(update={"url": redis_url}) if redis_url else redis,
-        influx.model_copy(update={"url": influx_url}) if influx_url else influx,
-    )
-    price_settings = PriceSettings(
-        grpc_port=0,
-        metrics_port=0,
-        feed=FeedSettings(
-            ws_base_url=replay.ws_url,
-            rest=RestSettings(base_url=replay.http_url),
-            ping_interval_s=None,
-            **feed,
-        ),
-        **settings,
-    )
-    service = PriceService(price_settings, infra, SystemClock())
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
-    await asyncio.wait_for(service.serving.wait(), 30)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
-        try:
-            yield Running(service, price_service_pb2_grpc.PriceServiceStub(channel), kafka)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 60)
-
-
 def _kafka_updates(kafka: KafkaSettings, expected: int) -> list[market_pb2.PriceUpdate]:
     with registry_client(kafka) as registry:
         decode = PriceUpdateDeserializer(registry, kafka.topic)
@@ -194,7 +116,7 @@ async def test_replayed_klines_are_served_stored_and_published(
     btc = _kline_rows(data_dir / "klines/spot/BTCUSDT/1m/BTCUSDT-1m-2024-10-01.csv.gz", start, end)
     feed = {"symbols": ("BTCUSDT", "ETHUSDT"), "stream_kinds": ("kline_1m",)}
 
-    async with _price_service(replay, kafka_settings, influx_settings, feed) as running:
+    async with price_service(replay, kafka_settings, influx_settings, feed) as running:
         stream = running.stub.StreamPrices(
             price_service_pb2.StreamPricesRequest(symbols=["BTCUSDT"])
         )
@@ -214,9 +136,9 @@ async def test_replayed_klines_are_served_stored_and_published(
         await asyncio.gather(reader, return_exceptions=True)
 
         price = await running.stub.GetPrice(price_service_pb2.GetPriceRequest(symbol="BTCUSDT"))
-        minutes = await running.candles("BTCUSDT", "1m", start, end)
+        minutes = _as_rows(await running.candles("BTCUSDT", "1m", start, end))
         coarser = {
-            code: await running.candles("BTCUSDT", code, start, end)
+            code: _as_rows(await running.candles("BTCUSDT", code, start, end))
             for code in ("5m", "15m", "30m", "1h")
         }
         published = _kafka_updates(running.kafka, 2 * len(btc))
@@ -262,7 +184,7 @@ async def test_candles_built_from_trades_equal_binance_klines(
 
     # As fast as possible: one wall second stands for an hour of exchange time once the
     # trades stop, so the minutes after the last trade close at once.
-    async with _price_service(
+    async with price_service(
         replay, kafka_settings, influx_settings, feed, trade_candle_clock_rate=3600.0
     ) as running:
 
@@ -270,7 +192,7 @@ async def test_candles_built_from_trades_equal_binance_klines(
             return len(await running.candles("BTCUSDT", "1m", day_start, day_end)) == 1200
 
         await eventually_async(day_complete, 60)
-        built = await running.candles("BTCUSDT", "1m", day_start, day_end)
+        built = _as_rows(await running.candles("BTCUSDT", "1m", day_start, day_end))
 
     assert len(binance) == 1200
     assert sum(1 for row in binance if row.trades == 0) == 369
@@ -292,7 +214,7 @@ async def test_stores_that_go_away_catch_up_while_kafka_goes_on(
     await influx_proxy.enable()
     feed = {"symbols": ("BTCUSDT",), "stream_kinds": ("kline_1m",)}
 
-    async with _price_service(
+    async with price_service(
         replay,
         kafka_settings,
         influx_settings,
@@ -327,7 +249,7 @@ async def test_stores_that_go_away_catch_up_while_kafka_goes_on(
 
         await eventually_async(caught_up, 90)
         stats = running.service.candles.stats
-        minutes = await running.candles("BTCUSDT", "1m", start, end)
+        minutes = _as_rows(await running.candles("BTCUSDT", "1m", start, end))
 
     await redis_proxy.disable()
     await influx_proxy.disable()

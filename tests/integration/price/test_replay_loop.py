@@ -8,7 +8,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.integration.price.conftest import StartReplay
+from tests.integration.conftest import StartReplay
 
 pytestmark = pytest.mark.asyncio
 

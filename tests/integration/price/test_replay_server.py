@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from finplat.core.retry import RetryPolicy
 from finplat.price.binance.rest import BinanceRest
 from finplat.price.binance.settings import RestSettings
-from tests.integration.price.conftest import StartReplay
+from tests.integration.conftest import StartReplay
 
 pytestmark = pytest.mark.asyncio
 

@@ -1,0 +1,94 @@
+"""A price service under test: fed by the in-process replay server, writing to the real stack
+(a fresh Kafka topic and Redis key prefix per test; the InfluxDB bucket comes from the caller)."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
+from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
+from finplat.kafka.admin import ensure_topic
+from finplat.price.app import Infrastructure, PriceService
+from finplat.price.binance.settings import FeedSettings, RestSettings
+from finplat.price.clock import SystemClock
+from finplat.price.replay.server import ReplayServer
+from finplat.price.settings import PriceSettings
+
+
+def timestamp(ms: int) -> Timestamp:
+    """A protobuf Timestamp at `ms` epoch milliseconds."""
+    stamp = Timestamp()
+    stamp.FromMilliseconds(ms)
+    return stamp
+
+
+@dataclass
+class Running:
+    """A price service under test and what it writes to."""
+
+    service: PriceService
+    stub: "price_service_pb2_grpc.PriceServiceAsyncStub"
+    kafka: KafkaSettings
+
+    async def candles(
+        self, symbol: str, interval: str, start: int, end: int
+    ) -> list[market_pb2.Candle]:
+        """GetCandles over [start, end) ms, every candle of the range."""
+        response = await self.stub.GetCandles(
+            price_service_pb2.GetCandlesRequest(
+                symbol=symbol,
+                interval=interval,
+                start_time=timestamp(start),
+                end_time=timestamp(end),
+                limit=5000,
+            )
+        )
+        return list(response.candles)
+
+
+@asynccontextmanager
+async def price_service(
+    replay: ReplayServer,
+    kafka_settings: KafkaSettings,
+    influx: InfluxSettings,
+    feed: dict[str, Any],
+    redis_url: str | None = None,
+    influx_url: str | None = None,
+    **settings: Any,
+) -> AsyncIterator[Running]:
+    topic = f"test-price-service-{uuid.uuid4().hex}"
+    ensure_topic(kafka_settings.bootstrap_servers, topic, partitions=3)
+    kafka = kafka_settings.model_copy(update={"topic": topic})
+    redis = RedisSettings(key_prefix=f"test-{uuid.uuid4().hex}")
+    infra = Infrastructure(
+        kafka,
+        redis.model_copy(update={"url": redis_url}) if redis_url else redis,
+        influx.model_copy(update={"url": influx_url}) if influx_url else influx,
+    )
+    price_settings = PriceSettings(
+        grpc_port=0,
+        metrics_port=0,
+        feed=FeedSettings(
+            ws_base_url=replay.ws_url,
+            rest=RestSettings(base_url=replay.http_url),
+            ping_interval_s=None,
+            **feed,
+        ),
+        **settings,
+    )
+    service = PriceService(price_settings, infra, SystemClock())
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    await asyncio.wait_for(service.serving.wait(), 30)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
+        try:
+            yield Running(service, price_service_pb2_grpc.PriceServiceStub(channel), kafka)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 60)
