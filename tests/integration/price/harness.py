@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
@@ -35,6 +36,15 @@ class Running:
     service: PriceService
     stub: "price_service_pb2_grpc.PriceServiceAsyncStub"
     kafka: KafkaSettings
+
+    async def health(self, name: str) -> int:
+        """The grpc.health.v1 status the service reports for `name`."""
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.service.grpc_port}") as channel:
+            response = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=name)
+            )
+        status: int = response.status
+        return status
 
     async def candles(
         self, symbol: str, interval: str, start: int, end: int
@@ -71,17 +81,17 @@ async def price_service(
         redis.model_copy(update={"url": redis_url}) if redis_url else redis,
         influx.model_copy(update={"url": influx_url}) if influx_url else influx,
     )
-    price_settings = PriceSettings(
-        grpc_port=0,
-        metrics_port=0,
-        feed=FeedSettings(
+    defaults: dict[str, Any] = {
+        "grpc_port": 0,
+        "metrics_port": 0,
+        "feed": FeedSettings(
             ws_base_url=replay.ws_url,
             rest=RestSettings(base_url=replay.http_url),
             ping_interval_s=None,
             **feed,
         ),
-        **settings,
-    )
+    }
+    price_settings = PriceSettings(**(defaults | settings))
     service = PriceService(price_settings, infra, SystemClock())
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))

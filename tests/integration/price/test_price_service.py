@@ -9,6 +9,7 @@ import asyncio
 import csv
 import gzip
 import json
+import socket
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
+from grpc_health.v1 import health_pb2
 
 from finance.market.v1 import market_pb2, price_service_pb2
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
@@ -31,6 +34,8 @@ from tests.support import eventually_async
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 MINUTE = 60_000
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 def _ms(text: str) -> int:
@@ -116,7 +121,10 @@ async def test_replayed_klines_are_served_stored_and_published(
     btc = _kline_rows(data_dir / "klines/spot/BTCUSDT/1m/BTCUSDT-1m-2024-10-01.csv.gz", start, end)
     feed = {"symbols": ("BTCUSDT", "ETHUSDT"), "stream_kinds": ("kline_1m",)}
 
-    async with price_service(replay, kafka_settings, influx_settings, feed) as running:
+    metrics_port = _free_port()
+    async with price_service(
+        replay, kafka_settings, influx_settings, feed, metrics_port=metrics_port
+    ) as running:
         stream = running.stub.StreamPrices(
             price_service_pb2.StreamPricesRequest(symbols=["BTCUSDT"])
         )
@@ -142,6 +150,8 @@ async def test_replayed_klines_are_served_stored_and_published(
             for code in ("5m", "15m", "30m", "1h")
         }
         published = _kafka_updates(running.kafka, 2 * len(btc))
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
 
     assert minutes == btc
     for code, size in (("5m", 5), ("15m", 15), ("30m", 30), ("1h", 60)):
@@ -152,6 +162,9 @@ async def test_replayed_klines_are_served_stored_and_published(
     ]
     assert coarser["30m"] == binance_30m
     assert price.price.price == btc[-1].close
+    assert _sample(metrics, 'finplat_price_sink_written_total{sink="influxdb_candles"}') >= len(btc)
+    assert _sample(metrics, 'finplat_price_feed_messages_total{outcome="malformed"}') == 0
+    assert _sample(metrics, "finplat_price_receive_to_publish_seconds_count") >= 2 * len(btc)
     assert price.price.kind == market_pb2.EVENT_KIND_KLINE
     assert len(streamed) > len(btc) // 2
     assert [u.timestamp for u in streamed] == sorted(u.timestamp for u in streamed)
@@ -230,6 +243,11 @@ async def test_stores_that_go_away_catch_up_while_kafka_goes_on(
             lambda: running.service.kafka.stats.written >= published_before + 20, 30, 0.05
         )
         outage = (running.service.latest.stats.healthy, running.service.candles.stats.healthy)
+
+        async def reported(serving: int) -> bool:
+            return await running.health("finplat.price.sink.redis") == serving
+
+        await eventually_async(lambda: reported(NOT_SERVING), 10, 0.2)
         await redis_proxy.enable()
         await influx_proxy.enable()
 
@@ -248,6 +266,7 @@ async def test_stores_that_go_away_catch_up_while_kafka_goes_on(
             return latest.price.price == btc[-1].close
 
         await eventually_async(caught_up, 90)
+        await eventually_async(lambda: reported(SERVING), 10, 0.2)
         stats = running.service.candles.stats
         minutes = _as_rows(await running.candles("BTCUSDT", "1m", start, end))
 
@@ -262,3 +281,18 @@ async def test_stores_that_go_away_catch_up_while_kafka_goes_on(
 def _port(url: str) -> int:
     port = url.rsplit(":", 1)[1].split("/", maxsplit=1)[0]
     return int(port)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _sample(exposition: str, name: str) -> float:
+    """The value of one sample in Prometheus text format."""
+    for line in exposition.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not exported")
