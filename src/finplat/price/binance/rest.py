@@ -18,14 +18,13 @@ import msgspec
 from finance.market.v1 import market_pb2
 from finplat.core.retry import Backoff
 from finplat.price.binance.settings import RestSettings
+from finplat.price.binance.wire import REST_KLINES, rest_kline_candle
 from finplat.price.clock import Clock, SystemClock
 from finplat.price.domain.intervals import parse_interval
 from finplat.price.errors import RestError
 
 logger = logging.getLogger(__name__)
 
-KlineRow = tuple[int, str, str, str, str, str, int, str, int, str, str, str]
-_klines = msgspec.json.Decoder(list[KlineRow])
 _time = msgspec.json.Decoder(dict[str, int])
 _error = msgspec.json.Decoder(dict[str, Any])
 _RETRY_AFTER_STATUSES = frozenset((418, 429))
@@ -107,24 +106,11 @@ class BinanceRest:
         if end_ms is not None:
             params["endTime"] = end_ms
         try:
-            rows = _klines.decode(await self._get("/api/v3/klines", params))
+            rows = REST_KLINES.decode(await self._get("/api/v3/klines", params))
         except msgspec.MsgspecError as exc:
             raise RestError(f"unexpected klines response: {exc}") from exc
         return [
-            market_pb2.Candle(
-                symbol=symbol.upper(),
-                interval=spec.proto,
-                open_time=row[0],
-                close_time=row[6],
-                open=row[1],
-                high=row[2],
-                low=row[3],
-                close=row[4],
-                volume=row[5],
-                trade_count=row[8],
-                closed=now_ms is None or row[6] < now_ms,
-                quote_volume=row[7],
-            )
+            rest_kline_candle(row, symbol, spec, closed=now_ms is None or row[6] < now_ms)
             for row in rows
         ]
 

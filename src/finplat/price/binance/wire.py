@@ -13,6 +13,8 @@ from typing import Any
 import msgspec
 from msgspec import Struct, field
 
+from finance.market.v1 import market_pb2
+from finplat.price.domain.intervals import IntervalSpec
 from finplat.price.errors import MalformedFrameError, UnknownMessageError
 
 
@@ -222,3 +224,29 @@ def _strict(decoder: msgspec.json.Decoder[Any], raw: bytes | str, what: str) -> 
     except _DECODE_ERRORS as exc:
         raise MalformedFrameError(f"{what}: {exc}") from None
     return frame
+
+
+# One row of GET /api/v3/klines: open time, OHLCV as strings, close time, quote volume, trade
+# count, taker buy base and quote volumes, and an ignored field.
+RestKline = tuple[int, str, str, str, str, str, int, str, int, str, str, str]
+REST_KLINES = msgspec.json.Decoder(list[RestKline])
+
+
+def rest_kline_candle(
+    row: RestKline, symbol: str, interval: IntervalSpec, closed: bool
+) -> market_pb2.Candle:
+    """The candle of one REST kline row."""
+    return market_pb2.Candle(
+        symbol=symbol.upper(),
+        interval=interval.proto,
+        open_time=row[0],
+        close_time=row[6],
+        open=row[1],
+        high=row[2],
+        low=row[3],
+        close=row[4],
+        volume=row[5],
+        trade_count=row[8],
+        closed=closed,
+        quote_volume=row[7],
+    )

@@ -29,6 +29,7 @@ from pathlib import Path
 import msgspec
 
 from finance.market.v1 import market_pb2
+from finplat.price.binance.wire import REST_KLINES, rest_kline_candle
 from finplat.price.domain.decimals import normalise8
 from finplat.price.domain.intervals import IntervalSpec, parse_interval
 from finplat.price.errors import DataError
@@ -37,8 +38,6 @@ _ONE_MINUTE = parse_interval("1m")
 _MICROSECONDS_FROM = 10**15  # a 16-digit epoch timestamp is in µs
 _OHLCV_HEADER = ["timestamp", "open", "high", "low", "close", "volume"]
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
-_RestRow = tuple[int, str, str, str, str, str, int, str, int, str, str, str]
-_rest = msgspec.json.Decoder(list[_RestRow])
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,26 +175,10 @@ def load_rest_klines(path: Path, symbol: str, interval: str) -> list[market_pb2.
     """A saved `/api/v3/klines` response as closed candles."""
     spec = parse_interval(interval)
     try:
-        rows = _rest.decode(path.read_bytes())
+        rows = REST_KLINES.decode(path.read_bytes())
     except (OSError, msgspec.MsgspecError) as exc:
         raise DataError(f"cannot read klines JSON {path}: {exc}") from exc
-    return [
-        market_pb2.Candle(
-            symbol=symbol.upper(),
-            interval=spec.proto,
-            open_time=row[0],
-            close_time=row[6],
-            open=row[1],
-            high=row[2],
-            low=row[3],
-            close=row[4],
-            volume=row[5],
-            trade_count=row[8],
-            closed=True,
-            quote_volume=row[7],
-        )
-        for row in rows
-    ]
+    return [rest_kline_candle(row, symbol, spec, closed=True) for row in rows]
 
 
 def kline_files(
