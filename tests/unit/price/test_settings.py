@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from finplat.price.binance.settings import FeedSettings
 from finplat.price.replay.settings import ReplaySettings
+from finplat.price.settings import PriceSettings
 
 
 def test_feed_settings_normalise_symbols_and_check_kinds() -> None:
@@ -52,3 +53,13 @@ def test_replay_settings_come_from_the_environment(
 def test_replay_settings_refuse_sub_minute_streams() -> None:
     with pytest.raises(ValidationError, match="1m or coarser"):
         ReplaySettings(kline_intervals=("1s",))
+
+
+def test_one_rest_retry_variable_keeps_the_other_rest_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FINPLAT_PRICE_FEED__REST__RETRY__MAX_ATTEMPTS", "9")
+
+    retry = PriceSettings().feed.rest.retry
+
+    assert (retry.max_attempts, retry.initial_s, retry.max_s) == (9, 0.5, 30.0)

@@ -6,6 +6,17 @@ from finplat.core.retry import RetryPolicy
 from finplat.price.binance.streams import MAX_STREAMS_PER_CONNECTION, validate_kind
 
 
+class RestRetryPolicy(RetryPolicy):
+    """REST retries: shorter waits than the feed's reconnects, a request is waited on.
+
+    Its own class, not a factory default, so that setting one field from the environment
+    (FINPLAT_PRICE_FEED__REST__RETRY__MAX_S) keeps the others at these values.
+    """
+
+    initial_s: float = Field(default=0.5, gt=0)
+    max_s: float = Field(default=30.0, gt=0)
+
+
 class RestSettings(BaseModel):
     """The REST client: where, how long to wait, how much of the weight budget to use."""
 
@@ -18,7 +29,7 @@ class RestSettings(BaseModel):
     # Pause until the next minute once the used weight reaches this share of the limit.
     weight_headroom: float = Field(default=0.8, gt=0, le=1)
     klines_page_limit: int = Field(default=1000, ge=1, le=1000)
-    retry: RetryPolicy = Field(default_factory=lambda: RetryPolicy(initial_s=0.5, max_s=30.0))
+    retry: RestRetryPolicy = Field(default_factory=RestRetryPolicy)
 
 
 class FeedSettings(BaseModel):
