@@ -12,9 +12,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from finplat.core.retry import RetryPolicy
 from finplat.price.binance.rest import BinanceRest
-from finplat.price.binance.settings import RestSettings
+from finplat.price.binance.settings import RestRetryPolicy, RestSettings
 from tests.integration.conftest import StartReplay
 
 pytestmark = pytest.mark.asyncio
@@ -131,7 +130,7 @@ async def test_rest_rate_limit_fault_is_honoured_by_the_client(start_replay: Sta
     server = await start_replay(start_ms=OCT_2)
     await _get(server.http_url, "/control/rest-failures", n=1, status=429, retry_after=0.2)
     settings = RestSettings(
-        base_url=server.http_url, retry=RetryPolicy(initial_s=5, max_attempts=2)
+        base_url=server.http_url, retry=RestRetryPolicy(initial_s=5, max_attempts=2)
     )
 
     async with BinanceRest(settings, rng=random.Random(0)) as rest:

@@ -10,10 +10,9 @@ import httpx
 import pytest
 
 from finance.market.v1 import market_pb2
-from finplat.core.retry import RetryPolicy
 from finplat.price.binance.backfill import BackfillProgress, backfill
 from finplat.price.binance.rest import BinanceRest
-from finplat.price.binance.settings import RestSettings
+from finplat.price.binance.settings import RestRetryPolicy, RestSettings
 from finplat.price.errors import RestError
 from tests.unit.price.conftest import FakeClock
 
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.asyncio
 REST_FILE = Path("klines_rest_json/30m/BTCUSDT/2024-10-07.json")
 SETTINGS = RestSettings(
     base_url="https://api.example",
-    retry=RetryPolicy(initial_s=0.5, multiplier=2, jitter=0, max_attempts=3),
+    retry=RestRetryPolicy(initial_s=0.5, multiplier=2, jitter=0, max_attempts=3),
 )
 
 
