@@ -35,12 +35,18 @@ $(BUF): tools/buf/package.json tools/buf/package-lock.json
 
 install: $(VENV)/.synced $(BUF) ## Install the pinned Python dependencies and buf
 
-# The native stack needs Debian's redis-server; JDKs, Maven, Go and Rust come with the machine
+# The native stack needs Debian's redis-server and the alert tests promtool; JDKs, Maven,
+# Go and Rust come with the machine
 # (`finplat stack up` names whatever is missing).
 system-deps: ## Install the Debian packages the native stack needs (as root)
 	@if ! command -v redis-server >/dev/null; then \
 		echo "[install] redis-server from Debian"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	fi
+	@if ! command -v promtool >/dev/null; then \
+		echo "[install] promtool from Debian (package prometheus)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends prometheus; \
 	fi
 
 generate: install ## Regenerate src/finance and schemas/ from proto/
@@ -50,6 +56,7 @@ generate: install ## Regenerate src/finance and schemas/ from proto/
 check-generated: install ## Fail when generated code or Avro schemas are stale
 	$(BIN)/finplat proto generate --check
 	$(BIN)/finplat schemas generate --check
+	$(BIN)/finplat settings-doc --check
 
 lint-proto: install ## buf lint, format and breaking-change check
 	$(BUF) lint
@@ -77,8 +84,8 @@ bench: install system-deps ## Benchmarks: each prints a table beside a peer meas
 	$(BIN)/python bench/consumer_bench.py
 	$(BIN)/python bench/gateway_bench.py
 
-up: install system-deps ## Start the platform's infrastructure (Kafka, registry, Redis, InfluxDB)
-	$(BIN)/finplat stack up
+up: install system-deps ## Run the whole platform (stack, replay feed, services, gateway) until Ctrl-C
+	$(BIN)/finplat up
 
-down: install ## Stop whatever `make up` started
-	$(BIN)/finplat stack down
+down: install ## Stop whatever `make up` (or `finplat up --detach`) left running, then the stack
+	$(BIN)/finplat down

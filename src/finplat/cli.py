@@ -6,8 +6,10 @@ from finplat.backtest.cli import backtest
 from finplat.contract.cli import proto, schemas
 from finplat.core.health_cli import health
 from finplat.core.logging import configure_logging
+from finplat.core.settings_doc import settings_doc
 from finplat.gateway.cli import gateway
 from finplat.kafka.cli import kafka
+from finplat.platform.cli import down, up
 from finplat.price.cli import price
 from finplat.price.replay.cli import replay
 from finplat.stack.cli import stack
@@ -36,6 +38,9 @@ finplat.add_command(replay)
 finplat.add_command(backtest)
 finplat.add_command(gateway)
 finplat.add_command(health)
+finplat.add_command(settings_doc)
+finplat.add_command(up)
+finplat.add_command(down)
 
 
 def main() -> None:

@@ -18,7 +18,8 @@ def test_help_lists_the_subcommands() -> None:
         check=True,
     )
 
-    for command in ("proto", "schemas", "stack", "kafka", "price", "replay", "backtest", "gateway"):
+    commands = ["proto", "schemas", "stack", "kafka", "price", "replay", "backtest", "gateway"]
+    for command in [*commands, "health", "settings-doc", "up", "down"]:
         assert f"  {command} " in result.stdout
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import grpc
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from prometheus_client import CollectorRegistry
 
 from finance.backtest.v1 import backtest_service_pb2_grpc
 from finance.market.v1 import price_service_pb2_grpc
@@ -25,6 +26,12 @@ from finplat.backtest.consumer_state import ConsumerStateStore
 from finplat.backtest.dead_letter import DeadLetterProducer
 from finplat.backtest.history import PriceServiceBars
 from finplat.backtest.kafka_source import PriceUpdateSource
+from finplat.backtest.metrics import (
+    BacktestCollector,
+    BacktestSources,
+    CountingResults,
+    metrics_server,
+)
 from finplat.backtest.processor import BatchProcessor
 from finplat.backtest.runs import Limits
 from finplat.backtest.settings import BacktestSettings
@@ -184,15 +191,23 @@ async def serve(settings: BacktestSettings, kafka: KafkaSettings) -> None:
             await _ensure_dead_letter_topic(kafka)
             parts = build_consumer(settings, kafka, stats, lock)
         view = parts.consumer if parts else IdleStats(stats)
+        stored = CountingResults(results)
+        registry = CollectorRegistry()
+        registry.register(
+            BacktestCollector(BacktestSources(view, stored, parts.consumer if parts else None))
+        )
         limits = Limits(settings.max_bars, settings.max_equity_points,
                         settings.max_sweep_combinations, settings.sweep_workers)  # fmt: skip
-        async with grpc.aio.insecure_channel(settings.price_service_address) as channel:
+        async with (
+            metrics_server(registry, settings.grpc_host, settings.metrics_port),
+            grpc.aio.insecure_channel(settings.price_service_address) as channel,
+        ):
             bars = PriceServiceBars(
                 price_service_pb2_grpc.PriceServiceStub(channel),
                 settings.candles_per_request,
                 settings.price_service_timeout_s,
             )
-            servicer = BacktestServicer(view, bars, results, limits, settings.max_concurrent_runs)
+            servicer = BacktestServicer(view, bars, stored, limits, settings.max_concurrent_runs)
             binding = ServiceBinding(
                 SERVICE_NAME,
                 lambda s: backtest_service_pb2_grpc.add_BacktestServiceServicer_to_server(

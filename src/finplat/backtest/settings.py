@@ -13,6 +13,8 @@ class BacktestSettings(BaseSettings):
 
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(default=50052, ge=0, le=65535)
+    # Port of the Prometheus endpoint (`/metrics`, on grpc_host); 0 disables it.
+    metrics_port: int = Field(default=9102, ge=0, le=65535)
     # Time in-flight calls get to finish on SIGTERM before the server stops.
     shutdown_grace_s: float = Field(default=5.0, ge=0)
 

@@ -29,10 +29,15 @@ def price() -> None:
 @price.command()
 def serve() -> None:
     """Run the price service until Ctrl-C or SIGTERM (settings from FINPLAT_* variables)."""
-    settings = PriceSettings()
-    infra = Infrastructure(KafkaSettings(), RedisSettings(), InfluxSettings())
+    asyncio.run(
+        _serve(PriceSettings(), Infrastructure(KafkaSettings(), RedisSettings(), InfluxSettings()))
+    )
+
+
+async def _serve(settings: PriceSettings, infra: Infrastructure) -> None:
+    # Built inside the loop: the async InfluxDB client refuses to be created outside one.
     service = PriceService(settings, infra, SystemClock())
-    asyncio.run(run_until_signalled(service.run))
+    await run_until_signalled(service.run)
 
 
 def _utc_ms(moment: datetime) -> int:

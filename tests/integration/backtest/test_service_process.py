@@ -120,6 +120,8 @@ async def test_serve_stats_backtests_sigterm_and_restart(
         "FINPLAT_KAFKA_TOPIC": topic,
         "FINPLAT_KAFKA_DEAD_LETTER_TOPIC": f"{topic}-dlq",
         "FINPLAT_BACKTEST_GRPC_PORT": str(port),
+        # A platform started by `make up` may hold the default metrics port.
+        "FINPLAT_BACKTEST_METRICS_PORT": "0",
         "FINPLAT_BACKTEST_CONSUMER_GROUP_ID": f"test-serve-{uuid.uuid4().hex}",
         "FINPLAT_BACKTEST_RESULTS_PATH": str(tmp_path / "results.sqlite3"),
         "FINPLAT_BACKTEST_CONSUMER_STATE_PATH": str(tmp_path / "consumer.sqlite3"),

@@ -1,0 +1,1 @@
+"""The whole platform in one command: the stack, the replay feed and every service, supervised."""

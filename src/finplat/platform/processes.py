@@ -1,0 +1,120 @@
+"""Child processes of the platform: where their logs and pid files live, and waiting on them.
+
+Spawning, pid files (pid plus start time, safe against pid reuse), the ownership mark and the
+SIGTERM-then-SIGKILL stop are the stack's (`finplat.stack.process`); the platform lays its files
+out differently and needs one-shot jobs besides servers.
+"""
+
+import contextlib
+import fcntl
+import logging
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from finplat.platform.children import ChildSpec
+from finplat.platform.errors import PlatformError
+from finplat.platform.probes import NotReadyError
+from finplat.stack.process import StackDirs, is_alive, tail_text
+
+logger = logging.getLogger(__name__)
+
+_LOG_LINES = 25
+
+
+class PlatformDirs(StackDirs):
+    """`<log_dir>/<name>.log` and `<run_dir>/<name>.pid`, in the shape `stack.process` uses.
+
+    The ownership mark of a child reads `<name>@<run_dir>`: it never matches the stack's
+    (`...@var/stack`), so `down` here and `stack down` each find only their own processes.
+    """
+
+    def __init__(self, log_dir: Path, run_dir: Path) -> None:
+        super().__init__(run_dir)
+        self.root = run_dir.absolute()
+        self.logs = log_dir.absolute()
+        self.run = run_dir.absolute()
+
+    def pid_names(self) -> list[str]:
+        """Names of the children that have a pid file, whatever plan started them."""
+        return sorted(path.stem for path in self.run.glob("*.pid"))
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialise `up` and `down` on one run dir across processes."""
+        self.run.mkdir(parents=True, exist_ok=True)
+        with (self.run / "platform.lock").open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise PlatformError(
+                    f"another `finplat up` or `finplat down` is working on {self.run}; "
+                    "wait for it to finish"
+                ) from exc
+            yield
+
+
+@dataclass
+class Handle:
+    """A child this run spawned (`process`) or found running from an earlier run (`pid` only)."""
+
+    pid: int
+    started: float
+    process: "subprocess.Popen[bytes] | None" = None
+
+    def exit_reason(self) -> str | None:
+        """None while it runs; else how it ended (reaping our own child)."""
+        if self.process is not None:
+            code = self.process.poll()
+            return None if code is None else f"exited with code {code}"
+        return None if is_alive(self.pid) else "exited"
+
+    def reap(self) -> None:
+        """Collect our stopped child's exit status, so no zombie stays behind."""
+        if self.process is not None and not is_alive(self.pid):
+            self.process.wait()
+
+
+def log_excerpt(dirs: PlatformDirs, name: str) -> str:
+    """The end of a child's log, for an error message."""
+    path = dirs.log(name)
+    return f"log {path}:\n{tail_text(path, _LOG_LINES)}"
+
+
+def wait_ready(
+    child: ChildSpec,
+    handle: Handle,
+    dirs: PlatformDirs,
+    timeout_s: float,
+    interval_s: float,
+) -> None:
+    """Probe until the child is ready, or until a one-shot child has succeeded.
+
+    Fails at once when the child ends early, else after `timeout_s` counted from its spawn.
+    """
+    deadline = handle.started + timeout_s
+    last_error = "no answer yet"
+    while True:
+        ended = handle.exit_reason()
+        if child.probe is None:
+            if ended == "exited with code 0":
+                return
+        else:
+            try:
+                child.probe()
+            except NotReadyError as exc:
+                last_error = str(exc)
+            else:
+                return
+        if ended is not None:
+            raise PlatformError(
+                f"{child.name} {ended} while starting; {log_excerpt(dirs, child.name)}"
+            )
+        if time.monotonic() >= deadline:
+            raise PlatformError(
+                f"{child.name} not ready after {timeout_s:g} s ({last_error}); "
+                f"{log_excerpt(dirs, child.name)}"
+            )
+        time.sleep(interval_s)

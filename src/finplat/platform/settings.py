@@ -1,0 +1,51 @@
+"""Settings of `finplat up` / `finplat down`; env prefix `FINPLAT_PLATFORM_`.
+
+Ports and addresses are not repeated here: each service's own settings class stays the one place
+that says where it listens, and the supervisor reads them to wire the services together.
+"""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PlatformSettings(BaseSettings):
+    """What `up` starts, how fast the replay runs, where logs and pid files go, and timeouts."""
+
+    model_config = SettingsConfigDict(env_prefix="FINPLAT_PLATFORM_", frozen=True, extra="forbid")
+
+    live: bool = False
+    """Feed the price service from Binance's live endpoints instead of the local replay."""
+    replay_speed: float = Field(default=60.0, gt=0)
+    """Market time per wall second: 60 is a minute a second, so a 1m candle closes every second
+    and a 1h candle every minute, while the recorded months last about two days before the
+    replay loops. Faster only burns the 2 cores; real time (1) shows nothing happening."""
+    replay_cycle_days: int = Field(default=30, ge=1)
+    """Days of data the replay's starting point cycles through. The start follows the wall
+    clock (at `replay_speed`), so a restart continues the market where a never-stopped replay
+    would be, instead of repeating minutes the stores and the statistics' de-duplication have
+    seen. The cycle must end before the shortest symbol's data does (the shared ETHUSDT file
+    ends 2024-11-04, 34 days in); at 60x it takes 12 hours of wall time."""
+    history_days: int = Field(default=1, ge=0, le=30)
+    """Days of 1m candles loaded into InfluxDB at start (`finplat price backfill`), so charts
+    and backtests have history at once. The replay starts this many days into its data and
+    serves the days before its start as REST history; live, they are the last days. 0 skips it."""
+    manage_stack: bool = True
+    """Start the native stack with the services and stop it with them; off, use whatever
+    stack the FINPLAT_KAFKA_/REDIS_/INFLUX_ settings point at and never touch it."""
+
+    log_dir: Path = Path("var/log")
+    """One log file per process, `<name>.log`. Relative to the working directory."""
+    run_dir: Path = Path("var/run")
+    """Pid files, `<name>.pid`, and the lock serialising `up` and `down`."""
+
+    start_timeout_s: float = Field(default=120.0, gt=0)
+    """How long one process may take from spawn to a passing readiness probe."""
+    stop_timeout_s: float = Field(default=20.0, gt=0)
+    """How long `down` waits after SIGTERM before SIGKILL; covers the price service draining
+    its buffers into the stores (10 s) after its gRPC grace period (5 s)."""
+    probe_timeout_s: float = Field(default=2.0, gt=0)
+    """Timeout of one readiness probe request."""
+    probe_interval_s: float = Field(default=0.25, gt=0)
+    """Pause between readiness probes, and between checks of the children while running."""

@@ -1,0 +1,110 @@
+"""Backtests and live statistics: what the backtest service makes of what the price service
+ingests, through the gateway."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
+
+_MINUTE_MS = 60_000
+# The newest stored 1m candles the backtest runs over: `finplat up` loads a day of history
+# (1440) before the replay starts, so these are there from the first second.
+_BARS = 500
+_STRATEGIES = {
+    "bollinger_mean_reversion",
+    "ema_crossover",
+    "macd_signal_cross",
+    "rsi_mean_reversion",
+    "sma_crossover",
+}
+
+
+def _rfc3339(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _counts(gateway: httpx.Client) -> dict[str, int]:
+    response = gateway.get("/stats")
+    assert response.status_code == httpx.codes.OK, response.text
+    return {s["symbol"]: int(s["count"]) for s in response.json().get("symbols", [])}
+
+
+def test_stats_count_what_the_price_service_publishes(gateway: httpx.Client) -> None:
+    symbols = ("BTCUSDT", "ETHUSDT")
+    before = eventually(
+        lambda: counts if all((counts := _counts(gateway)).get(s) for s in symbols) else None,
+        timeout_s=30,
+        interval_s=0.2,
+    )
+
+    def grown() -> dict[str, int] | None:
+        now = _counts(gateway)
+        return now if all(now[s] > before[s] for s in symbols) else None
+
+    assert eventually(grown, timeout_s=30, interval_s=0.2)
+
+
+def test_strategies_lists_the_five(gateway: httpx.Client) -> None:
+    response = gateway.get("/api/strategies")
+
+    assert response.status_code == httpx.codes.OK
+    assert {s["name"] for s in response.json()["strategies"]} == _STRATEGIES
+
+
+def _ingested_range(gateway: httpx.Client) -> tuple[int, int]:
+    """[first, end) open times of the newest `_BARS` stored BTCUSDT 1m candles."""
+    response = gateway.get("/api/candles/BTCUSDT/1m", params={"limit": _BARS})
+    assert response.status_code == httpx.codes.OK, response.text
+    candles = response.json()["candles"]
+    assert len(candles) == _BARS, "less history stored than a backtest needs"
+    return int(candles[0]["openTime"]), int(candles[-1]["openTime"]) + _MINUTE_MS
+
+
+@pytest.fixture
+def run(gateway: httpx.Client) -> dict[str, Any]:
+    """One SMA-crossover backtest over replayed history, as POST /api/backtests returns it."""
+    start, end = _ingested_range(gateway)
+    response = gateway.post(
+        "/api/backtests",
+        json={
+            "strategy": "sma_crossover",
+            "parameters": {"fast": 5, "slow": 20},
+            "data": {
+                "symbol": "BTCUSDT",
+                "interval": "1m",
+                "startTime": _rfc3339(start),
+                "endTime": _rfc3339(end),
+            },
+        },
+    )
+    assert response.status_code == httpx.codes.OK, response.text
+    backtest: dict[str, Any] = response.json()["backtest"]
+    return backtest
+
+
+def test_backtest_over_replayed_history_has_metrics_and_trades(run: dict[str, Any]) -> None:
+    assert run["id"]
+    assert run["strategy"] == "sma_crossover"
+    assert run["parameters"] == {"fast": 5, "slow": 20}
+    assert int(run["barCount"]) == _BARS
+    assert run["trades"]
+    assert run["metrics"]["tradeCount"] == len(run["trades"])
+    assert float(run["metrics"]["finalEquity"]) > 0
+    for trade in run["trades"]:
+        assert trade["entryTime"] <= trade["exitTime"]
+
+
+def test_stored_backtest_and_its_chart(gateway: httpx.Client, run: dict[str, Any]) -> None:
+    stored = gateway.get(f"/api/backtests/{run['id']}")
+    chart = gateway.get(f"/api/backtests/{run['id']}/chart")
+
+    assert stored.status_code == httpx.codes.OK
+    assert stored.json()["backtest"] == run
+    assert chart.status_code == httpx.codes.OK
+    assert chart.headers["content-type"].startswith("text/html")
+    assert "<html" in chart.text.lower()
