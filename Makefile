@@ -81,6 +81,7 @@ bench: install system-deps ## Benchmarks: each prints a table beside a peer meas
 	$(BIN)/finplat stack up
 	$(BIN)/python bench/backtest_bench.py
 	$(BIN)/python bench/price_decode_bench.py
+	$(BIN)/python bench/price_bench.py
 	$(BIN)/python bench/consumer_bench.py
 	$(BIN)/python bench/gateway_bench.py
 

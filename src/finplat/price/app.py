@@ -56,6 +56,7 @@ def _sink(
         capacity=settings.sinks.buffer_capacity,
         batch_size=batch_size,
         retry=settings.sinks.retry(),
+        linger_s=settings.sinks.linger_ms / 1000,
     )
 
 

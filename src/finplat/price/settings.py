@@ -20,6 +20,9 @@ class SinkSettings(BaseModel):
     """Points per InfluxDB write."""
     kafka_batch_size: int = Field(default=5_000, ge=1)
     """Updates handed to librdkafka per turn of the Kafka sink."""
+    linger_ms: int = Field(default=20, ge=0)
+    """How long a partial batch gathers before it is written: at a few thousand updates/s,
+    writing as soon as anything is buffered costs a store round trip per update or two."""
     drain_timeout_s: float = Field(default=10.0, gt=0)
     """How long shutdown keeps writing what is buffered."""
     retry_initial_s: float = Field(default=0.2, gt=0)

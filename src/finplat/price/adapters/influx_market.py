@@ -150,7 +150,9 @@ class InfluxMarketStore:
         try:
             await self._write.write(
                 bucket=self._bucket,
-                record=list(lines),
+                # One string: a list would be walked and encoded line by line by the client, at
+                # about 1 µs a line.
+                record="\n".join(lines),
                 # The client's constants are plain strings although its signature names the class.
                 write_precision=precision,  # type: ignore[arg-type]
             )

@@ -45,6 +45,11 @@ from finplat.price.errors import FeedError, MalformedFrameError, PriceError, Unk
 
 logger = logging.getLogger(__name__)
 
+# One socket read can hold thousands of frames (compressed ones are a few dozen bytes), and the
+# reader decodes them all in one go; it yields this often so that the consumer drains the
+# hand-over queue before it overflows, when the CPU would keep up.
+_YIELD_EVERY_FRAMES = 256
+
 FeedItem = market_pb2.PriceUpdate | market_pb2.Candle
 
 
@@ -137,7 +142,12 @@ class BinanceFeed:
         if self._runner is None:
             raise FeedError("iterate the feed inside `async with`")
         getter = asyncio.create_task(self._queue.get())
-        await asyncio.wait({getter, self._runner}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({getter, self._runner}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # Left pending, the getter would take an item nobody reads and outlive the loop.
+            getter.cancel()
+            raise
         if getter.done():
             return getter.result()
         getter.cancel()
@@ -187,6 +197,8 @@ class BinanceFeed:
             _log_counted("queue full, price update dropped", stats.dropped_updates, raw)
         if candle is not None and isinstance(frame, Kline):
             await self._on_candle(frame, candle)
+        if stats.frames % _YIELD_EVERY_FRAMES == 0:
+            await asyncio.sleep(0)
         return None
 
     async def _on_candle(self, event: Kline, candle: market_pb2.Candle) -> None:

@@ -1,9 +1,11 @@
 """A sink's bounded buffer and batch writer: one slow or absent store never stalls the others.
 
-`offer` never blocks the feed. The writer task takes batches off the buffer and writes them;
-when the store fails, the batch goes back to the front and the writer retries with capped,
-jittered backoff. While the store is away the buffer fills up to its bound, and then the oldest
-items are dropped and counted: the freshest data is what a price store needs first.
+`offer` never blocks the feed. The writer task takes batches off the buffer and writes them,
+letting a partial batch gather for `linger_s` first (one write per linger rather than one per
+update at moderate rates); when the store fails, the batch goes back to the front and the
+writer retries with capped, jittered backoff. While the store is away the buffer fills up to
+its bound, and then the oldest items are dropped and counted: the freshest data is what a price
+store needs first.
 """
 
 import asyncio
@@ -50,6 +52,7 @@ class BufferedSink(Generic[T]):
         batch_size: int,
         retry: RetryPolicy,
         backoff: Backoff | None = None,
+        linger_s: float = 0.0,
     ) -> None:
         if capacity < 1 or batch_size < 1:
             raise ValueError(f"{name}: capacity and batch size must be positive")
@@ -58,6 +61,7 @@ class BufferedSink(Generic[T]):
         self._capacity = capacity
         self._batch_size = batch_size
         self._backoff = backoff or Backoff(retry)
+        self._linger_s = linger_s
         self._buffer: deque[T] = deque()
         self._ready = asyncio.Event()
         self.stats = SinkStats()
@@ -119,6 +123,8 @@ class BufferedSink(Generic[T]):
             if not self._buffer:
                 self._ready.clear()
                 await self._ready.wait()
+            if self._linger_s and len(self._buffer) < self._batch_size:
+                await asyncio.sleep(self._linger_s)
             if not await self._write_once():
                 await asyncio.sleep(self._backoff.next_delay_s())
 

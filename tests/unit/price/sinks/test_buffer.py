@@ -147,3 +147,20 @@ async def test_partial_write_retries_only_the_rest() -> None:
     assert left == 0
     assert calls == [[0, 1, 2, 3, 4], [2, 3, 4]]
     assert sink.stats.written == 5
+
+
+@pytest.mark.asyncio
+async def test_linger_gathers_a_partial_batch_into_one_write() -> None:
+    store = FakeStore()
+    sink = BufferedSink(
+        "fake", store.write, capacity=100, batch_size=10, retry=FAST_RETRY, linger_s=0.2
+    )
+    task = asyncio.create_task(sink.run())
+
+    sink.offer(1)
+    await asyncio.sleep(0.02)
+    sink.offer(2)
+    await eventually_async(lambda: sink.stats.written == 2, 2)
+    task.cancel()
+
+    assert store.batches == [[1, 2]]

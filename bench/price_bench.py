@@ -1,0 +1,920 @@
+"""Benchmark: the price service end to end on the real stack, beside peers measured in the same run.
+
+Processes on loopback: the replay server (real Binance data from FINPLAT_DATA_DIR, sending only
+what the bench asks for, at the rate it asks) in one, the price service with its real sinks
+(Redis, InfluxDB, Kafka through the schema registry) in this one, and for the stream section
+the StreamPrices subscribers in a third. Every run gets its own Kafka topic and registry
+subject, Redis key prefix and InfluxDB bucket, all deleted at the end.
+
+1. ingest: `--updates` frames replayed as fast as the service reads them, per stream mix
+   (`--mix`, e.g. `trade` or `trade,kline_1m`, over BTCUSDT and ETHUSDT; only BTCUSDT has
+   trades, the 2017-08-17 file looped). Timed from the order to send to the moment the
+   pipeline accepted the last update and each sink had written it (Kafka: acknowledged).
+   Peers on the same data: the replay to a bare WebSocket client (transport alone), the feed's
+   per-frame path in memory, the sinks' encoders alone, and a raw confluent_kafka produce of
+   the pre-encoded Avro values. Target: 20,000 updates/s accepted and written end to end.
+2. stream: `--rate` BTCUSDT trades/s to `--subscribers` StreamPrices subscribers, latency from
+   the replay's send (time_ns taken just before the WebSocket write, by trade id) to the
+   subscriber's receipt (time_ns when the gRPC message arrives). Peers: the same with one
+   subscriber, and a bare grpc.aio server fanning out pre-built updates through a PriceHub
+   (the floor of gRPC Python on this machine). Targets: p50 < 2 ms, p99 < 10 ms.
+
+A benchmark reports, it does not assert: missed targets are printed, the exit status stays 0.
+
+Run with the stack up (`make up`):
+    .venv/bin/python bench/price_bench.py [--section ingest|stream|all] [--updates 200000]
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+import uuid
+from array import array
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import httpx
+import redis.asyncio as aioredis
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
+from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
+from finplat.kafka.admin import ensure_topic
+from finplat.kafka.serde import PriceUpdateSerializer, registry_client
+from finplat.price.adapters.influx_market import tick_line
+from finplat.price.app import Infrastructure, PriceService
+from finplat.price.binance.feed import BinanceFeed
+from finplat.price.binance.settings import FeedSettings, RestSettings
+from finplat.price.binance.streams import build_streams
+from finplat.price.clock import SystemClock
+from finplat.price.hub import PriceHub
+from finplat.price.replay.client import Client
+from finplat.price.replay.server import ReplayServer
+from finplat.price.replay.settings import ReplaySettings
+from finplat.price.settings import PriceSettings
+from finplat.stack.settings import StackSettings
+from finplat.stack.stack import Stack
+
+T = TypeVar("T")
+INGEST_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+STREAM_SYMBOL = "BTCUSDT"
+INGEST_TARGET = 20_000
+STREAM_TARGET_SUBSCRIBERS = 100
+STREAM_TARGET_RATE = 2_000
+STREAM_TARGET_P50_MS = 2
+STREAM_TARGET_P99_MS = 10
+_TRADE_ID = re.compile(rb'"t":(\d+)')
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+
+    def line(cells: list[str]) -> str:
+        # The first column is a label (left), the others numbers (right).
+        numbers = zip(cells[1:], widths[1:], strict=True)
+        padded = [cells[0].ljust(widths[0]), *(c.rjust(w) for c, w in numbers)]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+# -- publishers: the replay server and the bare gRPC fan-out, driven by jobs on stdin ---------
+
+
+@dataclass
+class Job:
+    """Send `count` items at `rate` per second (0: as fast as they go), recording send times."""
+
+    count: int
+    rate: float
+    record: bool
+    sent: list[tuple[int, int]] = field(default_factory=list)
+    """(id, time_ns just before the write) of each item, when recording."""
+
+
+async def pace(
+    job: Job,
+    take: Callable[[], Awaitable[T]],
+    emit: Callable[[T], Awaitable[None]],
+    key: Callable[[T], int],
+) -> None:
+    """Emit `job.count` items, the n-th not before n / rate seconds after the first."""
+    start = time.perf_counter()
+    for index in range(job.count):
+        item = await take()
+        if job.rate:
+            delay = start + index / job.rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        if job.record:
+            job.sent.append((key(item), time.time_ns()))
+        await emit(item)
+
+
+async def stdin_lines() -> AsyncIterator[str]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := await reader.readline():
+        yield line.decode().strip()
+
+
+async def serve_jobs(port: int, run: Callable[[Job], Awaitable[None]]) -> None:
+    """The publisher side of the protocol: `port N` once, then `sent` after each job.
+
+    A job is `send COUNT RATE PATH`; PATH (or `-`) receives the send times as JSON.
+    """
+    print(f"port {port}", flush=True)
+    async for line in stdin_lines():
+        _, count, rate, path = line.split()
+        job = Job(int(count), float(rate), record=path != "-")
+        await run(job)
+        if job.record:
+            await asyncio.to_thread(Path(path).write_text, json.dumps(job.sent))
+        print("sent", flush=True)
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
+    """Poll `condition` until it holds; TimeoutError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{condition} still false after {timeout_s} s")
+        await asyncio.sleep(0.05)
+
+
+def trade_id(frame: bytes) -> int:
+    found = _TRADE_ID.search(frame)
+    return int(found.group(1)) if found else -1
+
+
+class PacedReplay(ReplayServer):
+    """The replay server, sending each client's frames only as jobs allow."""
+
+    def __init__(self, settings: ReplaySettings) -> None:
+        super().__init__(settings)
+        self.jobs: asyncio.Queue[tuple[Job, asyncio.Future[None]]] = asyncio.Queue()
+
+    async def run_job(self, job: Job) -> None:
+        done = asyncio.get_running_loop().create_future()
+        await self.jobs.put((job, done))
+        await done
+
+    async def _send(self, client: Client) -> None:
+        # Replaces the server's sender: frames still come from the market through the client's
+        # queue (which holds the market back at speed 0), but leave only when a job says so.
+        # The clients here (the feed under test, the bare peer) use one connection at a time.
+        try:
+            while True:
+                job, done = await self.jobs.get()
+                await pace(job, client.queue.get, partial(client.ws.send, text=True), trade_id)
+                done.set_result(None)
+        except ConnectionClosed:
+            pass
+
+
+async def serve_replay(symbols: tuple[str, ...]) -> None:
+    # Only 1m klines: coarser ones would be aggregated for nobody.
+    settings = ReplaySettings(port=0, symbols=symbols, speed=0, loop=True, kline_intervals=("1m",))
+    async with PacedReplay(settings) as server:
+        await serve_jobs(server.port, server.run_job)
+
+
+class FloorServicer(price_service_pb2_grpc.PriceServiceServicer):
+    """StreamPrices alone: a PriceHub fanned out over grpc.aio, as the service does."""
+
+    def __init__(self, hub: PriceHub) -> None:
+        self.hub = hub
+
+    async def GetPrice(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not benchmarked")
+
+    async def ListPrices(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not benchmarked")
+
+    async def GetCandles(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not benchmarked")
+
+    async def StreamPrices(  # noqa: N802 - the RPC's name
+        self, request: Any, context: Any
+    ) -> AsyncIterator[price_service_pb2.StreamPricesResponse]:
+        with self.hub.subscribe(request.symbols) as subscription:
+            async for batch in subscription.batches():
+                yield price_service_pb2.StreamPricesResponse(prices=batch)
+
+
+async def serve_floor(subscribers: int) -> None:
+    hub = PriceHub()
+    server = grpc.aio.server()
+    price_service_pb2_grpc.add_PriceServiceServicer_to_server(FloorServicer(hub), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    next_id = 0
+
+    async def run(job: Job) -> None:
+        nonlocal next_id
+        await wait_until(lambda: hub.subscribers >= subscribers, 120)
+        updates = iter(
+            [
+                market_pb2.PriceUpdate(
+                    symbol=STREAM_SYMBOL,
+                    price="4261.48000000",
+                    timestamp=time.time_ns() // 1_000_000,
+                    volume="0.07500000",
+                    service="price-service",
+                    kind=market_pb2.EVENT_KIND_TRADE,
+                    event_id=str(next_id + i),
+                    exchange="binance",
+                    receive_timestamp=time.time_ns() // 1_000_000,
+                )
+                for i in range(job.count)
+            ]
+        )
+        next_id += job.count
+
+        async def take() -> market_pb2.PriceUpdate:
+            return next(updates)
+
+        async def publish(update: market_pb2.PriceUpdate) -> None:
+            hub.publish(update)
+
+        await pace(job, take, publish, lambda u: int(u.event_id))
+
+    try:
+        await serve_jobs(port, run)
+    finally:
+        await server.stop(1)
+
+
+class Publisher:
+    """A publisher process (replay or floor) seen from the bench."""
+
+    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
+        self.process = process
+        self.port = port
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(cls, *args: str) -> AsyncIterator["Publisher"]:
+        process = await spawn(*args, stdin=True)
+        try:
+            assert process.stdout is not None
+            line = await asyncio.wait_for(process.stdout.readline(), 120)
+            if not line.startswith(b"port "):
+                raise RuntimeError(f"publisher {args} did not start: {line!r}")
+            yield cls(process, int(line.split()[1]))
+        finally:
+            if process.stdin is not None:
+                process.stdin.close()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+    async def send(self, count: int, rate: float, record: Path | None = None) -> None:
+        """Order a job and wait until it is sent."""
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(f"send {count} {rate} {record or '-'}\n".encode())
+        await self.process.stdin.drain()
+        line = await self.process.stdout.readline()
+        if line.strip() != b"sent":
+            raise RuntimeError(f"publisher failed: {line!r}")
+
+
+async def spawn(*args: str, stdin: bool = False) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        *args,
+        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+    )
+
+
+# -- the service and its scratch stores -------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def scratch_stores() -> AsyncIterator[Infrastructure]:
+    """A topic, a Redis key prefix and an InfluxDB bucket of this run's own, removed after."""
+    run = uuid.uuid4().hex[:12]
+    kafka = KafkaSettings().model_copy(update={"topic": f"bench-price-{run}"})
+    redis = RedisSettings(key_prefix=f"bench-price-{run}")
+    influx = InfluxSettings()
+    await asyncio.to_thread(ensure_topic, kafka.bootstrap_servers, kafka.topic, 3)
+    try:
+        headers = {"Authorization": f"Token {influx.token.get_secret_value()}"}
+        async with httpx.AsyncClient(base_url=influx.url, headers=headers, timeout=30) as http:
+            orgs = (await http.get("/api/v2/orgs", params={"org": influx.org})).raise_for_status()
+            bucket = f"bench-price-{run}"
+            created = await http.post(
+                "/api/v2/buckets",
+                json={"name": bucket, "orgID": orgs.json()["orgs"][0]["id"], "retentionRules": []},
+            )
+            created.raise_for_status()
+            try:
+                yield Infrastructure(kafka, redis, influx.model_copy(update={"bucket": bucket}))
+            finally:
+                (await http.delete(f"/api/v2/buckets/{created.json()['id']}")).raise_for_status()
+    finally:
+        await _delete_redis_keys(redis)
+        await asyncio.to_thread(_delete_topic, kafka)
+
+
+async def _delete_redis_keys(settings: RedisSettings) -> None:
+    client = aioredis.Redis.from_url(settings.url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{settings.key_prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+def _delete_topic(settings: KafkaSettings) -> None:
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin.delete_topics([settings.topic], operation_timeout=30)[settings.topic].result(30)
+    with registry_client(settings) as registry:
+        subject = f"{settings.topic}-value"  # the serializer's topic-name strategy
+        if subject in registry.get_subjects():
+            registry.delete_subject(subject)
+            registry.delete_subject(subject, permanent=True)
+
+
+@contextlib.asynccontextmanager
+async def running_service(
+    infra: Infrastructure, replay: Publisher, symbols: Sequence[str], kinds: Sequence[str]
+) -> AsyncIterator[PriceService]:
+    settings = PriceSettings(
+        grpc_port=0,
+        metrics_port=0,
+        feed=FeedSettings(
+            ws_base_url=f"ws://127.0.0.1:{replay.port}",
+            rest=RestSettings(base_url=f"http://127.0.0.1:{replay.port}"),
+            symbols=tuple(symbols),
+            stream_kinds=tuple(kinds),
+            ping_interval_s=None,
+        ),
+    )
+    service = PriceService(settings, infra, SystemClock())
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    await asyncio.wait_for(service.serving.wait(), 30)
+    try:
+        yield service
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, 60)
+        except TimeoutError:
+            # Reported, not raised: the measurements are taken, and the tables still print.
+            pending = [t.get_coro() for t in asyncio.all_tasks() if not t.done()]
+            print(f"the price service did not stop within 60 s: {pending}", file=sys.stderr)
+
+
+# -- 1. ingest ------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    path: str
+    items: int
+    seconds: float
+    lost: int | None = None
+    judged: bool = False
+    """Whether the ingest target applies to this row."""
+
+    def cells(self) -> list[str]:
+        rate = self.items / self.seconds if self.seconds else 0.0
+        verdict = ("met" if rate >= INGEST_TARGET else "MISSED") if self.judged else ""
+        return [
+            self.path,
+            f"{self.items:,}",
+            f"{self.seconds:.2f}",
+            f"{rate:,.0f}",
+            f"{1e6 / rate:.1f}" if rate else "-",
+            "" if self.lost is None else f"{self.lost:,}",
+            verdict,
+        ]
+
+
+def _timed(run: Callable[[], T]) -> tuple[T, float]:
+    start = time.perf_counter()
+    result = run()
+    return result, time.perf_counter() - start
+
+
+async def bare_websocket(replay: Publisher, streams: str, count: int) -> tuple[list[bytes], Row]:
+    """The replay's frames read by a client that does nothing with them: the transport alone."""
+    frames: list[bytes] = []
+    url = f"ws://127.0.0.1:{replay.port}/stream?streams={streams}"
+    async with connect(url, max_size=None, ping_interval=None) as ws:
+        start = time.perf_counter()
+        sending = asyncio.create_task(replay.send(count, 0))
+        while len(frames) < count:
+            frames.append(await ws.recv(decode=False))
+        elapsed = time.perf_counter() - start
+        await sending
+    return frames, Row("replay -> bare WebSocket client (frames only)", count, elapsed)
+
+
+async def feed_path(frames: list[bytes]) -> tuple[list[market_pb2.PriceUpdate], Row]:
+    """`BinanceFeed._on_frame` on the same frames: decode, de-duplicate, normalise, hand over."""
+    feed = BinanceFeed(FeedSettings(queue_size=len(frames) * 2))
+    start = time.perf_counter()
+    for raw in frames:
+        await feed._on_frame(raw)  # the private per-frame path is what we measure
+    elapsed = time.perf_counter() - start
+    queued = [feed._queue.get_nowait() for _ in range(feed._queue.qsize())]
+    updates = [item for item in queued if isinstance(item, market_pb2.PriceUpdate)]
+    return updates, Row("feed path in memory (decode, normalise)", len(frames), elapsed)
+
+
+def encoders(
+    updates: list[market_pb2.PriceUpdate], kafka: KafkaSettings
+) -> tuple[list[tuple[bytes, bytes]], list[Row]]:
+    """The sinks' per-update encoding alone: Avro through the registry, InfluxDB lines.
+
+    Returns the Kafka (key, value) pairs as the service would produce them.
+    """
+    with registry_client(kafka) as registry:
+        serialize = PriceUpdateSerializer(registry, kafka.topic)
+        values, avro_s = _timed(lambda: [serialize(u) for u in updates])
+    _, lines_s = _timed(lambda: [tick_line(u) for u in updates])
+    messages = [(u.symbol.encode(), value) for u, value in zip(updates, values, strict=True)]
+    return messages, [
+        Row("Avro encode in memory (PriceUpdateSerializer)", len(updates), avro_s),
+        Row("InfluxDB tick lines in memory (tick_line)", len(updates), lines_s),
+    ]
+
+
+def raw_produce(messages: list[tuple[bytes, bytes]], kafka: KafkaSettings) -> Row:
+    """Pre-encoded values through confluent_kafka, the service's producer settings, until acked."""
+    producer = Producer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+        }
+    )
+    start = time.perf_counter()
+    for key, value in messages:
+        while True:
+            try:
+                producer.produce(kafka.topic, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.01)
+    left: int = producer.flush(60)
+    return Row("raw confluent_kafka produce, pre-encoded", len(messages), _since(start), left)
+
+
+def _since(start: float) -> float:
+    return time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class SinkCount:
+    accepted: int
+    written: int
+    lost: int
+    """Dropped or rejected (Kafka: also failed deliveries and updates Avro cannot hold)."""
+
+    def __sub__(self, other: "SinkCount") -> "SinkCount":
+        return SinkCount(
+            self.accepted - other.accepted, self.written - other.written, self.lost - other.lost
+        )
+
+
+def sink_counts(service: PriceService) -> dict[str, SinkCount]:
+    counts = {
+        name: SinkCount(s.stats.accepted, s.stats.written, s.stats.dropped + s.stats.rejected)
+        for name, s in service.sinks.items()
+    }
+    kafka, producer = counts["kafka"], service.publisher.producer
+    # Kafka's are written when the broker acknowledged them, not when librdkafka took them.
+    counts["kafka"] = SinkCount(
+        kafka.accepted,
+        producer.delivered,
+        kafka.lost + producer.failed + service.publisher.rejected,
+    )
+    return counts
+
+
+def feed_dropped(service: PriceService) -> int:
+    value = service.metrics_registry.get_sample_value(
+        "finplat_price_feed_messages_total", {"outcome": "dropped"}
+    )
+    return int(value or 0)
+
+
+async def caught_up(service: PriceService, timeout_s: float) -> None:
+    """Wait until every sink has written what it accepted (and Kafka acknowledged it)."""
+    await wait_until(
+        lambda: all(c.written + c.lost >= c.accepted for c in sink_counts(service).values()),
+        timeout_s,
+    )
+
+
+_SINK_LABELS = {
+    "redis": "service: Redis latest written",
+    "influxdb_ticks": "service: InfluxDB ticks written",
+    "influxdb_candles": "service: InfluxDB candles written",
+    "kafka": "service: Kafka acknowledged",
+}
+
+
+async def end_to_end(
+    service: PriceService, replay: Publisher, count: int, timeout_s: float
+) -> tuple[list[Row], float]:
+    """Send `count` frames; time the pipeline's acceptance and each sink's writing of them."""
+    base, base_dropped = sink_counts(service), feed_dropped(service)
+    start = time.perf_counter()
+    sending = asyncio.create_task(replay.send(count, 0))
+    accepted_s = 0.0
+    targets: dict[str, int] = {}
+    done_s: dict[str, float] = {}
+    while _since(start) < timeout_s:
+        await asyncio.sleep(0.005)
+        delta = {name: now - base[name] for name, now in sink_counts(service).items()}
+        updates = delta["influxdb_ticks"].accepted  # every update is a tick
+        if not targets and updates + feed_dropped(service) - base_dropped >= count:
+            accepted_s = _since(start)
+            # What each sink has to write: all it accepted by then (candles: those offered).
+            targets = {name: d.accepted for name, d in delta.items()}
+        for name, wanted in targets.items():
+            if name not in done_s and delta[name].written + delta[name].lost >= wanted:
+                done_s[name] = _since(start)
+        if targets and len(done_s) == len(targets):
+            break
+    await sending
+    elapsed = _since(start)
+    delta = {name: now - base[name] for name, now in sink_counts(service).items()}
+    updates = delta["influxdb_ticks"].accepted
+    rows = [
+        Row(
+            "service: accepted by the pipeline",
+            updates,
+            accepted_s or elapsed,
+            feed_dropped(service) - base_dropped,
+            judged=True,
+        )
+    ]
+    rows += [
+        Row(
+            label,
+            delta[name].written,
+            done_s.get(name, elapsed),
+            delta[name].lost,
+            judged=name != "influxdb_candles",
+        )
+        for name, label in _SINK_LABELS.items()
+    ]
+    return rows, elapsed
+
+
+# CPU time, from /proc: every process on the machine shares its cores, the stack's included.
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    # utime and stime, fields 14 and 15 of /proc/<pid>/stat (counted after the command name).
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def machine_cpu_s() -> float:
+    # user, nice, system, idle, iowait, irq, softirq, steal: all but idle and iowait are busy.
+    first = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    user, nice, system, _, _, irq, softirq, steal = (int(v) for v in first)
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
+
+
+def cpu_sample(pids: dict[str, int]) -> dict[str, float]:
+    return {**{name: process_cpu_s(pid) for name, pid in pids.items()}, "": machine_cpu_s()}
+
+
+def cpu_rows(before: dict[str, float], after: dict[str, float], wall_s: float) -> list[list[str]]:
+    used = {name: after[name] - before[name] for name in before}
+    machine = used.pop("")
+    used["everything else on the machine"] = machine - sum(used.values())
+    used[f"machine total ({os.cpu_count()} cores)"] = machine
+    return [[name, f"{cpu:.2f}", f"{cpu / wall_s:.2f}"] for name, cpu in used.items()]
+
+
+async def ingest_mix(mix: str, args: argparse.Namespace) -> None:
+    kinds = mix.split(",")
+    streams = "/".join(s.name for s in build_streams(INGEST_SYMBOLS, kinds))
+    stack = {s.name: s.pid for s in Stack(StackSettings()).status() if s.pid is not None}
+    async with Publisher.start("--role", "replay", "--symbols", ",".join(INGEST_SYMBOLS)) as replay:
+        frames, transport = await bare_websocket(replay, streams, args.updates)
+        updates, decode = await feed_path(frames)
+        del frames
+        async with scratch_stores() as infra:
+            async with running_service(infra, replay, INGEST_SYMBOLS, kinds) as service:
+                await replay.send(args.warmup, 0)
+                await caught_up(service, 60)
+                pids = {"price service": os.getpid(), "replay server": replay.process.pid, **stack}
+                before = cpu_sample(pids)
+                service_rows, wall_s = await end_to_end(
+                    service, replay, args.updates, args.timeout_s
+                )
+                cpu = cpu_rows(before, cpu_sample(pids), wall_s)
+            messages, encode_rows = encoders(updates, infra.kafka)
+            produce = raw_produce(messages, infra.kafka)
+    rows = [transport, decode, *encode_rows, produce, *service_rows]
+    print(
+        f"\nIngest: {' + '.join(kinds)} streams of {', '.join(INGEST_SYMBOLS)}, "
+        f"{args.updates:,} frames sent as fast as read, {os.cpu_count()} cores, loopback\n"
+    )
+    header = ["path", "items", "s", "items/s", "us/item", "lost", f">= {INGEST_TARGET:,}/s"]
+    print(table(header, [row.cells() for row in rows]))
+    updates_s = f"{service_rows[0].items:,} updates"
+    print(f"\nCPU during the service run ({wall_s:.2f} s, {updates_s}; 1.00 = one core busy)\n")
+    print(table(["process", "CPU s", "cores"], cpu))
+
+
+async def ingest(args: argparse.Namespace) -> None:
+    for mix in args.mix:
+        await ingest_mix(mix, args)
+
+
+# -- 2. stream ------------------------------------------------------------------------------
+
+
+async def serve_subscribers(
+    address: str, count: int, expect: int, sent_file: Path, timeout_s: float
+) -> None:
+    """`count` StreamPrices subscribers, each on its own connection, until each got `expect`."""
+    ids = [array("q") for _ in range(count)]
+    times = [array("q") for _ in range(count)]
+    messages = 0
+    errors: list[str] = []
+
+    async def subscriber(index: int) -> None:
+        nonlocal messages
+        # A pool of its own per channel: one TCP connection per subscriber, as separate
+        # clients would have, instead of all streams multiplexed on one.
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        async with grpc.aio.insecure_channel(address, options=options) as channel:
+            stub = price_service_pb2_grpc.PriceServiceStub(channel)
+            request = price_service_pb2.StreamPricesRequest(symbols=[STREAM_SYMBOL])
+            got_ids, got_times = ids[index], times[index]
+            try:
+                async for message in stub.StreamPrices(request):
+                    received = time.time_ns()
+                    messages += 1
+                    for update in message.prices:
+                        got_ids.append(int(update.event_id))
+                        got_times.append(received)
+                    if len(got_ids) >= expect:
+                        return
+            except grpc.aio.AioRpcError as exc:
+                errors.append(exc.code().name)
+
+    tasks = [asyncio.create_task(subscriber(i)) for i in range(count)]
+    _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    # The publisher writes its send times once the last update has left.
+    await wait_until(sent_file.exists, 30)
+    sent = dict(json.loads(await asyncio.to_thread(sent_file.read_text)))
+    latencies = sorted(
+        t - sent[i]
+        for got_ids, got_times in zip(ids, times, strict=True)
+        for i, t in zip(got_ids, got_times, strict=True)
+        if i in sent
+    )
+    print(
+        "result "
+        + json.dumps(
+            {
+                "expected": len(sent) * count,
+                "latencies_ns": [_percentile(latencies, q) for q in (0.5, 0.99, 1.0)],
+                "received": len(latencies),
+                "messages": messages,
+                "updates": sum(len(a) for a in ids),
+                "errors": errors,
+            }
+        ),
+        flush=True,
+    )
+
+
+def _percentile(ordered: list[int], q: float) -> int:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else -1
+
+
+@dataclass
+class StreamRow:
+    path: str
+    subscribers: int
+    rate: float
+    """Updates sent per second over the measured part."""
+    result: dict[str, Any]
+    cores: tuple[float, float, float]
+    """CPU of the serving processes, of the subscribers' process and of the whole machine."""
+    judged: bool = False
+    """Whether the latency targets apply to this row."""
+
+    def cells(self) -> list[str]:
+        p50, p99, worst = (ns / 1e6 for ns in self.result["latencies_ns"])
+        expected = self.result["expected"] or 1
+        per_message = self.result["updates"] / max(1, self.result["messages"])
+        met = p50 < STREAM_TARGET_P50_MS and p99 < STREAM_TARGET_P99_MS
+        return [
+            self.path,
+            str(self.subscribers),
+            f"{self.rate:,.0f}",
+            f"{self.result['received'] / expected:.1%}",
+            f"{p50:.2f}",
+            f"{p99:.2f}",
+            f"{worst:.2f}",
+            f"{per_message:.1f}",
+            *(f"{cores:.2f}" for cores in self.cores),
+            ",".join(sorted(set(self.result["errors"]))) or "-",
+            ("met" if met else "MISSED") if self.judged else "",
+        ]
+
+
+async def stream_phase(
+    path: str,
+    publisher: Publisher,
+    address: str,
+    subscribers: int,
+    args: argparse.Namespace,
+    subscribed: Callable[[], bool],
+    server_pids: list[int],
+) -> StreamRow:
+    warm, measured = int(args.rate * args.warmup_s), int(args.rate * args.seconds)
+    with tempfile.TemporaryDirectory() as scratch:
+        sent_file = Path(scratch) / "sent.json"
+        process = await spawn(
+            "--role",
+            "subscribers",
+            "--address",
+            address,
+            "--subscribers",
+            str(subscribers),
+            "--expect",
+            str(warm + measured),
+            "--sent-file",
+            str(sent_file),
+            "--timeout-s",
+            str((warm + measured) / args.rate + 30),
+        )
+        try:
+            await wait_until(subscribed, 60)
+            await publisher.send(warm, args.rate)
+            pids = {str(pid): pid for pid in [*server_pids, process.pid]}
+            before, start = cpu_sample(pids), time.perf_counter()
+            await publisher.send(measured, args.rate, sent_file)
+            after, wall_s = cpu_sample(pids), _since(start)
+            used = {name: (after[name] - before[name]) / wall_s for name in pids}
+            serving = sum(used[str(pid)] for pid in server_pids)
+            machine = (after[""] - before[""]) / wall_s
+            cores = (serving, used[str(process.pid)], machine)
+            assert process.stdout is not None
+            async for line in process.stdout:
+                if line.startswith(b"result "):
+                    result: dict[str, Any] = json.loads(line.removeprefix(b"result "))
+                    return StreamRow(path, subscribers, measured / wall_s, result, cores)
+            raise RuntimeError("the subscriber process gave no result")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            await process.wait()
+
+
+def _subscribed(hub: PriceHub, count: int) -> bool:
+    return hub.subscribers >= count
+
+
+async def stream(args: argparse.Namespace) -> None:
+    rows: list[StreamRow] = []
+    counts = sorted({args.subscribers, 1}, reverse=True)
+    async with (
+        Publisher.start("--role", "replay", "--symbols", STREAM_SYMBOL) as replay,
+        scratch_stores() as infra,
+        running_service(infra, replay, [STREAM_SYMBOL], ["trade"]) as service,
+    ):
+        address = f"127.0.0.1:{service.grpc_port}"
+        for count in counts:
+            await wait_until(lambda: not service.hub.subscribers, 30)  # the last phase's are gone
+            row = await stream_phase(
+                "price service (replay -> feed -> hub -> gRPC)",
+                replay,
+                address,
+                count,
+                args,
+                partial(_subscribed, service.hub, count),
+                [os.getpid(), replay.process.pid],
+            )
+            row.judged = (count, args.rate) == (STREAM_TARGET_SUBSCRIBERS, STREAM_TARGET_RATE)
+            rows.append(row)
+    for count in counts:
+        async with Publisher.start("--role", "floor", "--subscribers", str(count)) as floor:
+            rows.append(
+                await stream_phase(
+                    "bare grpc.aio fan-out (PriceHub, pre-built updates)",
+                    floor,
+                    f"127.0.0.1:{floor.port}",
+                    count,
+                    args,
+                    lambda: True,  # the floor waits for its subscribers itself
+                    [floor.process.pid],
+                )
+            )
+    print(
+        f"\nStreamPrices: {args.rate:,.0f} trades/s of {STREAM_SYMBOL}, {args.seconds:.0f} s "
+        f"after {args.warmup_s:.0f} s warm-up, {os.cpu_count()} cores, loopback\n"
+    )
+    header = ["path", "subs", "sent/s", "delivered", "p50 ms", "p99 ms", "max ms", "updates/msg"]
+    header += ["server cores", "subscriber cores", "machine cores", "errors", "targets"]
+    print(table(header, [row.cells() for row in rows]))
+    print(
+        "(latency: subscriber receipt minus the publisher's send, both time_ns; server cores: the\n"
+        " service and the replay, or the bare server; targets p50 < "
+        f"{STREAM_TARGET_P50_MS} ms, p99 < {STREAM_TARGET_P99_MS} ms at {STREAM_TARGET_RATE:,} "
+        f"updates/s with {STREAM_TARGET_SUBSCRIBERS} subscribers)"
+    )
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+async def bench(args: argparse.Namespace) -> None:
+    # The tables are the output; the service's warnings (e.g. dropped updates) are counted there.
+    logging.basicConfig(level=logging.ERROR)
+    if args.section in ("ingest", "all"):
+        await ingest(args)
+    if args.section in ("stream", "all"):
+        await stream(args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--section", choices=["ingest", "stream", "all"], default="all")
+    parser.add_argument("--updates", type=int, default=200_000, help="frames per ingest run")
+    parser.add_argument("--warmup", type=int, default=5_000, help="ingest warm-up frames")
+    parser.add_argument("--timeout-s", type=float, default=120.0, help="ingest run bound")
+    parser.add_argument(
+        "--mix",
+        action="append",
+        help="comma-separated stream kinds per ingest run (repeatable; default: trade, and "
+        "trade,kline_1m)",
+    )
+    parser.add_argument("--rate", type=float, default=2_000.0, help="stream updates/s")
+    parser.add_argument("--subscribers", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=10.0, help="stream measurement")
+    parser.add_argument("--warmup-s", type=float, default=2.0, help="stream warm-up")
+    parser.add_argument(
+        "--role",
+        choices=["bench", "replay", "floor", "subscribers"],
+        default="bench",
+        help=argparse.SUPPRESS,
+    )
+    parser.add_argument("--symbols", help=argparse.SUPPRESS)
+    parser.add_argument("--address", help=argparse.SUPPRESS)
+    parser.add_argument("--expect", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sent-file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.mix = args.mix or ["trade", "trade,kline_1m"]
+    if args.role == "replay":
+        asyncio.run(serve_replay(tuple(args.symbols.split(","))))
+    elif args.role == "floor":
+        asyncio.run(serve_floor(args.subscribers))
+    elif args.role == "subscribers":
+        asyncio.run(
+            serve_subscribers(
+                args.address, args.subscribers, args.expect, args.sent_file, args.timeout_s
+            )
+        )
+    else:
+        asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    main()
