@@ -6,18 +6,16 @@ out differently and needs one-shot jobs besides servers.
 """
 
 import contextlib
-import fcntl
 import logging
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from finplat.platform.children import ChildSpec
 from finplat.platform.errors import PlatformError
 from finplat.platform.probes import NotReadyError
-from finplat.stack.process import StackDirs, is_alive, tail_text
+from finplat.stack.process import StackDirs, exclusive, is_alive, tail_text
 
 logger = logging.getLogger(__name__)
 
@@ -41,19 +39,15 @@ class PlatformDirs(StackDirs):
         """Names of the children that have a pid file, whatever plan started them."""
         return sorted(path.stem for path in self.run.glob("*.pid"))
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> contextlib.AbstractContextManager[None]:
         """Serialise `up` and `down` on one run dir across processes."""
-        self.run.mkdir(parents=True, exist_ok=True)
-        with (self.run / "platform.lock").open("w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise PlatformError(
-                    f"another `finplat up` or `finplat down` is working on {self.run}; "
-                    "wait for it to finish"
-                ) from exc
-            yield
+        return exclusive(
+            self.run / "platform.lock",
+            PlatformError(
+                f"another `finplat up` or `finplat down` is working on {self.run}; "
+                "wait for it to finish"
+            ),
+        )
 
 
 @dataclass

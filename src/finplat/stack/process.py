@@ -67,19 +67,26 @@ class StackDirs:
         """Value of the ownership variable for one component of this stack."""
         return f"{component}@{self.root}"
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> contextlib.AbstractContextManager[None]:
         """Serialise `up` and `down` on one data dir across processes."""
-        self.run.mkdir(parents=True, exist_ok=True)
-        with (self.run / "stack.lock").open("w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise StackError(
-                    f"another `finplat stack` command is working on {self.root}; "
-                    "wait for it to finish"
-                ) from exc
-            yield
+        return exclusive(
+            self.run / "stack.lock",
+            StackError(
+                f"another `finplat stack` command is working on {self.root}; wait for it to finish"
+            ),
+        )
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, busy: Exception) -> Iterator[None]:
+    """Hold an exclusive lock on `path` for the block; raise `busy` at once if it is held."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise busy from exc
+        yield
 
 
 def _proc_stat(pid: int) -> list[str] | None:
