@@ -85,6 +85,7 @@ def test_defaults_and_frozen_params() -> None:
         ("rsi_mean_reversion", {"upper": float("nan")}, "finite"),
         ("bollinger_mean_reversion", {"nbdev": 0}, "must be in"),
         ("macd_signal_cross", {"fast": 30}, "must be < slow"),
+        ("ema_crossover", {"fast": 26}, "must be < slow"),
     ],
 )
 def test_invalid_params(name: str, raw: dict[str, object], message: str) -> None:

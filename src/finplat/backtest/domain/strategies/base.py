@@ -70,6 +70,18 @@ class StrategyParams:
         return {spec.name: getattr(self, spec.name) for spec in self.SCHEMA}
 
 
+class FastBelowSlowParams(StrategyParams):
+    """Params of a crossover of a fast and a slow average: the fast one must be shorter."""
+
+    __slots__ = ()
+    fast: int
+    slow: int
+
+    def check(self) -> None:
+        if self.fast >= self.slow:
+            raise InvalidParameterError(self.STRATEGY, "fast", f"must be < slow ({self.slow})")
+
+
 P = TypeVar("P", bound=StrategyParams)
 
 

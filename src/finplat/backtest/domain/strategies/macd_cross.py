@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from finplat.backtest.domain.bars import Bars
-from finplat.backtest.domain.errors import InvalidParameterError
 from finplat.backtest.domain.strategies.base import (
+    FastBelowSlowParams,
     Indicators,
     ParamSpec,
     Signal,
-    StrategyParams,
     StrategySpec,
     above_below,
     hold_last,
@@ -21,7 +20,7 @@ NAME = "macd_signal_cross"
 
 
 @dataclass(frozen=True, slots=True)
-class MacdCrossParams(StrategyParams):
+class MacdCrossParams(FastBelowSlowParams):
     STRATEGY: ClassVar[str] = NAME
     SCHEMA: ClassVar[tuple[ParamSpec, ...]] = (
         ParamSpec("fast", int, 12, 2, 10_000, "fast EMA length (bars)"),
@@ -31,10 +30,6 @@ class MacdCrossParams(StrategyParams):
     fast: int
     slow: int
     signal: int
-
-    def check(self) -> None:
-        if self.fast >= self.slow:
-            raise InvalidParameterError(NAME, "fast", f"must be < slow ({self.slow})")
 
 
 def signal(bars: Bars, params: MacdCrossParams, ind: Indicators) -> Signal:

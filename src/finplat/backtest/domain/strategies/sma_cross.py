@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from finplat.backtest.domain.bars import Bars
-from finplat.backtest.domain.errors import InvalidParameterError
 from finplat.backtest.domain.strategies.base import (
+    FastBelowSlowParams,
     Indicators,
     ParamSpec,
     Signal,
-    StrategyParams,
     StrategySpec,
     above_below,
     hold_last,
@@ -21,7 +20,7 @@ NAME = "sma_crossover"
 
 
 @dataclass(frozen=True, slots=True)
-class SmaCrossParams(StrategyParams):
+class SmaCrossParams(FastBelowSlowParams):
     STRATEGY: ClassVar[str] = NAME
     SCHEMA: ClassVar[tuple[ParamSpec, ...]] = (
         ParamSpec("fast", int, 10, 1, 10_000, "fast SMA length (bars)"),
@@ -29,10 +28,6 @@ class SmaCrossParams(StrategyParams):
     )
     fast: int
     slow: int
-
-    def check(self) -> None:
-        if self.fast >= self.slow:
-            raise InvalidParameterError(NAME, "fast", f"must be < slow ({self.slow})")
 
 
 def signal(bars: Bars, params: SmaCrossParams, ind: Indicators) -> Signal:
