@@ -25,7 +25,6 @@ from finplat.backtest.consumer import PartitionLag, StatsConsumer
 from finplat.backtest.consumer_state import ConsumerStateStore
 from finplat.backtest.dead_letter import DeadLetterProducer
 from finplat.backtest.history import PriceServiceBars
-from finplat.backtest.kafka_source import PriceUpdateSource
 from finplat.backtest.metrics import (
     BacktestCollector,
     BacktestSources,
@@ -42,6 +41,7 @@ from finplat.core.grpc_server import GrpcServer, ServiceBinding, start_server
 from finplat.kafka.admin import ensure_topic
 from finplat.kafka.errors import KafkaAdapterError
 from finplat.kafka.serde import registry_client
+from finplat.kafka.source import PriceUpdateSource
 
 logger = logging.getLogger(__name__)
 

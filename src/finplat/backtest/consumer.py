@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from finplat.backtest.errors import RegistryUnavailableError, StoreError
-from finplat.backtest.kafka_source import OnAssign, OnRevoke
 from finplat.backtest.processor import BatchProcessor
 from finplat.backtest.stats import StatsSnapshot, StreamStats
 from finplat.core.retry import Backoff, RetryPolicy
 from finplat.kafka.consumer import Record
 from finplat.kafka.errors import KafkaAdapterError
+from finplat.kafka.source import OnAssign, OnRevoke
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,8 @@ def _header_pairs(message: Message) -> list[tuple[str, str | bytes | None]]:
     return list(headers.items()) if isinstance(headers, dict) else list(headers)
 
 
-def _record(message: Message) -> Record:
+def record_of(message: Message) -> Record:
+    """Our Record of a consumed librdkafka message."""
     topic, partition, offset = message.topic(), message.partition(), message.offset()
     if topic is None or partition is None or offset is None:
         raise KafkaAdapterError("consumed a message without topic, partition or offset")
@@ -97,7 +98,7 @@ class PriceUpdateConsumer:
         for message in messages:
             error = message.error()
             if error is None:
-                records.append(_record(message))
+                records.append(record_of(message))
             elif error.code() != KafkaError._PARTITION_EOF:
                 raise KafkaAdapterError(f"consume failed: {error.str()}")
         return records

@@ -13,11 +13,11 @@ from finplat.backtest.consumer import PartitionLag, StatsConsumer
 from finplat.backtest.consumer_state import ConsumerStateStore, SavedState, TopicPartitionKey
 from finplat.backtest.dedup import DedupChanges
 from finplat.backtest.errors import StoreError
-from finplat.backtest.kafka_source import OnAssign, OnRevoke
 from finplat.backtest.processor import BatchProcessor
 from finplat.backtest.stats import StreamStats
 from finplat.core.retry import RetryPolicy
 from finplat.kafka.consumer import Record
+from finplat.kafka.source import OnAssign, OnRevoke
 from tests.support import eventually_async
 from tests.unit.backtest.service_support import (
     TOPIC,

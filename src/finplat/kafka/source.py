@@ -1,6 +1,6 @@
 """The consumer side of Kafka for the statistics: a group member whose start offsets we choose.
 
-`finplat.kafka.PriceUpdateConsumer` logs rebalances but lets librdkafka pick the start offsets;
+`consumer.PriceUpdateConsumer` logs rebalances but lets librdkafka pick the start offsets;
 here the assignment callback asks the owner where each partition starts, because the offsets
 stored in SQLite with the statistics are the source of truth. Broker errors are logged as they
 come (librdkafka reconnects by itself) and remembered for the health report.
@@ -14,12 +14,11 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
-    Message,
     TopicPartition,
 )
 
 from finplat.core.connections import KafkaSettings
-from finplat.kafka.consumer import Record
+from finplat.kafka.consumer import Record, record_of
 from finplat.kafka.errors import KafkaAdapterError
 
 logger = logging.getLogger(__name__)
@@ -30,25 +29,6 @@ OnRevoke = Callable[[list[int]], None]
 
 # Errors that mean "no broker reachable right now"; librdkafka keeps retrying meanwhile.
 _DOWN = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT})
-
-
-def _record(message: Message) -> Record:
-    topic, partition, offset = message.topic(), message.partition(), message.offset()
-    if topic is None or partition is None or offset is None:
-        raise KafkaAdapterError("consumed a message without topic, partition or offset")
-    key, value, raw = message.key(), message.value(), message.headers()
-    pairs = (raw.items() if isinstance(raw, dict) else raw) if raw else ()
-    headers = tuple(
-        (name, data.encode() if isinstance(data, str) else data or b"") for name, data in pairs
-    )
-    return Record(
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        key=key if isinstance(key, bytes) else None,
-        value=value if isinstance(value, bytes) else None,
-        headers=headers,
-    )
 
 
 class PriceUpdateSource:
@@ -117,7 +97,7 @@ class PriceUpdateSource:
         for message in messages:
             error = message.error()
             if error is None:
-                records.append(_record(message))
+                records.append(record_of(message))
             elif error.code() != KafkaError._PARTITION_EOF:
                 raise KafkaAdapterError(f"consume failed: {error.str()}")
         if records:
