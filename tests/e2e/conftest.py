@@ -1,11 +1,11 @@
 """The running platform for end-to-end tests: the one named in the environment, or one started here.
 
-With FINPLAT_E2E_GATEWAY_URL set (and optionally FINPLAT_E2E_REPLAY_URL), the tests use that
-platform as it is. Otherwise the fixture runs `finplat up --detach` on the default ports and
-`finplat down` once the e2e tests are done, only if it started the platform (a platform already
-answering on the default gateway port is used and left running); a stack that was
-already running (another session's, a benchmark's) is left running. A platform that cannot start
-fails the tests: they never skip.
+With FINPLAT_E2E_GATEWAY_URL set (and optionally FINPLAT_E2E_REPLAY_URL and
+FINPLAT_E2E_PROMETHEUS_URL), the tests use that platform as it is. Otherwise the fixture runs
+`finplat up --detach` on the default ports and `finplat down` once the e2e tests are done, only
+if it started the platform (a platform already answering on the default gateway port is used
+and left running); a stack that was already running (another session's, a benchmark's) is left
+running. A platform that cannot start fails the tests: they never skip.
 """
 
 import os
@@ -22,8 +22,10 @@ from tests.paths import REPO_ROOT
 
 _GATEWAY_VARIABLE = "FINPLAT_E2E_GATEWAY_URL"
 _REPLAY_VARIABLE = "FINPLAT_E2E_REPLAY_URL"
+_PROMETHEUS_VARIABLE = "FINPLAT_E2E_PROMETHEUS_URL"
 _DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080"
 _DEFAULT_REPLAY_URL = "http://127.0.0.1:9443"
+_DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 # The platform commands on their own, so these tests do not depend on how the root CLI
 # registers them (the stack's tests do the same).
 _PLATFORM_CLI = "from finplat.platform.cli import {0}; {0}(prog_name='finplat {0}')"
@@ -40,6 +42,8 @@ class Platform:
     gateway_url: str
     replay_url: str | None
     """The replay feeding the price service; None for a platform fed by live Binance."""
+    prometheus_url: str = _DEFAULT_PROMETHEUS_URL
+    """The Prometheus scraping the platform."""
 
     @property
     def ws_url(self) -> str:
@@ -86,7 +90,8 @@ def platform() -> Iterator[Platform]:
     """One platform for every e2e test, stopped when they are done (before other packages)."""
     given = os.environ.get(_GATEWAY_VARIABLE)
     if given:
-        yield Platform(given.rstrip("/"), os.environ.get(_REPLAY_VARIABLE))
+        prometheus = os.environ.get(_PROMETHEUS_VARIABLE, _DEFAULT_PROMETHEUS_URL)
+        yield Platform(given.rstrip("/"), os.environ.get(_REPLAY_VARIABLE), prometheus)
         return
     if _healthy(_DEFAULT_GATEWAY_URL):
         # Someone's `make up` is running: test it, and leave it to them to stop.

@@ -36,6 +36,7 @@ _PORT_SETTINGS = (
     "FINPLAT_BACKTEST_GRPC_PORT",
     "FINPLAT_BACKTEST_METRICS_PORT",
     "FINPLAT_GATEWAY_PORT",
+    "FINPLAT_PLATFORM_PROMETHEUS_PORT",
 )
 _TIMEOUT_S = 180
 
@@ -107,12 +108,29 @@ def _session_pids(platform: IsolatedPlatform) -> list[int]:
     return [pid for leader in platform.child_pids().values() for pid in pids_in_session(leader)]
 
 
+def _scrape_urls(prometheus_url: str) -> set[str]:
+    response = httpx.get(f"{prometheus_url}/api/v1/targets", timeout=5)
+    response.raise_for_status()
+    return {target["scrapeUrl"] for target in response.json()["data"]["activeTargets"]}
+
+
 def test_down_leaves_no_process_behind(platform: IsolatedPlatform) -> None:
     started = platform.run("up", "--detach")
     assert started.returncode == 0, started.stderr
     assert httpx.get(f"{platform.gateway_url()}/health", timeout=5).status_code == httpx.codes.OK
     pids = _session_pids(platform)
-    assert set(platform.child_pids()) == {"replay", "price", "backtest", "gateway"}
+    assert set(platform.child_pids()) == {"replay", "price", "backtest", "gateway", "prometheus"}
+    # Prometheus scrapes this platform's own ports, not the defaults of deploy/prometheus.
+    expected = {
+        f"http://127.0.0.1:{platform.ports[name]}/metrics"
+        for name in (
+            "FINPLAT_PRICE_METRICS_PORT",
+            "FINPLAT_BACKTEST_METRICS_PORT",
+            "FINPLAT_GATEWAY_PORT",
+        )
+    }
+    prometheus = f"http://127.0.0.1:{platform.ports['FINPLAT_PLATFORM_PROMETHEUS_PORT']}"
+    eventually(lambda: True if _scrape_urls(prometheus) == expected else None, timeout_s=30)
 
     stopped = platform.run("down")
 
@@ -120,7 +138,7 @@ def test_down_leaves_no_process_behind(platform: IsolatedPlatform) -> None:
     assert [pid for pid in pids if is_alive(pid)] == []
     assert platform.child_pids() == {}
     assert all(port_is_free("127.0.0.1", port) for port in platform.ports.values())
-    for name in ("replay", "price", "backtest", "gateway", "backfill"):
+    for name in ("replay", "price", "backtest", "gateway", "backfill", "prometheus"):
         assert (platform.cwd / "var" / "log" / f"{name}.log").stat().st_size > 0
 
 

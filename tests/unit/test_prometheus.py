@@ -13,6 +13,7 @@ import yaml
 from finplat.backtest.settings import BacktestSettings
 from finplat.gateway.settings import GatewaySettings
 from finplat.price.settings import PriceSettings
+from finplat.platform.prometheus import write_config
 from tests.paths import REPO_ROOT
 
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
@@ -155,3 +156,18 @@ def test_targets_are_the_ports_of_our_settings_in_both_environments() -> None:
     for service, port in ports.items():
         published = {int(str(p).split(":")[-1]) for p in services[compose_hosts[service]]["ports"]}
         assert port in published, service
+
+
+def test_native_config_is_valid_as_finplat_up_writes_it(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    targets = {"gateway": "127.0.0.1:18080", "price": "127.0.0.1:19101"}
+
+    write_config(PROMETHEUS_DIR, etc, targets)
+
+    output = _promtool("check", "config", str(etc / "prometheus.yml"), cwd=tmp_path)
+    assert "WARNING" not in output, output
+    assert "SUCCESS: 1 rule files found" in output, output
+    assert _load(etc / "targets.yml") == [
+        {"targets": ["127.0.0.1:18080"], "labels": {"service": "gateway"}},
+        {"targets": ["127.0.0.1:19101"], "labels": {"service": "price"}},
+    ]

@@ -20,10 +20,8 @@ from finplat.backtest.ids import new_id
 from finplat.backtest.settings import BacktestSettings
 from finplat.backtest.validation import RequestError
 from finplat.core.connections import KafkaSettings
+from finplat.core.paths import SHARED_BINANCE_DATA
 
-# src/finplat/backtest/cli.py -> the repository root is three folders up from this one.
-_REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_DATA_DIR = _REPO_ROOT.parent / "shared" / "data" / "binance"
 _TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
 
 
@@ -103,7 +101,7 @@ async def _run(request: backtest_service_pb2.RunBacktestRequest, data_dir: Path,
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="FINPLAT_DATA_DIR",
-    default=DEFAULT_DATA_DIR,
+    default=SHARED_BINANCE_DATA,
     show_default="../shared/data/binance next to the repository",
     help="Binance kline archives (klines/spot/SYMBOL/INTERVAL/*.csv.gz).",
 )

@@ -26,10 +26,10 @@ from pydantic import AliasChoices, BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
-import finplat
 from finplat.backtest.settings import BacktestSettings
 from finplat.contract.settings import SchemaSettings
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
+from finplat.core.paths import REPOSITORY
 from finplat.gateway.settings import GatewaySettings
 from finplat.platform.settings import PlatformSettings
 from finplat.price.replay.settings import ReplaySettings
@@ -51,7 +51,6 @@ DOCUMENTED: tuple[tuple[str, type[BaseSettings]], ...] = (
     ("Native stack (`finplat stack`)", StackSettings),
     ("Schemas (`finplat schemas`)", SchemaSettings),
 )
-REPOSITORY = Path(finplat.__file__).resolve().parents[2]
 # HOME while defaults are computed, so those derived from it are recognised and shown under `~`.
 HOME_STAND_IN = Path("/~")
 _BOUNDS = ((annotated_types.Gt, "gt", ">"), (annotated_types.Ge, "ge", "≥"),

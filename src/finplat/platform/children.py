@@ -8,34 +8,23 @@ service) through the environment of the children, so nothing is configured twice
 import functools
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from finplat.backtest.settings import BacktestSettings
 from finplat.gateway.settings import GatewaySettings
 from finplat.platform import probes
 from finplat.platform.history import history_window, replay_start_ms, utc_text
+from finplat.platform.prometheus import prometheus_child
 from finplat.platform.settings import PlatformSettings
+from finplat.platform.spec import ChildSpec
 from finplat.price.replay.settings import ReplaySettings
 from finplat.price.settings import PriceSettings
 from finplat.stack.component import Port
 
 # Wildcard binds are reached over loopback.
 _CONNECT_HOSTS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
-
-
-@dataclass(frozen=True)
-class ChildSpec:
-    """One process: how to start it, the ports it binds and when it counts as ready."""
-
-    name: str
-    argv: Sequence[str]
-    env: Mapping[str, str] = field(default_factory=dict)
-    ports: Sequence[Port] = ()
-    probe: Callable[[], None] | None = None
-    """Raises probes.NotReadyError until the process is ready; None for a one-shot job, which
-    is ready once it has exited with code 0."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +37,7 @@ class Endpoints:
     price_metrics_url: str | None
     backtest_metrics_url: str | None
     replay_url: str | None
+    prometheus_url: str | None
     feed: str
 
 
@@ -150,6 +140,10 @@ def build_plan(
         times = ["--start", utc_text(window[0]), "--end", utc_text(window[1])]
         argv = [*finplat, "price", "backfill", *symbols, "--interval", "1m", *times]
         stage.append(ChildSpec("backfill", argv, feed_env))
+    prometheus_url = None
+    if platform.prometheus_port:
+        stage.append(prometheus_child(platform, _scrape_targets(services)))
+        prometheus_url = f"http://127.0.0.1:{platform.prometheus_port}"
     stages.append(stage)
     endpoints = Endpoints(
         at.gateway_url,
@@ -158,9 +152,22 @@ def build_plan(
         at.price_metrics,
         at.backtest_metrics,
         at.replay_url,
+        prometheus_url,
         feed,
     )
     return Plan(stages, endpoints)
+
+
+def _scrape_targets(services: ServiceSettings) -> dict[str, str]:
+    # The `service` labels of deploy/prometheus/targets.yml, which the alerts and the
+    # dashboard group by.
+    price, backtest, gateway = services.price, services.backtest, services.gateway
+    targets = {"gateway": _connect(gateway.host, gateway.port)}
+    if price.metrics_port:
+        targets["price"] = _connect(price.grpc_host, price.metrics_port)
+    if backtest.metrics_port:
+        targets["backtest"] = _connect(backtest.grpc_host, backtest.metrics_port)
+    return targets
 
 
 def _replay(

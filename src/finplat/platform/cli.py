@@ -45,7 +45,7 @@ def _summary(endpoints: Endpoints, statuses: list[ChildStatus], elapsed_s: float
     lines = [f"finplat is up in {elapsed_s:.1f} s; feed: {endpoints.feed}", ""]
     for status in statuses:
         process = f"pid {status.pid}" if status.running else "finished"
-        lines.append(f"  {status.name:<9} {process:<10} {status.detail:<18} log {status.log}")
+        lines.append(f"  {status.name:<10} {process:<10} {status.detail:<18} log {status.log}")
     lines += [
         "",
         f"  gateway          {gateway}   (REST, WebSocket)",
@@ -59,6 +59,8 @@ def _summary(endpoints: Endpoints, statuses: list[ChildStatus], elapsed_s: float
     lines.append(
         f"  gRPC             price {endpoints.price_grpc}, backtest {endpoints.backtest_grpc}"
     )
+    if endpoints.prometheus_url:
+        lines.append(f"  Prometheus       {endpoints.prometheus_url}   (alerts: /alerts)")
     if endpoints.replay_url:
         lines.append(f"  replay           {endpoints.replay_url}/api/v3/time")
     ws_url = gateway.replace("http://", "ws://", 1)

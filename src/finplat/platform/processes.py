@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from finplat.platform.children import ChildSpec
 from finplat.platform.errors import PlatformError
 from finplat.platform.probes import NotReadyError
+from finplat.platform.spec import ChildSpec
 from finplat.stack.process import StackDirs, exclusive, is_alive, tail_text
 
 logger = logging.getLogger(__name__)

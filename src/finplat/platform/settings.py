@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from finplat.core.paths import REPOSITORY
+
 
 class PlatformSettings(BaseSettings):
     """What `up` starts, how fast the replay runs, where logs and pid files go, and timeouts."""
@@ -34,6 +36,15 @@ class PlatformSettings(BaseSettings):
     manage_stack: bool = True
     """Start the native stack with the services and stop it with them; off, use whatever
     stack the FINPLAT_KAFKA_/REDIS_/INFLUX_ settings point at and never touch it."""
+
+    prometheus_port: int = Field(default=9090, ge=0, le=65535)
+    """Prometheus (Debian's `prometheus` package) runs beside the services on this loopback
+    port, scraping them and evaluating the alert rules. 0 leaves it out."""
+    prometheus_config_dir: Path = REPOSITORY / "deploy" / "prometheus"
+    """The configuration compose uses too: its prometheus.yml and alerts.yml are used as they
+    are; only the target list is written for the ports of this run."""
+    prometheus_dir: Path = Path("var/prometheus")
+    """This run's Prometheus configuration (`etc/`) and its data (`data/`, kept two days)."""
 
     log_dir: Path = Path("var/log")
     """One log file per process, `<name>.log`. Relative to the working directory."""

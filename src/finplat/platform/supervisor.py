@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from finplat.platform.children import ChildSpec, Plan
+from finplat.platform.children import Plan
 from finplat.platform.errors import PlatformError
 from finplat.platform.processes import Handle, PlatformDirs, log_excerpt, wait_ready
 from finplat.platform.settings import PlatformSettings
+from finplat.platform.spec import ChildSpec
 from finplat.stack.errors import StackError
 from finplat.stack.process import (
     Launch,
@@ -155,6 +156,8 @@ class Supervisor:
         return statuses
 
     def _spawn(self, child: ChildSpec) -> Handle:
+        if child.prepare is not None:
+            child.prepare()
         launch = Launch(child.argv, cwd=Path.cwd(), env=child.env)
         try:
             process = spawn(self.dirs, child.name, launch)

@@ -5,8 +5,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from finplat.platform.children import ChildSpec
 from finplat.platform.probes import NotReadyError
+from finplat.platform.spec import ChildSpec
 from finplat.stack.component import Port
 from finplat.stack.errors import StackError
 from finplat.stack.stack import ComponentStatus, State

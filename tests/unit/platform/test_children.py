@@ -2,14 +2,21 @@
 
 import json
 from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
 
 from finplat.backtest.settings import BacktestSettings
 from finplat.gateway.settings import GatewaySettings
-from finplat.platform.children import ChildSpec, ServiceSettings, build_plan
+from finplat.platform.children import ServiceSettings, build_plan
+from finplat.platform.errors import PlatformError
 from finplat.platform.history import history_window, replay_start_ms
+from finplat.platform.prometheus import write_config
 from finplat.platform.settings import PlatformSettings
+from finplat.platform.spec import ChildSpec
 from finplat.price.replay.settings import ReplaySettings
 from finplat.price.settings import PriceSettings
+from tests.paths import REPO_ROOT
 
 _FINPLAT = ["/fake/bin/finplat"]
 _NOW_MS = 1_800_000_000_000  # 2027-01-15T08:00:00Z
@@ -40,7 +47,7 @@ def test_replay_mode_wires_the_price_service_to_the_replay() -> None:
 
     assert [[c.name for c in stage] for stage in plan.stages] == [
         ["replay"],
-        ["price", "backtest", "gateway", "backfill"],
+        ["price", "backtest", "gateway", "backfill", "prometheus"],
     ]
     children = _by_name(plan.children)
     assert children["replay"].argv[1:] == ["replay", "serve", "--speed", "60", "--loop"]
@@ -59,7 +66,7 @@ def test_replay_mode_wires_the_price_service_to_the_replay() -> None:
 
 
 def test_every_port_is_checked_under_the_setting_that_moves_it() -> None:
-    plan = build_plan(PlatformSettings(), _services(), _FINPLAT, _NOW_MS)
+    plan = build_plan(PlatformSettings(prometheus_port=19090), _services(), _FINPLAT, _NOW_MS)
 
     ports = {(p.number, p.setting) for child in plan.children for p in child.ports}
 
@@ -70,6 +77,7 @@ def test_every_port_is_checked_under_the_setting_that_moves_it() -> None:
         (15052, "FINPLAT_BACKTEST_GRPC_PORT"),
         (19102, "FINPLAT_BACKTEST_METRICS_PORT"),
         (18080, "FINPLAT_GATEWAY_PORT"),
+        (19090, "FINPLAT_PLATFORM_PROMETHEUS_PORT"),
     }
 
 
@@ -146,3 +154,36 @@ def test_metrics_port_zero_is_neither_checked_nor_probed() -> None:
 
     assert plan.endpoints.price_metrics_url is None
     assert [p.role for p in _by_name(plan.children)["price"].ports] == ["price gRPC"]
+
+
+def test_prometheus_scrapes_the_services_where_this_run_puts_them(tmp_path: Path) -> None:
+    settings = PlatformSettings(prometheus_port=19090, prometheus_dir=tmp_path / "prometheus")
+    prometheus = _by_name(build_plan(settings, _services(), _FINPLAT, _NOW_MS).children)[
+        "prometheus"
+    ]
+    assert prometheus.prepare is not None
+
+    prometheus.prepare()
+
+    etc = tmp_path / "prometheus" / "etc"
+    assert f"--config.file={etc / 'prometheus.yml'}" in prometheus.argv
+    assert "--web.listen-address=127.0.0.1:19090" in prometheus.argv
+    targets = json.loads((etc / "targets.yml").read_text().split("\n", 1)[1])
+    assert {group["labels"]["service"]: group["targets"] for group in targets} == {
+        "gateway": ["127.0.0.1:18080"],
+        "price": ["127.0.0.1:19101"],
+        "backtest": ["127.0.0.1:19102"],
+    }
+    assert (etc / "alerts.yml").resolve() == REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
+
+
+def test_prometheus_port_zero_leaves_it_out() -> None:
+    plan = build_plan(PlatformSettings(prometheus_port=0), _services(), _FINPLAT, _NOW_MS)
+
+    assert "prometheus" not in _by_name(plan.children)
+    assert plan.endpoints.prometheus_url is None
+
+
+def test_a_missing_prometheus_configuration_is_named(tmp_path: Path) -> None:
+    with pytest.raises(PlatformError, match="FINPLAT_PLATFORM_PROMETHEUS_CONFIG_DIR"):
+        write_config(tmp_path / "nowhere", tmp_path / "etc", {})

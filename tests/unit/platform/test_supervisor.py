@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from finplat.platform.children import ChildSpec, Endpoints, Plan
+from finplat.platform.children import Endpoints, Plan
 from finplat.platform.errors import PlatformError
 from finplat.platform.settings import PlatformSettings
+from finplat.platform.spec import ChildSpec
 from finplat.platform.supervisor import Supervisor
 from finplat.stack.component import Port
 from finplat.stack.process import is_alive
@@ -21,7 +22,7 @@ from tests.unit.platform.fakes import (
 )
 from tests.unit.platform.helpers import pids_in_session
 
-_ENDPOINTS = Endpoints("http://fake", "fake:1", "fake:2", None, None, None, "fake feed")
+_ENDPOINTS = Endpoints("http://fake", "fake:1", "fake:2", None, None, None, None, "fake feed")
 
 
 def _plan(*stages: list[ChildSpec]) -> Plan:

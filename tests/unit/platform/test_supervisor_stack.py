@@ -10,7 +10,7 @@ from finplat.platform.settings import PlatformSettings
 from finplat.platform.supervisor import Supervisor
 from tests.unit.platform.fakes import FakeStack, fake_server
 
-_ENDPOINTS = Endpoints("http://fake", "fake:1", "fake:2", None, None, None, "fake feed")
+_ENDPOINTS = Endpoints("http://fake", "fake:1", "fake:2", None, None, None, None, "fake feed")
 
 
 def _quiet(_line: str) -> None:

@@ -6,10 +6,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from finplat.core.paths import SHARED_BINANCE_DATA
 from finplat.price.domain.intervals import INTERVALS
-
-# The repository's sibling `shared/data/binance`, the documented default of FINPLAT_DATA_DIR.
-_DEFAULT_DATA_DIR = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "binance"
 
 
 class ReplaySettings(BaseSettings):
@@ -21,7 +19,7 @@ class ReplaySettings(BaseSettings):
     # 0 picks a free port (tests).
     port: int = Field(default=9443, ge=0, le=65535)
     data_dir: Path = Field(
-        default=_DEFAULT_DATA_DIR,
+        default=SHARED_BINANCE_DATA,
         validation_alias=AliasChoices("FINPLAT_REPLAY_DATA_DIR", "FINPLAT_DATA_DIR", "data_dir"),
     )
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
