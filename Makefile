@@ -12,6 +12,12 @@ export npm_config_cache := $(CACHE_DIR)/npm
 VENV := .venv
 BIN := $(VENV)/bin
 BUF := tools/buf/node_modules/.bin/buf
+# grpcurl, for calling the gRPC services by hand and in the e2e tests: built with the machine's
+# Go from the Go module proxy (GitHub's release binaries are out of reach), its modules and
+# build cache kept under the cache too. src/finplat/platform/grpcurl.py names the same version.
+GRPCURL_VERSION := 1.9.4
+GRPCURL := $(CACHE_DIR)/tools/grpcurl-$(GRPCURL_VERSION)/grpcurl
+GO_CACHE := $(CACHE_DIR)/go
 PY_SOURCES := src tests
 
 .PHONY: help install system-deps generate lint check-generated lint-proto test test-unit \
@@ -33,7 +39,20 @@ $(BUF): tools/buf/package.json tools/buf/package-lock.json
 	npm ci --prefix tools/buf --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(VENV)/.synced $(BUF) ## Install the pinned Python dependencies and buf
+# GOTOOLCHAIN=local: build with the installed Go, never fetch another; CGO off: a static binary
+# that needs no C compiler; -modcacherw: the cache can be deleted with plain rm -rf. The binary
+# is built beside its final place and renamed, so its presence means a finished build.
+$(GRPCURL):
+	@command -v go >/dev/null || { echo "grpcurl is built with Go: install Go >= 1.25"; exit 1; }
+	@echo "[install] grpcurl $(GRPCURL_VERSION), built with Go, into $(dir $(GRPCURL))"
+	GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-modcacherw GOMODCACHE=$(GO_CACHE)/mod \
+		GOCACHE=$(GO_CACHE)/build GOBIN=$(dir $(GRPCURL)).partial \
+		go install -ldflags '-X main.version=v$(GRPCURL_VERSION)' \
+		github.com/fullstorydev/grpcurl/cmd/grpcurl@v$(GRPCURL_VERSION)
+	mv $(dir $(GRPCURL)).partial/grpcurl $@
+	@rmdir $(dir $(GRPCURL)).partial
+
+install: $(VENV)/.synced $(BUF) $(GRPCURL) ## Install the pinned Python dependencies, buf and grpcurl
 
 # The native stack needs Debian's redis-server and the alert tests promtool; JDKs, Maven,
 # Go and Rust come with the machine

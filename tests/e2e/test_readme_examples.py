@@ -1,23 +1,40 @@
-"""The README's curl examples, run as written against the running platform."""
+"""The README's curl and grpcurl examples, run as written against the running platform."""
 
 import re
 import shlex
+import signal
 import subprocess
 
 import pytest
 
 from tests.e2e.conftest import Platform
+from tests.e2e.grpcurl import (
+    BACKTEST_GRPC,
+    PRICE_GRPC,
+    grpcurl,
+    grpcurl_stream,
+    read_messages,
+)
 from tests.paths import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
 _README_GATEWAY = "http://127.0.0.1:8080"
+_README_PRICE_GRPC = "127.0.0.1:50051"
+_README_BACKTEST_GRPC = "127.0.0.1:50052"
+# How the README marks a streaming call: it runs until the user presses Ctrl-C.
+_UNTIL_CTRL_C = "# until Ctrl-C"
+
+
+def _examples(command: str) -> list[str]:
+    text = (REPO_ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
+    lines = [line for block in blocks for line in block.splitlines()]
+    return [line for line in lines if line.startswith(f"{command} ")]
 
 
 def _curl_examples() -> list[str]:
-    text = (REPO_ROOT / "README.md").read_text()
-    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
-    return [line for block in blocks for line in block.splitlines() if line.startswith("curl ")]
+    return _examples("curl")
 
 
 def test_readme_shows_curl_examples() -> None:
@@ -38,3 +55,47 @@ def test_curl_example_answers(platform: Platform, example: str) -> None:
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("{"), result.stdout
+
+
+def _grpcurl_examples() -> list[str]:
+    return _examples("grpcurl")
+
+
+def test_readme_shows_grpcurl_examples() -> None:
+    examples = " ".join(_grpcurl_examples())
+
+    for shown in (" list", " describe ", "/GetPrice", "/StreamPrices"):
+        assert shown in examples
+
+
+def _as_run_here(example: str) -> list[str]:
+    """The example's arguments, aimed at the platform under test (the README's ports by default)."""
+    aimed = example.replace(_README_PRICE_GRPC, PRICE_GRPC).replace(
+        _README_BACKTEST_GRPC, BACKTEST_GRPC
+    )
+    words = shlex.split(aimed, comments=True)
+    return words[1:]  # the binary is the tests' grpcurl, found by tests.e2e.grpcurl
+
+
+@pytest.mark.usefixtures("platform")
+@pytest.mark.parametrize("example", [e for e in _grpcurl_examples() if _UNTIL_CTRL_C not in e])
+def test_grpcurl_example_answers(example: str) -> None:
+    result = grpcurl(*_as_run_here(example))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip(), result.stderr
+
+
+@pytest.mark.usefixtures("platform")
+@pytest.mark.parametrize("example", [e for e in _grpcurl_examples() if _UNTIL_CTRL_C in e])
+def test_grpcurl_stream_example_streams_until_ctrl_c(example: str) -> None:
+    with grpcurl_stream(*_as_run_here(example)) as process:
+        assert process.stdout is not None
+        messages = read_messages(process.stdout, count=2)
+        process.send_signal(signal.SIGINT)
+        returncode = process.wait(timeout=10)
+
+    assert len(messages) == 2, messages
+    assert all(message["prices"] for message in messages), messages
+    # Go's default for SIGINT: the process ends by the signal, at once.
+    assert returncode == -signal.SIGINT

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from finplat.platform.children import Endpoints, ServiceSettings, build_plan, finplat_command
 from finplat.platform.errors import PlatformError
+from finplat.platform.grpcurl import grpcurl_example
 from finplat.platform.settings import PlatformSettings
 from finplat.platform.supervisor import ChildStatus, Supervisor
 from finplat.stack.settings import StackSettings
@@ -69,7 +70,7 @@ def _summary(endpoints: Endpoints, statuses: list[ChildStatus], elapsed_s: float
         "Try:",
         f"  curl -s {gateway}/api/prices/BTCUSDT",
         f"  curl -s '{gateway}/api/candles/BTCUSDT/1m?limit=5'",
-        f"  grpcurl -plaintext {endpoints.price_grpc.replace('127.0.0.1', 'localhost')} list",
+        f"  {grpcurl_example(endpoints.price_grpc)}",
         f"  .venv/bin/python -m websockets '{ws_url}/ws/prices?symbols=BTCUSDT'",
     ]
     return lines
