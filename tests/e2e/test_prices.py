@@ -47,6 +47,19 @@ def test_latest_price_moves_with_the_feed(gateway: httpx.Client) -> None:
     assert eventually(newer, timeout_s=30, interval_s=0.2)["symbol"] == "ETHUSDT"
 
 
+def test_price_list_has_each_tracked_symbol_once_in_order(gateway: httpx.Client) -> None:
+    eventually(lambda: _latest_price(gateway, "ETHUSDT"), timeout_s=30, interval_s=0.2)
+
+    every = gateway.get("/api/prices")
+    chosen = gateway.get("/api/prices", params={"symbols": "ETHUSDT"})
+
+    assert every.status_code == httpx.codes.OK, every.text
+    symbols = [price["symbol"] for price in every.json()["prices"]]
+    assert {"BTCUSDT", "ETHUSDT"} <= set(symbols)
+    assert symbols == sorted(set(symbols))
+    assert [price["symbol"] for price in chosen.json()["prices"]] == ["ETHUSDT"]
+
+
 def test_unknown_symbol_is_404_with_a_status_body(gateway: httpx.Client) -> None:
     response = gateway.get("/api/prices/NOSUCHCOIN")
 
