@@ -20,6 +20,8 @@ from tests.paths import REPO_ROOT
 pytestmark = pytest.mark.integration
 
 _README_GATEWAY = "http://127.0.0.1:8080"
+_README_REPLAY = "http://127.0.0.1:9443"
+_README_PROMETHEUS = "http://127.0.0.1:9090"
 _README_PRICE_GRPC = "127.0.0.1:50051"
 _README_BACKTEST_GRPC = "127.0.0.1:50052"
 # How the README marks a streaming call: it runs until the user presses Ctrl-C.
@@ -43,7 +45,12 @@ def test_readme_shows_curl_examples() -> None:
 
 @pytest.mark.parametrize("example", _curl_examples())
 def test_curl_example_answers(platform: Platform, example: str) -> None:
-    command = shlex.split(example.replace(_README_GATEWAY, platform.gateway_url))
+    aimed = example.replace(_README_GATEWAY, platform.gateway_url)
+    aimed = aimed.replace(_README_PROMETHEUS, platform.prometheus_url)
+    if _README_REPLAY in aimed:
+        assert platform.replay_url is not None, "the README's replay examples need the replay"
+        aimed = aimed.replace(_README_REPLAY, platform.replay_url)
+    command = shlex.split(aimed)
 
     result = subprocess.run(
         [*command, "--fail-with-body", "--max-time", "30"],
