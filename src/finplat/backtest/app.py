@@ -39,9 +39,9 @@ from finplat.backtest.store import ResultStore
 from finplat.core.connections import KafkaSettings
 from finplat.core.grpc_server import GrpcServer, ServiceBinding, start_server
 from finplat.kafka.admin import ensure_topic
+from finplat.kafka.consumer import PriceUpdateConsumer
 from finplat.kafka.errors import KafkaAdapterError
 from finplat.kafka.serde import registry_client
-from finplat.kafka.source import PriceUpdateSource
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def build_consumer(
         lock,
         settings.dead_letter_timeout_s,
     )
-    source = PriceUpdateSource(kafka, settings.consumer_group_id)
+    source = PriceUpdateConsumer(kafka, settings.consumer_group_id)
     consumer = StatsConsumer(
         source,
         processor,

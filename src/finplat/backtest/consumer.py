@@ -19,9 +19,8 @@ from finplat.backtest.errors import RegistryUnavailableError, StoreError
 from finplat.backtest.processor import BatchProcessor
 from finplat.backtest.stats import StatsSnapshot, StreamStats
 from finplat.core.retry import Backoff, RetryPolicy
-from finplat.kafka.consumer import Record
+from finplat.kafka.consumer import OnAssign, OnRevoke, Record
 from finplat.kafka.errors import KafkaAdapterError
-from finplat.kafka.source import OnAssign, OnRevoke
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ RECOVERABLE = (KafkaAdapterError, StoreError, RegistryUnavailableError)
 
 
 class Source(Protocol):
-    """What the loop needs of Kafka (`PriceUpdateSource`)."""
+    """What the loop needs of Kafka (`finplat.kafka.consumer.PriceUpdateConsumer`)."""
 
     topic: str
     brokers_down: bool

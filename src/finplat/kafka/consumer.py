@@ -1,15 +1,36 @@
-"""Reads PriceUpdates in a consumer group; offsets are committed only after processing."""
+"""Reads PriceUpdates from Kafka; offsets are committed only after processing.
+
+One librdkafka consumer for every reader: the probe and tests (group membership, start offsets
+from the group's commits or chosen by hand) and the backtest statistics, whose assignment
+callback says where each partition starts because the offsets stored in SQLite with the
+statistics are the source of truth. Broker errors are logged as they come (librdkafka
+reconnects by itself) and remembered for health reports.
+"""
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from finplat.core.connections import KafkaSettings
 from finplat.kafka.errors import KafkaAdapterError
 
 logger = logging.getLogger(__name__)
+
+OnAssign = Callable[[list[int]], Mapping[int, int]]
+"""Partitions assigned -> the offset to start each at (missing: the beginning)."""
+OnRevoke = Callable[[list[int]], None]
+
+# Errors that mean "no broker reachable right now"; librdkafka keeps retrying meanwhile.
+_DOWN = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,51 +70,89 @@ def record_of(message: Message) -> Record:
     )
 
 
+def next_offsets(processed: Iterable[Record]) -> dict[int, int]:
+    """The offset after the last of `processed` per partition: what a commit marks as done."""
+    offsets: dict[int, int] = {}
+    for record in processed:
+        offsets[record.partition] = max(offsets.get(record.partition, 0), record.offset + 1)
+    return offsets
+
+
 class PriceUpdateConsumer:
-    """At-least-once: nothing is committed automatically; `commit` marks what was processed."""
+    """At-least-once: nothing is committed automatically; `commit` marks what was processed.
+
+    Every method is called from one thread, the consumer's.
+    """
 
     def __init__(
         self,
         settings: KafkaSettings,
         group_id: str,
-        config: Mapping[str, str | int | float | bool] | None = None,
+        config: Mapping[str, object] | None = None,
     ) -> None:
-        self._topic = settings.topic
+        self.topic = settings.topic
+        self.brokers_down = False
+        """True from a broker-unreachable error until messages arrive again."""
         self._consumer = Consumer(
             {
                 "bootstrap.servers": settings.bootstrap_servers,
                 "group.id": group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                "error_cb": self._on_error,
                 **(config or {}),
             }
         )
 
-    def subscribe(self) -> None:
-        """Join the group on the PriceUpdate topic."""
-        self._consumer.subscribe([self._topic], on_assign=_log_assign, on_revoke=_log_revoke)
+    def _on_error(self, error: KafkaError) -> None:
+        self.brokers_down = error.code() in _DOWN
+        logger.warning(
+            "kafka client error: %s",
+            error.str(),
+            extra={"code": error.name(), "fatal": error.fatal(), "topic": self.topic},
+        )
 
-    def end_offsets(self, timeout_s: float = 10.0) -> dict[int, int]:
-        """The offset after the last message of every partition of the topic."""
-        try:
-            metadata = self._consumer.list_topics(self._topic, timeout=timeout_s)
-            partitions = metadata.topics[self._topic].partitions
-            return {
-                partition: self._consumer.get_watermark_offsets(
-                    TopicPartition(self._topic, partition), timeout=timeout_s
-                )[1]
-                for partition in sorted(partitions)
-            }
-        except KafkaException as exc:
-            raise KafkaAdapterError(f"cannot read offsets of {self._topic}: {exc}") from exc
+    def subscribe(
+        self, on_assign: OnAssign | None = None, on_revoke: OnRevoke | None = None
+    ) -> None:
+        """Join the group on the topic; partitions start where `on_assign` says, or, without
+        it, after the group's last commit (the beginning for a new group)."""
+
+        def assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            if on_assign is not None:
+                starts = on_assign([tp.partition for tp in partitions])
+                for tp in partitions:
+                    tp.offset = starts.get(tp.partition, OFFSET_BEGINNING)
+            # Offsets set here, not by seek(): seek only works once a partition is fetching.
+            consumer.assign(partitions)
+            logger.info(
+                "partitions assigned",
+                extra={
+                    "topic": self.topic,
+                    "starts": {tp.partition: tp.offset for tp in partitions},
+                },
+            )
+
+        def revoke(_: Consumer, partitions: list[TopicPartition]) -> None:
+            if on_revoke is not None:
+                on_revoke([tp.partition for tp in partitions])
+            logger.info(
+                "partitions revoked",
+                extra={"topic": self.topic, "partitions": [tp.partition for tp in partitions]},
+            )
+
+        self._consumer.subscribe([self.topic], on_assign=assign, on_revoke=revoke)
 
     def assign(self, offsets: Mapping[int, int]) -> None:
         """Read the given partitions from the given offsets, outside group management."""
-        self._consumer.assign([TopicPartition(self._topic, p, o) for p, o in offsets.items()])
+        self._consumer.assign([TopicPartition(self.topic, p, o) for p, o in offsets.items()])
 
     def poll(self, max_messages: int, timeout_s: float) -> list[Record]:
-        """Up to `max_messages` records; broker-side errors are raised, partition EOF skipped."""
-        messages = self._consumer.consume(max_messages, timeout_s)
+        """Up to `max_messages` records; message-level errors raise, partition EOF is skipped."""
+        try:
+            messages = self._consumer.consume(max_messages, timeout_s)
+        except KafkaException as exc:
+            raise KafkaAdapterError(f"consume failed: {exc}") from exc
         records = []
         for message in messages:
             error = message.error()
@@ -101,30 +160,60 @@ class PriceUpdateConsumer:
                 records.append(record_of(message))
             elif error.code() != KafkaError._PARTITION_EOF:
                 raise KafkaAdapterError(f"consume failed: {error.str()}")
+        if records:
+            self.brokers_down = False
         return records
 
-    def commit(self, processed: Sequence[Record]) -> None:
-        """Commit, synchronously, the offset after the last processed record per partition."""
-        next_offsets: dict[tuple[str, int], int] = {}
-        for record in processed:
-            key = (record.topic, record.partition)
-            next_offsets[key] = max(next_offsets.get(key, 0), record.offset + 1)
-        if not next_offsets:
-            return
-        offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(next_offsets.items())]
+    def rewind(self, offsets: Mapping[int, int | None]) -> None:
+        """Read these (actively fetched) partitions again from the given offsets."""
+        for partition, offset in offsets.items():
+            start = OFFSET_BEGINNING if offset is None else offset
+            try:
+                self._consumer.seek(TopicPartition(self.topic, partition, start))
+            except KafkaException as exc:
+                raise KafkaAdapterError(f"cannot seek partition {partition}: {exc}") from exc
+
+    def topic_end_offsets(self, timeout_s: float = 10.0) -> dict[int, int]:
+        """The offset after the last message of every partition, asked of the broker."""
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            metadata = self._consumer.list_topics(self.topic, timeout=timeout_s)
+            partitions = metadata.topics[self.topic].partitions
+            return {
+                partition: self._consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), timeout=timeout_s
+                )[1]
+                for partition in sorted(partitions)
+            }
+        except KafkaException as exc:
+            raise KafkaAdapterError(f"cannot read offsets of {self.topic}: {exc}") from exc
+
+    def end_offsets(self, partitions: Collection[int]) -> dict[int, int]:
+        """High watermarks as last seen in fetch responses (no broker round trip)."""
+        ends = {}
+        for partition in partitions:
+            tp = TopicPartition(self.topic, partition)
+            try:
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            if high >= 0:
+                ends[partition] = high
+        return ends
+
+    def commit(self, offsets: Mapping[int, int], *, wait: bool = True) -> None:
+        """Commit the next offset to read per partition (see `next_offsets`)."""
+        if not offsets:
+            return
+        pairs = [TopicPartition(self.topic, p, o) for p, o in sorted(offsets.items())]
+        try:
+            # Two calls, not `asynchronous=not wait`: the stubs type each literal apart.
+            if wait:
+                self._consumer.commit(offsets=pairs, asynchronous=False)
+            else:
+                self._consumer.commit(offsets=pairs, asynchronous=True)
         except KafkaException as exc:
             raise KafkaAdapterError(f"commit failed: {exc}") from exc
 
     def close(self) -> None:
-        """Leave the group cleanly so its partitions are reassigned at once."""
+        """Leave the group (revoking the partitions) so they are reassigned at once."""
         self._consumer.close()
-
-
-def _log_assign(_: Consumer, partitions: list[TopicPartition]) -> None:
-    logger.info("partitions assigned", extra={"partitions": [p.partition for p in partitions]})
-
-
-def _log_revoke(_: Consumer, partitions: list[TopicPartition]) -> None:
-    logger.info("partitions revoked", extra={"partitions": [p.partition for p in partitions]})

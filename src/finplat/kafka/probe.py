@@ -47,7 +47,7 @@ def run_probe(settings: KafkaSettings, symbol: str, count: int, timeout_s: float
     consumer = PriceUpdateConsumer(settings, group_id=f"{PROBE_SERVICE}-{uuid.uuid4().hex}")
     decode = PriceUpdateDeserializer(registry, settings.topic)
     try:
-        start = consumer.end_offsets(timeout_s)
+        start = consumer.topic_end_offsets(timeout_s)
         sent = probe_updates(symbol, count, int(time.time() * 1000))
         producer = PriceUpdateProducer(settings, PriceUpdateSerializer(registry, settings.topic))
         for update in sent:

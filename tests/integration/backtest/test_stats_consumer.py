@@ -148,7 +148,7 @@ def _dead_letters(settings: KafkaSettings, want: int) -> list[Record]:
     dlq = settings.model_copy(update={"topic": settings.dead_letter_topic})
     reader = PriceUpdateConsumer(dlq, f"test-dlq-{uuid.uuid4().hex}")
     try:
-        reader.assign(dict.fromkeys(reader.end_offsets(), 0))
+        reader.assign(dict.fromkeys(reader.topic_end_offsets(), 0))
         records: list[Record] = []
         deadline = time.monotonic() + WAIT_S
         while len(records) < want and time.monotonic() < deadline:

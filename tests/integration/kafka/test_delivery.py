@@ -11,7 +11,7 @@ from finance.market.v1 import market_pb2
 from finplat.cli import finplat
 from finplat.core.connections import KafkaSettings
 from finplat.kafka.admin import ensure_topic
-from finplat.kafka.consumer import PriceUpdateConsumer, Record
+from finplat.kafka.consumer import PriceUpdateConsumer, Record, next_offsets
 from finplat.kafka.producer import PriceUpdateProducer
 from finplat.kafka.serde import PriceUpdateDeserializer, PriceUpdateSerializer, registry_client
 
@@ -78,7 +78,7 @@ def _exchange_ten_thousand(topic_settings: KafkaSettings, registry: SchemaRegist
     first = PriceUpdateConsumer(topic_settings, group)
     first.subscribe()
     first_records, first_updates = _read(first, decode, TOTAL // 2, polls=120)
-    first.commit(first_records)
+    first.commit(next_offsets(first_records))
     first.close()
 
     second = PriceUpdateConsumer(topic_settings, group)

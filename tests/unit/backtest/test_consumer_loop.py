@@ -16,8 +16,7 @@ from finplat.backtest.errors import StoreError
 from finplat.backtest.processor import BatchProcessor
 from finplat.backtest.stats import StreamStats
 from finplat.core.retry import RetryPolicy
-from finplat.kafka.consumer import Record
-from finplat.kafka.source import OnAssign, OnRevoke
+from finplat.kafka.consumer import OnAssign, OnRevoke, Record
 from tests.support import eventually_async
 from tests.unit.backtest.service_support import (
     TOPIC,
