@@ -12,8 +12,8 @@ import yaml
 
 from finplat.backtest.settings import BacktestSettings
 from finplat.gateway.settings import GatewaySettings
-from finplat.price.settings import PriceSettings
 from finplat.platform.prometheus import write_config
+from finplat.price.settings import PriceSettings
 from tests.paths import REPO_ROOT
 
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
