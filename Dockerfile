@@ -1,4 +1,14 @@
 # One image for every finplat service; the command picks the service (`finplat <area> serve`).
+
+# The gateway's web page, built with Node in a stage of its own: only web/dist reaches the image.
+FROM node:20-slim AS web
+WORKDIR /app/web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY web/build.mjs web/index.html web/docs.html ./
+COPY web/src ./src
+RUN npm run --silent build
+
 FROM python:3.11-slim
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never PYTHONUNBUFFERED=1
 RUN pip install --no-cache-dir uv==0.13.8
@@ -8,6 +18,8 @@ COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY src ./src
 COPY schemas ./schemas
+# Where the gateway looks by default (FINPLAT_GATEWAY_WEB_DIR): web/dist beside src/.
+COPY --from=web /app/web/dist ./web/dist
 RUN uv sync --frozen --no-dev
 ENV PATH=/app/.venv/bin:$PATH
 ENTRYPOINT ["finplat"]

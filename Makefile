@@ -12,6 +12,10 @@ export npm_config_cache := $(CACHE_DIR)/npm
 VENV := .venv
 BIN := $(VENV)/bin
 BUF := tools/buf/node_modules/.bin/buf
+# The web page (web/): its npm packages, then its build into web/dist, served by the gateway.
+WEB_MODULES := web/node_modules/.installed
+WEB_BUILD := web/dist/index.html
+WEB_SOURCES := web/build.mjs web/index.html web/docs.html $(wildcard web/src/*)
 # grpcurl, for calling the gRPC services by hand and in the e2e tests: built with the machine's
 # Go from the Go module proxy (GitHub's release binaries are out of reach), its modules and
 # build cache kept under the cache too. src/finplat/platform/grpcurl.py names the same version.
@@ -39,6 +43,13 @@ $(BUF): tools/buf/package.json tools/buf/package-lock.json
 	npm ci --prefix tools/buf --no-audit --no-fund --loglevel=error
 	@touch $@
 
+$(WEB_MODULES): web/package.json web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(WEB_BUILD): $(WEB_MODULES) $(WEB_SOURCES)
+	npm run --prefix web --silent build
+
 # GOTOOLCHAIN=local: build with the installed Go, never fetch another; CGO off: a static binary
 # that needs no C compiler; -modcacherw: the cache can be deleted with plain rm -rf. The binary
 # is built beside its final place and renamed, so its presence means a finished build.
@@ -52,7 +63,7 @@ $(GRPCURL):
 	mv $(dir $(GRPCURL)).partial/grpcurl $@
 	@rmdir $(dir $(GRPCURL)).partial
 
-install: $(VENV)/.synced $(BUF) $(GRPCURL) ## Install the pinned Python dependencies, buf and grpcurl
+install: $(VENV)/.synced $(BUF) $(GRPCURL) $(WEB_BUILD) ## Install the pinned Python dependencies, buf, grpcurl and the web page
 
 # The native stack needs Debian's redis-server and the alert tests promtool; JDKs, Maven,
 # Go and Rust come with the machine
@@ -66,6 +77,10 @@ system-deps: ## Install the Debian packages the native stack needs (as root)
 		echo "[install] promtool from Debian (package prometheus)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -qq --no-install-recommends prometheus; \
+	fi
+	@if ! command -v chromium >/dev/null; then \
+		echo "[install] chromium from Debian (the browser test of the web page)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
 generate: install ## Regenerate src/finance and schemas/ from proto/
@@ -86,6 +101,7 @@ lint: install lint-proto check-generated ## ruff, mypy, buf and freshness checks
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
+	npm run --prefix web --silent check
 
 test-unit: install ## Unit tests only (no servers)
 	$(BIN)/pytest tests/unit
