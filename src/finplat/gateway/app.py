@@ -9,8 +9,6 @@ from importlib.metadata import version
 import grpc
 import uvicorn
 from fastapi import FastAPI, Request, Response
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -29,6 +27,7 @@ from finplat.gateway.openapi import openapi_document
 from finplat.gateway.routes import grpc_routes
 from finplat.gateway.settings import GatewaySettings
 from finplat.gateway.upstream import Upstream, UpstreamPool
+from finplat.gateway.web import WebPage
 from finplat.gateway.websocket import PriceSocket
 
 logger = logging.getLogger(__name__)
@@ -118,11 +117,14 @@ def create_app(
         ),
     )
     hub = _price_hub(upstreams, pool, settings, metrics)
+    web = WebPage(settings.web_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await pool.open()
         hub_task = asyncio.create_task(hub.run()) if hub is not None else None
+        if not web.built():
+            logger.warning("%s", web.missing_message().strip())
         logger.info("gateway ready", extra={"routes": len(bindings)})
         try:
             yield
@@ -168,10 +170,6 @@ def create_app(
     async def openapi() -> Response:
         return Response(document, media_type="application/json")
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="finplat gateway")
-
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:
         code = _CODE_BY_HTTP_STATUS.get(exc.status_code, grpc.StatusCode.UNKNOWN)
@@ -195,6 +193,8 @@ def create_app(
             api_token=token,
         )
         app.router.routes.append(WebSocketRoute("/ws/prices", socket))
+    # The page at `/` and Swagger UI at `/docs` (from swagger-ui-dist, not a CDN).
+    app.router.routes.extend(web.routes())
     # After the gateway's own routes, which therefore win over a proto binding of the same path.
     app.router.routes.extend(grpc_routes(bindings, forwarder))
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -1,7 +1,11 @@
 """Settings of the gateway, read once from `FINPLAT_GATEWAY_*` by the composition root."""
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from finplat.core.paths import REPOSITORY
 
 
 class GatewaySettings(BaseSettings):
@@ -48,3 +52,8 @@ class GatewaySettings(BaseSettings):
     ws_max_symbols: int = Field(default=1024, ge=1)
     # Comment lines sent on idle Server-Sent Events streams so proxies keep them open.
     sse_keepalive_s: float = Field(default=15.0, gt=0)
+
+    # The built front end (`make install` builds web/ into web/dist): the live page at `/`,
+    # Swagger UI at `/docs`, their files under `/assets/`. Without it those answer 503.
+    # The Docker image keeps the same layout under /app.
+    web_dir: Path = REPOSITORY / "web" / "dist"

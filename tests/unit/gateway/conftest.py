@@ -34,8 +34,12 @@ def upstreams_at(address: str, thing_service: descriptor.ServiceDescriptor) -> l
     ]
 
 
+# A stand-in for the built front end (web/dist), so these tests never depend on `make install`.
+FAKE_WEB_DIR = Path(__file__).parent / "web_dist"
+
+
 def settings(**overrides: Any) -> GatewaySettings:
-    return GatewaySettings(port=0, **overrides)
+    return GatewaySettings(**{"port": 0, "web_dir": FAKE_WEB_DIR, **overrides})
 
 
 @contextlib.asynccontextmanager
