@@ -39,9 +39,12 @@ def kline_events(
 
     `loops[symbol]` is kept at the number of the pass being replayed.
     """
-    if not len(table):
+    first = table.index(start_ms)
+    if first == len(table):
+        # Nothing from the start on (or no data at all): looping would go round an empty pass
+        # for ever.
         return
-    first, span = table.index(start_ms), loop_span(table, start_ms)
+    span = loop_span(table, start_ms)
     symbol, counter = table.symbol.lower(), itertools.count()
     minute_stream = any(spec.code == "1m" for spec in intervals)
     for number in itertools.count():
