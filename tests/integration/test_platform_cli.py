@@ -5,7 +5,9 @@ Each platform gets its own Kafka topic, Redis key prefix, InfluxDB bucket and co
 it never mixes with a developer's platform or the e2e tests' one.
 """
 
+import functools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -108,6 +110,11 @@ def _session_pids(platform: IsolatedPlatform) -> list[int]:
     return [pid for leader in platform.child_pids().values() for pid in pids_in_session(leader)]
 
 
+def _answers(url: str) -> bool | None:
+    ok = httpx.get(url, timeout=5, follow_redirects=True).status_code == httpx.codes.OK
+    return True if ok else None
+
+
 def _scrape_urls(prometheus_url: str) -> set[str]:
     response = httpx.get(f"{prometheus_url}/api/v1/targets", timeout=5)
     response.raise_for_status()
@@ -118,6 +125,11 @@ def test_down_leaves_no_process_behind(platform: IsolatedPlatform) -> None:
     started = platform.run("up", "--detach")
     assert started.returncode == 0, started.stderr
     assert httpx.get(f"{platform.gateway_url()}/health", timeout=5).status_code == httpx.codes.OK
+    # Every address the summary prints answers (the latest price once the first update is in).
+    printed = set(re.findall(r"http://127\.0\.0\.1:\d+[^\s')]*", started.stdout))
+    assert f"{platform.gateway_url()}/" in printed
+    for url in sorted(printed):
+        eventually(functools.partial(_answers, url), timeout_s=30)
     pids = _session_pids(platform)
     assert set(platform.child_pids()) == {"replay", "price", "backtest", "gateway", "prometheus"}
     # Prometheus scrapes this platform's own ports, not the defaults of deploy/prometheus.

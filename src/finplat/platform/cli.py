@@ -49,6 +49,7 @@ def _summary(endpoints: Endpoints, statuses: list[ChildStatus], elapsed_s: float
         lines.append(f"  {status.name:<10} {process:<10} {status.detail:<18} log {status.log}")
     lines += [
         "",
+        f"  web page         {gateway}/   (live prices, candles, backtests)",
         f"  gateway          {gateway}   (REST, WebSocket)",
         f"  API docs         {gateway}/docs   (OpenAPI: {gateway}/openapi.json)",
         f"  gateway metrics  {gateway}/metrics",
