@@ -3,7 +3,7 @@
 import logging
 import re
 from collections.abc import AsyncIterator, Collection, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from typing_extensions import override
@@ -21,6 +21,7 @@ from finplat.price.hub import PriceHub, SlowSubscriberError
 
 logger = logging.getLogger(__name__)
 
+SERVICE_NAME = price_service_pb2.DESCRIPTOR.services_by_name["PriceService"].full_name
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,32}$")
 Context = grpc.aio.ServicerContext[object, object]
 
@@ -129,11 +130,53 @@ class PriceServicer(price_service_pb2_grpc.PriceServiceServicer):
         request: price_service_pb2.StreamPricesRequest,
         context: Context,
     ) -> AsyncIterator[price_service_pb2.StreamPricesResponse]:
+        """The stream as messages, for a server set up by the generated `add_..._to_server`;
+        `add_price_service` serves `stream_prices_encoded` instead, without decoding."""
+        async for message in self.stream_prices_encoded(request, context):
+            yield price_service_pb2.StreamPricesResponse.FromString(message)
+
+    async def stream_prices_encoded(
+        self,
+        request: price_service_pb2.StreamPricesRequest,
+        context: Context,
+    ) -> AsyncIterator[bytes]:
+        """StreamPrices with each message already encoded: the hub encodes every update once
+        for all subscribers, and a message is a join of those bytes."""
         symbols = [await _symbol(raw, context) for raw in request.symbols]
         with self._hub.subscribe(symbols) as subscription:
             try:
-                async for batch in subscription.batches():
-                    yield price_service_pb2.StreamPricesResponse(prices=batch)
+                async for message in subscription.messages():
+                    yield message
             except SlowSubscriberError as exc:
                 logger.warning("stream subscriber cut off: %s", exc, extra={"peer": context.peer()})
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+
+
+def add_price_service(servicer: PriceServicer, server: grpc.aio.Server) -> None:
+    """Register `servicer` on `server`: the generated handlers, but StreamPrices writes the
+    hub's encoded messages as they are (no response serializer). Clients see the same service."""
+    pb2 = price_service_pb2
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        "GetPrice": grpc.unary_unary_rpc_method_handler(
+            servicer.GetPrice,
+            request_deserializer=pb2.GetPriceRequest.FromString,
+            response_serializer=pb2.GetPriceResponse.SerializeToString,
+        ),
+        "ListPrices": grpc.unary_unary_rpc_method_handler(
+            servicer.ListPrices,
+            request_deserializer=pb2.ListPricesRequest.FromString,
+            response_serializer=pb2.ListPricesResponse.SerializeToString,
+        ),
+        "GetCandles": grpc.unary_unary_rpc_method_handler(
+            servicer.GetCandles,
+            request_deserializer=pb2.GetCandlesRequest.FromString,
+            response_serializer=pb2.GetCandlesResponse.SerializeToString,
+        ),
+        "StreamPrices": grpc.unary_stream_rpc_method_handler(
+            servicer.stream_prices_encoded,
+            request_deserializer=pb2.StreamPricesRequest.FromString,
+            response_serializer=None,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)

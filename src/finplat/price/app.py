@@ -12,14 +12,13 @@ from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from finance.market.v1 import price_service_pb2, price_service_pb2_grpc
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
 from finplat.core.grpc_server import GrpcServer, ServiceBinding, start_server
 from finplat.kafka.producer import PriceUpdateProducer
 from finplat.kafka.serde import PriceUpdateSerializer, registry_client
 from finplat.price.adapters.influx_market import InfluxMarketStore
 from finplat.price.adapters.redis_prices import RedisPriceStore
-from finplat.price.api import PriceServicer
+from finplat.price.api import SERVICE_NAME, PriceServicer, add_price_service
 from finplat.price.binance.feed import BinanceFeed
 from finplat.price.binance.rest import BinanceRest
 from finplat.price.clock import Clock
@@ -33,7 +32,6 @@ from finplat.price.sinks.kafka import KafkaPublisher
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME = price_service_pb2.DESCRIPTOR.services_by_name["PriceService"].full_name
 HEALTH_INTERVAL_S = 1.0
 T = TypeVar("T")
 
@@ -126,14 +124,7 @@ class PriceService:
         )
         server = await start_server(
             self.settings.grpc_address,
-            [
-                ServiceBinding(
-                    SERVICE_NAME,
-                    lambda s: price_service_pb2_grpc.add_PriceServiceServicer_to_server(
-                        servicer, s
-                    ),
-                )
-            ],
+            [ServiceBinding(SERVICE_NAME, lambda server: add_price_service(servicer, server))],
         )
         self.grpc_port = server.port
         self.serving.set()

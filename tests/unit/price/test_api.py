@@ -11,7 +11,7 @@ import pytest_asyncio
 from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
 from finplat.core.grpc_server import ServiceBinding, start_server
 from finplat.price.adapters.errors import StoreUnavailableError
-from finplat.price.api import PriceServicer
+from finplat.price.api import SERVICE_NAME, PriceServicer, add_price_service
 from finplat.price.clock import SystemClock
 from finplat.price.domain.intervals import IntervalSpec
 from finplat.price.hub import PriceHub
@@ -56,17 +56,21 @@ class Harness:
     hub: PriceHub
 
 
-@pytest_asyncio.fixture
-async def service() -> AsyncIterator[Harness]:
+def _generated(servicer: PriceServicer, server: grpc.aio.Server) -> None:
+    price_service_pb2_grpc.add_PriceServiceServicer_to_server(servicer, server)
+
+
+# The service registers with `add_price_service` (StreamPrices writes pre-encoded messages);
+# the generated registration must serve the same contract.
+@pytest_asyncio.fixture(params=[add_price_service, _generated], ids=["encoded", "generated"])
+async def service(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     prices = FakeLatestPrices()
     hub = PriceHub(queue_capacity=5)
     servicer = PriceServicer(
         prices, FakeCandleStore(), hub, SystemClock(), ["BTCUSDT", "ETHUSDT"], ["1m"]
     )
-    binding = ServiceBinding(
-        "finance.market.v1.PriceService",
-        lambda server: price_service_pb2_grpc.add_PriceServiceServicer_to_server(servicer, server),
-    )
+    register = request.param
+    binding = ServiceBinding(SERVICE_NAME, lambda server: register(servicer, server))
     server = await start_server("127.0.0.1:0", [binding])
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         yield Harness(price_service_pb2_grpc.PriceServiceStub(channel), prices, hub)
