@@ -144,7 +144,7 @@ def down(keep_stack: bool) -> None:
     if not stopped:
         click.echo("no platform process was running")
     for name, pids in sorted(stopped.items()):
-        click.echo(f"{name:<9} stopped   [pid {', '.join(map(str, pids))}]")
+        click.echo(f"{name:<10} stopped   [pid {', '.join(map(str, pids))}]")
 
 
 def _now_ms() -> int:
