@@ -15,9 +15,14 @@ subject, Redis key prefix and InfluxDB bucket, all deleted at the end.
    the pre-encoded Avro values. Target: 20,000 updates/s accepted and written end to end.
 2. stream: `--rate` BTCUSDT trades/s to `--subscribers` StreamPrices subscribers, latency from
    the replay's send (time_ns taken just before the WebSocket write, by trade id) to the
-   subscriber's receipt (time_ns when the gRPC message arrives). Peers: the same with one
-   subscriber, and a bare grpc.aio server fanning out pre-built updates through a PriceHub
-   (the floor of gRPC Python on this machine). Targets: p50 < 2 ms, p99 < 10 ms.
+   subscriber's receipt (time_ns as the gRPC read returns the message, before it is decoded).
+   Each subscriber has its own connection and, by default, its own thread on gRPC's blocking
+   API (`--client threads`): one grpc.aio loop for all of them (`--client aio`) serialises
+   their receipts and becomes the bottleneck at 100. Peers: the same with one subscriber, and
+   a bare grpc.aio server fanning out pre-built updates through the service's PriceHub, with
+   its pre-encoded messages (the floor of gRPC Python on this machine, no feed and no sinks).
+   Every process runs on uvloop, as `finplat price serve` does (`--loop asyncio` to compare).
+   Targets: p50 < 2 ms, p99 < 10 ms.
 
 A benchmark reports, it does not assert: missed targets are printed, the exit status stays 0.
 
@@ -34,6 +39,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from array import array
@@ -44,6 +50,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+import grpc.experimental
 import httpx
 import redis.asyncio as aioredis
 from confluent_kafka import Producer
@@ -51,11 +58,13 @@ from confluent_kafka.admin import AdminClient
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
+from finance.market.v1 import market_pb2, price_service_pb2
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
 from finplat.kafka.admin import ensure_topic
 from finplat.kafka.serde import PriceUpdateSerializer, registry_client
+from finplat.price import eventloop
 from finplat.price.adapters.influx_market import tick_line
+from finplat.price.api import SERVICE_NAME
 from finplat.price.app import Infrastructure, PriceService
 from finplat.price.binance.feed import BinanceFeed
 from finplat.price.binance.settings import FeedSettings, RestSettings
@@ -77,6 +86,7 @@ STREAM_TARGET_SUBSCRIBERS = 100
 STREAM_TARGET_RATE = 2_000
 STREAM_TARGET_P50_MS = 2
 STREAM_TARGET_P99_MS = 10
+LOOP = "uvloop"
 _TRADE_ID = re.compile(rb'"t":(\d+)')
 
 
@@ -197,33 +207,28 @@ async def serve_replay(symbols: tuple[str, ...]) -> None:
         await serve_jobs(server.port, server.run_job)
 
 
-class FloorServicer(price_service_pb2_grpc.PriceServiceServicer):
-    """StreamPrices alone: a PriceHub fanned out over grpc.aio, as the service does."""
-
-    def __init__(self, hub: PriceHub) -> None:
-        self.hub = hub
-
-    async def GetPrice(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not benchmarked")
-
-    async def ListPrices(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not benchmarked")
-
-    async def GetCandles(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not benchmarked")
-
-    async def StreamPrices(  # noqa: N802 - the RPC's name
-        self, request: Any, context: Any
-    ) -> AsyncIterator[price_service_pb2.StreamPricesResponse]:
-        with self.hub.subscribe(request.symbols) as subscription:
-            async for batch in subscription.batches():
-                yield price_service_pb2.StreamPricesResponse(prices=batch)
+def stream_handler(
+    stream: Callable[[Any, Any], AsyncIterator[bytes]],
+) -> grpc.GenericRpcHandler:
+    """StreamPrices alone, writing the encoded messages it is given as they are."""
+    handler: grpc.RpcMethodHandler[Any, bytes] = grpc.unary_stream_rpc_method_handler(
+        stream,
+        request_deserializer=price_service_pb2.StreamPricesRequest.FromString,
+        response_serializer=None,
+    )
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, {"StreamPrices": handler})
 
 
 async def serve_floor(subscribers: int) -> None:
     hub = PriceHub()
+
+    async def stream(request: Any, context: Any) -> AsyncIterator[bytes]:
+        with hub.subscribe(request.symbols) as subscription:
+            async for message in subscription.messages():
+                yield message
+
     server = grpc.aio.server()
-    price_service_pb2_grpc.add_PriceServiceServicer_to_server(FloorServicer(hub), server)
+    server.add_generic_rpc_handlers((stream_handler(stream),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     next_id = 0
@@ -305,6 +310,8 @@ async def spawn(*args: str, stdin: bool = False) -> asyncio.subprocess.Process:
         sys.executable,
         __file__,
         *args,
+        "--loop",
+        LOOP,
         stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -663,60 +670,110 @@ async def ingest(args: argparse.Namespace) -> None:
 # -- 2. stream ------------------------------------------------------------------------------
 
 
-async def serve_subscribers(
-    address: str, count: int, expect: int, sent_file: Path, timeout_s: float
-) -> None:
-    """`count` StreamPrices subscribers, each on its own connection, until each got `expect`."""
-    ids = [array("q") for _ in range(count)]
-    times = [array("q") for _ in range(count)]
-    messages = 0
-    errors: list[str] = []
+@dataclass
+class Receipts:
+    """What one subscriber received: each update's id and the time_ns its message arrived."""
 
-    async def subscriber(index: int) -> None:
-        nonlocal messages
-        # A pool of its own per channel: one TCP connection per subscriber, as separate
-        # clients would have, instead of all streams multiplexed on one.
-        options = [("grpc.use_local_subchannel_pool", 1)]
-        async with grpc.aio.insecure_channel(address, options=options) as channel:
-            stub = price_service_pb2_grpc.PriceServiceStub(channel)
-            request = price_service_pb2.StreamPricesRequest(symbols=[STREAM_SYMBOL])
-            got_ids, got_times = ids[index], times[index]
-            try:
-                async for message in stub.StreamPrices(request):
-                    received = time.time_ns()
-                    messages += 1
-                    for update in message.prices:
-                        got_ids.append(int(update.event_id))
-                        got_times.append(received)
-                    if len(got_ids) >= expect:
-                        return
-            except grpc.aio.AioRpcError as exc:
-                errors.append(exc.code().name)
+    ids: "array[int]" = field(default_factory=lambda: array("q"))
+    times: "array[int]" = field(default_factory=lambda: array("q"))
+    messages: int = 0
+    error: str | None = None
 
-    tasks = [asyncio.create_task(subscriber(i)) for i in range(count)]
-    _, pending = await asyncio.wait(tasks, timeout=timeout_s)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    def add(self, received_ns: int, message: bytes) -> None:
+        self.messages += 1
+        for update in price_service_pb2.StreamPricesResponse.FromString(message).prices:
+            self.ids.append(int(update.event_id))
+            self.times.append(received_ns)
+
+
+# A channel of its own per subscriber, and a subchannel pool of its own: one TCP connection per
+# subscriber, as separate clients would have, instead of all streams multiplexed on one.
+_OWN_CONNECTION = ("grpc.use_local_subchannel_pool", 1)
+_STREAM_PRICES = f"/{SERVICE_NAME}/StreamPrices"
+_REQUEST = price_service_pb2.StreamPricesRequest(symbols=[STREAM_SYMBOL])
+_SERIALIZE_REQUEST = price_service_pb2.StreamPricesRequest.SerializeToString
+
+
+def blocking_subscriber(address: str, expect: int, timeout_s: float, got: Receipts) -> None:
+    """One subscriber on a thread of its own, with gRPC's blocking API: the message is
+    timestamped as the read returns it, then decoded."""
+    options = [_OWN_CONNECTION, (grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1)]
+    with grpc.insecure_channel(address, options=options) as channel:
+        stream_prices: grpc.UnaryStreamMultiCallable[Any, bytes] = channel.unary_stream(
+            _STREAM_PRICES, request_serializer=_SERIALIZE_REQUEST
+        )
+        call = stream_prices(_REQUEST, timeout=timeout_s)
+        try:
+            for message in call:
+                got.add(time.time_ns(), message)
+                if len(got.ids) >= expect:
+                    call.cancel()
+                    return
+        except grpc.RpcError as exc:
+            got.error = exc.code().name
+
+
+async def async_subscriber(address: str, expect: int, got: Receipts) -> None:
+    """One subscriber as a task of the process's grpc.aio event loop."""
+    async with grpc.aio.insecure_channel(address, options=[_OWN_CONNECTION]) as channel:
+        stream_prices: grpc.aio.UnaryStreamMultiCallable[Any, bytes] = channel.unary_stream(
+            _STREAM_PRICES, request_serializer=_SERIALIZE_REQUEST
+        )
+        try:
+            async for message in stream_prices(_REQUEST):
+                got.add(time.time_ns(), message)
+                if len(got.ids) >= expect:
+                    return
+        except grpc.aio.AioRpcError as exc:
+            got.error = exc.code().name
+
+
+async def run_subscribers(
+    client: str, address: str, count: int, expect: int, timeout_s: float
+) -> list[Receipts]:
+    receipts = [Receipts() for _ in range(count)]
+    if client == "threads":
+        threads = [
+            threading.Thread(target=blocking_subscriber, args=(address, expect, timeout_s, got))
+            for got in receipts
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            await asyncio.to_thread(thread.join)
+    else:
+        tasks = [asyncio.create_task(async_subscriber(address, expect, got)) for got in receipts]
+        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return receipts
+
+
+async def serve_subscribers(args: argparse.Namespace) -> None:
+    """`args.subscribers` StreamPrices subscribers until each got `args.expect` updates."""
+    receipts = await run_subscribers(
+        args.client, args.address, args.subscribers, args.expect, args.timeout_s
+    )
     # The publisher writes its send times once the last update has left.
-    await wait_until(sent_file.exists, 30)
-    sent = dict(json.loads(await asyncio.to_thread(sent_file.read_text)))
+    await wait_until(args.sent_file.exists, 30)
+    sent = dict(json.loads(await asyncio.to_thread(args.sent_file.read_text)))
     latencies = sorted(
         t - sent[i]
-        for got_ids, got_times in zip(ids, times, strict=True)
-        for i, t in zip(got_ids, got_times, strict=True)
+        for got in receipts
+        for i, t in zip(got.ids, got.times, strict=True)
         if i in sent
     )
     print(
         "result "
         + json.dumps(
             {
-                "expected": len(sent) * count,
+                "expected": len(sent) * args.subscribers,
                 "latencies_ns": [_percentile(latencies, q) for q in (0.5, 0.99, 1.0)],
                 "received": len(latencies),
-                "messages": messages,
-                "updates": sum(len(a) for a in ids),
-                "errors": errors,
+                "messages": sum(got.messages for got in receipts),
+                "updates": sum(len(got.ids) for got in receipts),
+                "errors": [got.error for got in receipts if got.error],
             }
         ),
         flush=True,
@@ -784,6 +841,8 @@ async def stream_phase(
             str(sent_file),
             "--timeout-s",
             str((warm + measured) / args.rate + 30),
+            "--client",
+            args.client,
         )
         try:
             await wait_until(subscribed, 60)
@@ -838,7 +897,7 @@ async def stream(args: argparse.Namespace) -> None:
         async with Publisher.start("--role", "floor", "--subscribers", str(count)) as floor:
             rows.append(
                 await stream_phase(
-                    "bare grpc.aio fan-out (PriceHub, pre-built updates)",
+                    "bare grpc.aio fan-out (PriceHub, pre-encoded)",
                     floor,
                     f"127.0.0.1:{floor.port}",
                     count,
@@ -856,7 +915,9 @@ async def stream(args: argparse.Namespace) -> None:
     print(table(header, [row.cells() for row in rows]))
     print(
         "(latency: subscriber receipt minus the publisher's send, both time_ns; server cores: the\n"
-        " service and the replay, or the bare server; targets p50 < "
+        " service and the replay, or the bare server; subscribers: "
+        f"{'a thread each' if args.client == 'threads' else 'one grpc.aio loop'}, "
+        f"one process; loop: {args.loop}; targets p50 < "
         f"{STREAM_TARGET_P50_MS} ms, p99 < {STREAM_TARGET_P99_MS} ms at {STREAM_TARGET_RATE:,} "
         f"updates/s with {STREAM_TARGET_SUBSCRIBERS} subscribers)"
     )
@@ -891,6 +952,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="stream measurement")
     parser.add_argument("--warmup-s", type=float, default=2.0, help="stream warm-up")
     parser.add_argument(
+        "--client",
+        choices=["threads", "aio"],
+        default="threads",
+        help="stream subscribers: a thread each with gRPC's blocking API (default), or tasks "
+        "of one grpc.aio event loop",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="event loop of every process (the service's is uvloop)",
+    )
+    parser.add_argument(
         "--role",
         choices=["bench", "replay", "floor", "subscribers"],
         default="bench",
@@ -901,19 +975,19 @@ def main() -> None:
     parser.add_argument("--expect", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--sent-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global LOOP  # noqa: PLW0603 - the one setting every spawned process inherits
+    LOOP = args.loop
     args.mix = args.mix or ["trade", "trade,kline_1m"]
+    # Every process on the loop `finplat price serve` runs on, unless told otherwise.
+    run = partial(eventloop.run, use_uvloop=args.loop == "uvloop")
     if args.role == "replay":
-        asyncio.run(serve_replay(tuple(args.symbols.split(","))))
+        run(serve_replay(tuple(args.symbols.split(","))))
     elif args.role == "floor":
-        asyncio.run(serve_floor(args.subscribers))
+        run(serve_floor(args.subscribers))
     elif args.role == "subscribers":
-        asyncio.run(
-            serve_subscribers(
-                args.address, args.subscribers, args.expect, args.sent_file, args.timeout_s
-            )
-        )
+        run(serve_subscribers(args))
     else:
-        asyncio.run(bench(args))
+        run(bench(args))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import click
 
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
 from finplat.core.runner import run_until_signalled
+from finplat.price import eventloop
 from finplat.price.adapters.errors import StoreUnavailableError
 from finplat.price.adapters.influx_market import InfluxMarketStore
 from finplat.price.app import Infrastructure, PriceService
@@ -29,7 +30,7 @@ def price() -> None:
 @price.command()
 def serve() -> None:
     """Run the price service until Ctrl-C or SIGTERM (settings from FINPLAT_* variables)."""
-    asyncio.run(
+    eventloop.run(
         _serve(PriceSettings(), Infrastructure(KafkaSettings(), RedisSettings(), InfluxSettings()))
     )
 
