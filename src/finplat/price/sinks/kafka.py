@@ -18,6 +18,11 @@ from finplat.price.adapters.errors import StoreUnavailableError
 logger = logging.getLogger(__name__)
 
 
+# Updates encoded between two yields to the event loop: Avro encoding runs on the loop, and a
+# batch of thousands (after a pause) would otherwise hold StreamPrices back for tens of ms.
+YIELD_EVERY = 32
+
+
 class KafkaPublisher:
     """Adapts the producer to the batch-write interface of a buffered sink."""
 
@@ -29,6 +34,8 @@ class KafkaPublisher:
     async def write(self, batch: Sequence[market_pb2.PriceUpdate]) -> None:
         """Queue a batch in librdkafka; stops, saying how far it got, when it cannot go on."""
         for index, update in enumerate(batch):
+            if index and not index % YIELD_EVERY:
+                await asyncio.sleep(0)
             try:
                 self.producer.send(update)
             except ContractError as exc:
