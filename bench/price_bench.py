@@ -144,6 +144,13 @@ async def stdin_lines() -> AsyncIterator[str]:
         yield line.decode().strip()
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    # The subscribers read the file as soon as it exists: it must appear whole.
+    scratch = path.with_suffix(".partial")
+    scratch.write_text(text)
+    scratch.replace(path)
+
+
 async def serve_jobs(port: int, run: Callable[[Job], Awaitable[None]]) -> None:
     """The publisher side of the protocol: `port N` once, then `sent` after each job.
 
@@ -155,7 +162,7 @@ async def serve_jobs(port: int, run: Callable[[Job], Awaitable[None]]) -> None:
         job = Job(int(count), float(rate), record=path != "-")
         await run(job)
         if job.record:
-            await asyncio.to_thread(Path(path).write_text, json.dumps(job.sent))
+            await asyncio.to_thread(_write_atomically, Path(path), json.dumps(job.sent))
         print("sent", flush=True)
 
 
