@@ -18,7 +18,12 @@ subject, Redis key prefix and InfluxDB bucket, all deleted at the end.
    subscriber's receipt (time_ns as the gRPC read returns the message, before it is decoded).
    Each subscriber has its own connection and, by default, its own thread on gRPC's blocking
    API (`--client threads`): one grpc.aio loop for all of them (`--client aio`) serialises
-   their receipts and becomes the bottleneck at 100. Peers: the same with one subscriber, and
+   their receipts and becomes the bottleneck at 100. `--client go` runs them as goroutines of
+   a Go process instead (bench/streamclient: grpc-go, no generated code, the receipt time taken
+   as RecvMsg returns, before the event_id is read; built with the machine's Go on first use
+   into ~/.cache/finplat/tools/streamclient-<hash of its sources>/): a subscriber that costs
+   the machine far less CPU than a Python one, so the service is measured with the cores to
+   itself that real, remote subscribers would leave it. Peers: the same with one subscriber, and
    a bare grpc.aio server fanning out pre-built updates through the service's PriceHub, with
    its pre-encoded messages (the floor of gRPC Python on this machine, no feed and no sinks).
    Every process runs on uvloop, as `finplat price serve` does (`--loop asyncio` to compare).
@@ -33,16 +38,20 @@ Run with the stack up (`make up`):
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from array import array
+from asyncio.subprocess import DEVNULL, PIPE
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -62,6 +71,7 @@ from finance.market.v1 import market_pb2, price_service_pb2
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
 from finplat.kafka.admin import ensure_topic
 from finplat.kafka.serde import PriceUpdateSerializer, registry_client
+from finplat.platform.grpcurl import DEFAULT_CACHE_DIR
 from finplat.price import eventloop
 from finplat.price.adapters.influx_market import tick_line
 from finplat.price.api import SERVICE_NAME
@@ -835,9 +845,7 @@ async def stream_phase(
     warm, measured = int(args.rate * args.warmup_s), int(args.rate * args.seconds)
     with tempfile.TemporaryDirectory() as scratch:
         sent_file = Path(scratch) / "sent.json"
-        process = await spawn(
-            "--role",
-            "subscribers",
+        flags = [
             "--address",
             address,
             "--subscribers",
@@ -848,9 +856,13 @@ async def stream_phase(
             str(sent_file),
             "--timeout-s",
             str((warm + measured) / args.rate + 30),
-            "--client",
-            args.client,
-        )
+        ]
+        if args.client == "go":
+            process = await asyncio.create_subprocess_exec(
+                go_stream_client(), *flags, "--symbol", STREAM_SYMBOL, stdout=PIPE, stdin=DEVNULL
+            )
+        else:
+            process = await spawn("--role", "subscribers", *flags, "--client", args.client)
         try:
             await wait_until(subscribed, 60)
             await publisher.send(warm, args.rate)
@@ -874,11 +886,62 @@ async def stream_phase(
             await process.wait()
 
 
+# The Go subscriber process (`--client go`, bench/streamclient): built on first use with the
+# machine's Go, its modules from the Go module proxy, into the cache the Makefile's grpcurl uses,
+# under a name keyed by its sources (so an edit rebuilds, and a fresh clone reuses the build).
+_STREAM_CLIENT_DIR = Path(__file__).parent / "streamclient"
+_STREAM_CLIENT_SOURCES = ("go.mod", "go.sum", "main.go")
+_CACHE_DIR = DEFAULT_CACHE_DIR
+
+
+def go_stream_client() -> Path:
+    """The built Go subscriber client, building it first if this version is not cached."""
+    digest = hashlib.sha256()
+    for name in _STREAM_CLIENT_SOURCES:
+        digest.update((_STREAM_CLIENT_DIR / name).read_bytes())
+    binary = _CACHE_DIR / "tools" / f"streamclient-{digest.hexdigest()[:12]}" / "streamclient"
+    if binary.is_file():
+        return binary
+    go = shutil.which("go")
+    if go is None:
+        raise SystemExit("--client go builds bench/streamclient with Go: install Go >= 1.25")
+    print(f"[build] the Go stream client into {binary.parent}", file=sys.stderr, flush=True)
+    # As the Makefile builds grpcurl: the installed Go only, a static binary, a deletable
+    # module cache; built beside its place and renamed, so its presence means a whole build.
+    env = {
+        **os.environ,
+        "GOTOOLCHAIN": "local",
+        "CGO_ENABLED": "0",
+        "GOFLAGS": "-modcacherw",
+        "GOMODCACHE": str(_CACHE_DIR / "go" / "mod"),
+        "GOCACHE": str(_CACHE_DIR / "go" / "build"),
+    }
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    partial_binary = binary.with_suffix(".partial")
+    subprocess.run(
+        [go, "build", "-trimpath", "-o", str(partial_binary), "."],
+        cwd=_STREAM_CLIENT_DIR,
+        env=env,
+        check=True,
+    )
+    partial_binary.replace(binary)
+    return binary
+
+
+_CLIENTS = {
+    "threads": "Python, a thread each on gRPC's blocking API",
+    "aio": "Python, one grpc.aio loop",
+    "go": "Go (grpc-go), a goroutine each",
+}
+
+
 def _subscribed(hub: PriceHub, count: int) -> bool:
     return hub.subscribers >= count
 
 
 async def stream(args: argparse.Namespace) -> None:
+    if args.client == "go":
+        go_stream_client()  # built before anything is timed
     rows: list[StreamRow] = []
     counts = sorted({args.subscribers, 1}, reverse=True)
     async with (
@@ -923,8 +986,8 @@ async def stream(args: argparse.Namespace) -> None:
     print(
         "(latency: subscriber receipt minus the publisher's send, both time_ns; server cores: the\n"
         " service and the replay, or the bare server; subscribers: "
-        f"{'a thread each' if args.client == 'threads' else 'one grpc.aio loop'}, "
-        f"one process; loop: {args.loop}; targets p50 < "
+        f"{_CLIENTS[args.client]}, one process, a connection each; loop: {args.loop}; "
+        f"targets p50 < "
         f"{STREAM_TARGET_P50_MS} ms, p99 < {STREAM_TARGET_P99_MS} ms at {STREAM_TARGET_RATE:,} "
         f"updates/s with {STREAM_TARGET_SUBSCRIBERS} subscribers)"
     )
@@ -960,10 +1023,11 @@ def main() -> None:
     parser.add_argument("--warmup-s", type=float, default=2.0, help="stream warm-up")
     parser.add_argument(
         "--client",
-        choices=["threads", "aio"],
+        choices=["threads", "aio", "go"],
         default="threads",
-        help="stream subscribers: a thread each with gRPC's blocking API (default), or tasks "
-        "of one grpc.aio event loop",
+        help="stream subscribers: a thread each with gRPC's blocking API (default), tasks "
+        "of one grpc.aio event loop, or goroutines of a Go process (bench/streamclient, built "
+        "with the machine's Go on first use)",
     )
     parser.add_argument(
         "--loop",
