@@ -1,21 +1,61 @@
-"""The `finplat` command: one entry point, a subcommand group per area."""
+"""The `finplat` command: one entry point, a subcommand group per area.
+
+Areas are imported when their command runs, not when `finplat` starts: importing them all
+loads numba, scipy, FastAPI and the clients of every store, three seconds and over 100 MB that
+`finplat stack status` or the `finplat up` supervisor have no use for.
+"""
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
 
 import click
 
-from finplat.backtest.cli import backtest
-from finplat.contract.cli import proto, schemas
-from finplat.core.health_cli import health
 from finplat.core.logging import configure_logging
-from finplat.core.settings_doc import settings_doc
-from finplat.gateway.cli import gateway
-from finplat.kafka.cli import kafka
-from finplat.platform.cli import down, up
-from finplat.price.cli import price
-from finplat.price.replay.cli import replay
-from finplat.stack.cli import stack
+
+# Command name -> "module:attribute" of its click command.
+_COMMANDS = {
+    "proto": "finplat.contract.cli:proto",
+    "schemas": "finplat.contract.cli:schemas",
+    "kafka": "finplat.kafka.cli:kafka",
+    "stack": "finplat.stack.cli:stack",
+    "price": "finplat.price.cli:price",
+    "replay": "finplat.price.replay.cli:replay",
+    "backtest": "finplat.backtest.cli:backtest",
+    "gateway": "finplat.gateway.cli:gateway",
+    "health": "finplat.core.health_cli:health",
+    "settings-doc": "finplat.core.settings_doc:settings_doc",
+    "up": "finplat.platform.cli:up",
+    "down": "finplat.platform.cli:down",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (`--help` imports them all)."""
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = dict(lazy)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self._lazy.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attribute = target.split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+@click.group(
+    cls=_LazyGroup,
+    lazy=_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--log-level",
     default="INFO",
@@ -27,20 +67,6 @@ from finplat.stack.cli import stack
 def finplat(log_level: str) -> None:
     """finplat: live crypto prices, storage, streaming and backtests, gRPC first."""
     configure_logging(log_level)
-
-
-finplat.add_command(proto)
-finplat.add_command(schemas)
-finplat.add_command(kafka)
-finplat.add_command(stack)
-finplat.add_command(price)
-finplat.add_command(replay)
-finplat.add_command(backtest)
-finplat.add_command(gateway)
-finplat.add_command(health)
-finplat.add_command(settings_doc)
-finplat.add_command(up)
-finplat.add_command(down)
 
 
 def main() -> None:

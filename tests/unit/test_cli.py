@@ -36,3 +36,18 @@ def test_schemas_generate_is_idempotent(tmp_path: Path) -> None:
     assert second.output == "Avro schemas already up to date\n"
     assert (tmp_path / "price_update.avsc").read_bytes() == content
     assert content == (SCHEMA_DIR / "price_update.avsc").read_bytes()
+
+
+def test_starting_finplat_imports_no_area() -> None:
+    """Areas load when their command runs: `finplat stack status` needs no numba or FastAPI."""
+    probe = (
+        "import sys; from finplat.cli import finplat; "
+        "print(' '.join(m for m in ('numba', 'scipy', 'fastapi', 'influxdb_client', "
+        "'finplat.backtest', 'finplat.gateway', 'finplat.price') if m in sys.modules))"
+    )
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+
+    assert loaded == []
