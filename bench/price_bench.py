@@ -23,7 +23,10 @@ subject, Redis key prefix and InfluxDB bucket, all deleted at the end.
    as RecvMsg returns, before the event_id is read; built with the machine's Go on first use
    into ~/.cache/finplat/tools/streamclient-<hash of its sources>/): a subscriber that costs
    the machine far less CPU than a Python one, so the service is measured with the cores to
-   itself that real, remote subscribers would leave it. Peers: the same with one subscriber, and
+   itself that real, remote subscribers would leave it. A stock grpc-go client probes the
+   bandwidth-delay product with a ping about every message on a sparse stream, which the server
+   answers; `--go-window BYTES` fixes the client's windows and turns that off, to see what the
+   pings cost. Peers: the same with one subscriber, and
    a bare grpc.aio server fanning out pre-built updates through the service's PriceHub, with
    its pre-encoded messages (the floor of gRPC Python on this machine, no feed and no sinks).
    Every process runs on uvloop, as `finplat price serve` does (`--loop asyncio` to compare).
@@ -859,7 +862,12 @@ async def stream_phase(
         ]
         if args.client == "go":
             process = await asyncio.create_subprocess_exec(
-                go_stream_client(), *flags, "--symbol", STREAM_SYMBOL, stdout=PIPE, stdin=DEVNULL
+                go_stream_client(),
+                *flags,
+                f"--symbol={STREAM_SYMBOL}",
+                f"--window={args.go_window}",
+                stdout=PIPE,
+                stdin=DEVNULL,
             )
         else:
             process = await spawn("--role", "subscribers", *flags, "--client", args.client)
@@ -986,7 +994,9 @@ async def stream(args: argparse.Namespace) -> None:
     print(
         "(latency: subscriber receipt minus the publisher's send, both time_ns; server cores: the\n"
         " service and the replay, or the bare server; subscribers: "
-        f"{_CLIENTS[args.client]}, one process, a connection each; loop: {args.loop}; "
+        f"{_CLIENTS[args.client]}"
+        f"{f' with a fixed {args.go_window:,} B window' if args.go_window else ''}"
+        f", one process, a connection each; loop: {args.loop}; "
         f"targets p50 < "
         f"{STREAM_TARGET_P50_MS} ms, p99 < {STREAM_TARGET_P99_MS} ms at {STREAM_TARGET_RATE:,} "
         f"updates/s with {STREAM_TARGET_SUBSCRIBERS} subscribers)"
@@ -1028,6 +1038,13 @@ def main() -> None:
         help="stream subscribers: a thread each with gRPC's blocking API (default), tasks "
         "of one grpc.aio event loop, or goroutines of a Go process (bench/streamclient, built "
         "with the machine's Go on first use)",
+    )
+    parser.add_argument(
+        "--go-window",
+        type=int,
+        default=0,
+        help="with --client go: a fixed HTTP/2 window in bytes for each subscriber, which turns "
+        "off grpc-go's BDP pings (default 0: grpc-go's dynamic window, as a stock client has)",
     )
     parser.add_argument(
         "--loop",

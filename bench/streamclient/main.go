@@ -130,12 +130,17 @@ func codeName(code codes.Code) string {
 }
 
 // subscribe runs one subscriber on a connection of its own until it has `expect` updates.
-func subscribe(ctx context.Context, address string, request []byte, expect int, got *receipts) {
-	conn, err := grpc.NewClient(
-		address,
+func subscribe(ctx context.Context, address string, window int32, request []byte, expect int, got *receipts) {
+	options := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})),
-	)
+	}
+	if window > 0 {
+		// Fixed windows turn off grpc-go's BDP estimation, whose pings (about one per message
+		// on a sparse stream) and window updates the server has to answer.
+		options = append(options, grpc.WithInitialWindowSize(window), grpc.WithInitialConnWindowSize(window))
+	}
+	conn, err := grpc.NewClient(address, options...)
 	if err != nil {
 		got.err = "CONNECT: " + err.Error()
 		return
@@ -208,6 +213,7 @@ func main() {
 	sentFile := flag.String("sent-file", "", "the publisher's send times (JSON)")
 	timeoutS := flag.Float64("timeout-s", 60, "bound on the whole run")
 	symbol := flag.String("symbol", "BTCUSDT", "symbol to stream")
+	window := flag.Int("window", 0, "fixed HTTP/2 stream and connection window in bytes (0: grpc-go's dynamic, BDP-probed one)")
 	flag.Parse()
 
 	request := protowire.AppendTag(nil, requestSymbols, protowire.BytesType)
@@ -220,7 +226,7 @@ func main() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			subscribe(ctx, *address, request, *expect, &all[i])
+			subscribe(ctx, *address, int32(*window), request, *expect, &all[i])
 		}()
 	}
 	wg.Wait()
