@@ -1,19 +1,30 @@
-"""The price service's event loop: uvloop when installed, asyncio's on request."""
+"""The price service's runner: uvloop and the quieter garbage collector, as the service sees."""
 
-import asyncio
+import json
+import subprocess
+import sys
 
-import uvloop
-
+_PROBE = """
+import asyncio, gc, json
 from finplat.price import eventloop
 
+async def main():
+    loop = type(asyncio.get_running_loop())
+    return {"loop": f"{loop.__module__}.{loop.__name__}", "thresholds": gc.get_threshold(),
+            "frozen": gc.get_freeze_count()}
 
-async def _loop_type() -> type[asyncio.AbstractEventLoop]:
-    return type(asyncio.get_running_loop())
+print(json.dumps(eventloop.run(main())))
+"""
 
 
-def test_runs_on_uvloop_by_default() -> None:
-    assert eventloop.run(_loop_type()) is uvloop.Loop
+def test_the_service_runs_on_uvloop_with_its_startup_objects_frozen() -> None:
+    # A process of its own: the collector's settings are global to the interpreter.
+    output = subprocess.run(
+        [sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
 
+    seen = json.loads(output)
 
-def test_runs_on_asyncio_when_asked() -> None:
-    assert not issubclass(eventloop.run(_loop_type(), use_uvloop=False), uvloop.Loop)
+    assert seen["loop"].startswith("uvloop")
+    assert seen["thresholds"] == [50_000, 50, 100]
+    assert seen["frozen"] > 10_000  # the imported modules, the protos' descriptors, ...
