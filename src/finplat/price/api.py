@@ -2,10 +2,11 @@
 
 import logging
 import re
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any, Protocol
 
 import grpc
+from google.protobuf import message_factory
 from typing_extensions import override
 
 from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
@@ -21,7 +22,8 @@ from finplat.price.hub import PriceHub, SlowSubscriberError
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME = price_service_pb2.DESCRIPTOR.services_by_name["PriceService"].full_name
+_SERVICE = price_service_pb2.DESCRIPTOR.services_by_name["PriceService"]
+SERVICE_NAME = _SERVICE.full_name
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,32}$")
 Context = grpc.aio.ServicerContext[object, object]
 
@@ -153,30 +155,24 @@ class PriceServicer(price_service_pb2_grpc.PriceServiceServicer):
 
 
 def add_price_service(servicer: PriceServicer, server: grpc.aio.Server) -> None:
-    """Register `servicer` on `server`: the generated handlers, but StreamPrices writes the
-    hub's encoded messages as they are (no response serializer). Clients see the same service."""
-    pb2 = price_service_pb2
-    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
-        "GetPrice": grpc.unary_unary_rpc_method_handler(
-            servicer.GetPrice,
-            request_deserializer=pb2.GetPriceRequest.FromString,
-            response_serializer=pb2.GetPriceResponse.SerializeToString,
-        ),
-        "ListPrices": grpc.unary_unary_rpc_method_handler(
-            servicer.ListPrices,
-            request_deserializer=pb2.ListPricesRequest.FromString,
-            response_serializer=pb2.ListPricesResponse.SerializeToString,
-        ),
-        "GetCandles": grpc.unary_unary_rpc_method_handler(
-            servicer.GetCandles,
-            request_deserializer=pb2.GetCandlesRequest.FromString,
-            response_serializer=pb2.GetCandlesResponse.SerializeToString,
-        ),
-        "StreamPrices": grpc.unary_stream_rpc_method_handler(
-            servicer.stream_prices_encoded,
-            request_deserializer=pb2.StreamPricesRequest.FromString,
-            response_serializer=None,
-        ),
-    }
+    """Register `servicer` on `server` as the generated code would, except that StreamPrices
+    writes the hub's encoded messages as they are (no response serializer). Clients see the
+    same service; the handlers come from the service descriptor, so a new RPC is served too."""
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for method in _SERVICE.methods:
+        request = message_factory.GetMessageClass(method.input_type)
+        response = message_factory.GetMessageClass(method.output_type)
+        behaviour: Any = getattr(servicer, method.name)
+        serializer: Callable[[Any], bytes] | None = response.SerializeToString
+        if method.name == "StreamPrices":
+            behaviour, serializer = servicer.stream_prices_encoded, None
+        factory = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = factory(
+            behaviour, request_deserializer=request.FromString, response_serializer=serializer
+        )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
