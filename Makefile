@@ -22,7 +22,7 @@ WEB_SOURCES := web/build.mjs web/index.html web/docs.html $(wildcard web/src/*)
 GRPCURL_VERSION := 1.9.4
 GRPCURL := $(CACHE_DIR)/tools/grpcurl-$(GRPCURL_VERSION)/grpcurl
 GO_CACHE := $(CACHE_DIR)/go
-PY_SOURCES := src tests
+PY_SOURCES := src tests bench
 
 .PHONY: help install system-deps generate lint check-generated lint-proto test test-unit \
 	test-integration up down bench
@@ -101,9 +101,10 @@ lint: install lint-proto check-generated ## ruff, mypy, buf and freshness checks
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
+	$(BIN)/mypy bench/*.py
 	npm run --prefix web --silent check
 
-test-unit: install ## Unit tests only (no servers)
+test-unit: install system-deps ## Unit tests only (no stack; promtool and small local servers)
 	$(BIN)/pytest tests/unit
 
 test-integration: install system-deps ## Integration tests (starts the stack unless it runs)

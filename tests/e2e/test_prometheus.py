@@ -3,11 +3,14 @@
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from tests.e2e.conftest import Platform
 from tests.paths import REPO_ROOT
 from tests.support import eventually
+
+pytestmark = pytest.mark.integration
 
 _SERVICES = {"price", "backtest", "gateway"}
 # The first scrape comes within one scrape interval (15 s) of Prometheus starting.
