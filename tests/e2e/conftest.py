@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.paths import REPO_ROOT
+from tests.paths import FINPLAT, REPO_ROOT
 
 _GATEWAY_VARIABLE = "FINPLAT_E2E_GATEWAY_URL"
 _REPLAY_VARIABLE = "FINPLAT_E2E_REPLAY_URL"
@@ -29,7 +29,6 @@ _DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 # The platform commands on their own, so these tests do not depend on how the root CLI
 # registers them (the stack's tests do the same).
 _PLATFORM_CLI = "from finplat.platform.cli import {0}; {0}(prog_name='finplat {0}')"
-_FINPLAT = os.path.join(os.path.dirname(sys.executable), "finplat")
 # A cold cache builds the stack's servers first; a built one starts in about a minute.
 _UP_TIMEOUT_S = 3600
 _DOWN_TIMEOUT_S = 180
@@ -73,7 +72,11 @@ def _platform(command: str, *args: str, timeout_s: float) -> subprocess.Complete
 
 def _stack_is_up() -> bool:
     status = subprocess.run(
-        [_FINPLAT, "stack", "status"], cwd=REPO_ROOT, capture_output=True, timeout=60, check=False
+        [str(FINPLAT), "stack", "status"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
     return status.returncode == 0
 

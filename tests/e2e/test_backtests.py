@@ -1,20 +1,18 @@
 """Backtests and live statistics: what the backtest service makes of what the price service
 ingests, through the gateway."""
 
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.paths import FINPLAT
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
-_FINPLAT = os.path.join(os.path.dirname(sys.executable), "finplat")
 _MINUTE_MS = 60_000
 # The newest stored 1m candles the backtest runs over: `finplat up` loads a day of history
 # (1440) before the replay starts, so these are there from the first second.
@@ -159,7 +157,7 @@ def test_kafka_probe_messages_reach_the_backtest_statistics(gateway: httpx.Clien
     before = _counts(gateway).get(symbol, 0)
 
     probe = subprocess.run(
-        [_FINPLAT, "kafka", "probe", "--count", "5", "--symbol", symbol],
+        [str(FINPLAT), "kafka", "probe", "--count", "5", "--symbol", symbol],
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,6 +1,5 @@
 """The README's curl and grpcurl examples, run as written against the running platform."""
 
-import re
 import shlex
 import signal
 import subprocess
@@ -15,7 +14,7 @@ from tests.e2e.grpcurl import (
     grpcurl_stream,
     read_messages,
 )
-from tests.paths import REPO_ROOT
+from tests.readme import commands
 
 pytestmark = pytest.mark.integration
 
@@ -28,15 +27,8 @@ _README_BACKTEST_GRPC = "127.0.0.1:50052"
 _UNTIL_CTRL_C = "# until Ctrl-C"
 
 
-def _examples(command: str) -> list[str]:
-    text = (REPO_ROOT / "README.md").read_text()
-    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
-    lines = [line for block in blocks for line in block.splitlines()]
-    return [line for line in lines if line.startswith(f"{command} ")]
-
-
 def _curl_examples() -> list[str]:
-    return _examples("curl")
+    return commands("curl")
 
 
 def test_readme_shows_curl_examples() -> None:
@@ -65,7 +57,7 @@ def test_curl_example_answers(platform: Platform, example: str) -> None:
 
 
 def _grpcurl_examples() -> list[str]:
-    return _examples("grpcurl")
+    return commands("grpcurl")
 
 
 def test_readme_shows_grpcurl_examples() -> None:

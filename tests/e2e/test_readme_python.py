@@ -1,13 +1,12 @@
 """The README's Python examples (the WebSocket client), run as written against the platform."""
 
-import re
 import subprocess
 import sys
 
 import pytest
 
 from tests.e2e.conftest import Platform
-from tests.paths import REPO_ROOT
+from tests.readme import code_blocks
 
 pytestmark = pytest.mark.integration
 
@@ -15,8 +14,7 @@ _README_WS = "ws://127.0.0.1:8080"
 
 
 def _python_examples() -> list[str]:
-    text = (REPO_ROOT / "README.md").read_text()
-    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    return code_blocks("python")
 
 
 def test_readme_shows_a_websocket_client() -> None:

@@ -8,7 +8,6 @@ cannot be started fails the session: integration tests never skip.
 
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import date
@@ -22,15 +21,14 @@ import pytest_asyncio
 from finplat.core.connections import InfluxSettings, KafkaSettings
 from finplat.price.replay.server import ReplayServer
 from finplat.price.replay.settings import ReplaySettings
-from tests.paths import REPO_ROOT
+from tests.paths import FINPLAT, REPO_ROOT
 
 _ADDRESS_VARIABLES = ("FINPLAT_KAFKA_BOOTSTRAP_SERVERS", "FINPLAT_KAFKA_SCHEMA_REGISTRY_URL")
-_FINPLAT = str(Path(sys.executable).parent / "finplat")
 
 
 def _stack(command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_FINPLAT, "stack", command],
+        [str(FINPLAT), "stack", command],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

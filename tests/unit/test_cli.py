@@ -7,12 +7,12 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from finplat.cli import finplat
-from tests.paths import SCHEMA_DIR
+from tests.paths import FINPLAT, SCHEMA_DIR
 
 
 def test_help_lists_the_subcommands() -> None:
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "finplat"), "--help"],
+        [str(FINPLAT), "--help"],
         capture_output=True,
         text=True,
         check=True,

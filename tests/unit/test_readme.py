@@ -1,6 +1,5 @@
 """The README's examples are commands that exist, take the options shown, and work."""
 
-import re
 import shlex
 from pathlib import Path
 
@@ -8,18 +7,11 @@ import pytest
 from click.testing import CliRunner
 
 from finplat.cli import finplat
-from tests.paths import REPO_ROOT
+from tests.readme import commands
 
 
 def _examples() -> list[list[str]]:
-    text = (REPO_ROOT / "README.md").read_text()
-    commands = []
-    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL):
-        for line in block.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
-            if words and words[0] == "finplat":
-                commands.append(words[1:])
-    return commands
+    return [shlex.split(line, comments=True)[1:] for line in commands("finplat")]
 
 
 def test_readme_shows_finplat_examples() -> None:
