@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -41,8 +40,8 @@ from backtesting.lib import FractionalBacktest  # type: ignore[import-untyped]
 from finplat.backtest.domain.bars import Bars, daily_kline_paths, load_klines
 from finplat.backtest.domain.engine import EngineConfig, run_strategy
 from finplat.backtest.domain.sweep import Backend, run_sweep
+from finplat.price.replay.settings import ReplaySettings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 FAST, SLOW, FEE = 10, 30, 0.001
 SWEEP_GRID = {
     "fast": [5, 8, 10, 12, 15, 20, 25, 30, 40, 50],
@@ -51,7 +50,7 @@ SWEEP_GRID = {
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("FINPLAT_DATA_DIR", REPO_ROOT.parent / "shared/data/binance"))
+    return ReplaySettings().data_dir  # FINPLAT_DATA_DIR, as the replay reads it
 
 
 def million_bars(n: int) -> tuple[Bars, str]:

@@ -17,7 +17,6 @@ Run: `.venv/bin/python bench/price_decode_bench.py [--frames 200000]`.
 import argparse
 import asyncio
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,8 +28,7 @@ from finplat.price.domain.dedup import Deduplicator
 from finplat.price.domain.normalise import Normaliser, sequence
 from finplat.price.replay import data
 from finplat.price.replay.frames import combined, kline_payload, trade_payload
-
-REPO = Path(__file__).resolve().parent.parent
+from finplat.price.replay.settings import ReplaySettings
 
 
 def _frames(data_dir: Path, count: int, kind: str) -> list[bytes]:
@@ -104,7 +102,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    data_dir = Path(os.environ.get("FINPLAT_DATA_DIR", REPO.parent / "shared/data/binance"))
+    data_dir = ReplaySettings().data_dir  # FINPLAT_DATA_DIR, as the replay reads it
     paths: list[tuple[str, Callable[[list[bytes]], None]]] = [
         ("json.loads", _json_loads),
         ("decode", _decode),

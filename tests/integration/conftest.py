@@ -87,15 +87,6 @@ def influx_settings(stack: None) -> Iterator[InfluxSettings]:
 StartReplay = Callable[..., Awaitable[ReplayServer]]
 
 
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """``FINPLAT_DATA_DIR``, else ``../shared/data/binance`` next to the repository."""
-    path = Path(os.environ.get("FINPLAT_DATA_DIR", REPO_ROOT.parent / "shared/data/binance"))
-    if not (path / "SOURCE.md").is_file():
-        pytest.fail(f"market data not found under {path}; set FINPLAT_DATA_DIR")
-    return path
-
-
 @pytest_asyncio.fixture
 async def start_replay(data_dir: Path) -> AsyncIterator[StartReplay]:
     """Start replay servers over two days of BTCUSDT 1m klines and the ETHUSDT OHLCV file.

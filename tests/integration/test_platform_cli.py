@@ -14,7 +14,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pytest
 from finplat.core.connections import InfluxSettings, KafkaSettings
 from finplat.kafka.admin import ensure_topic
 from finplat.stack.process import is_alive, port_is_free
-from tests.support import eventually
+from tests.support import eventually, free_ports
 from tests.unit.platform.helpers import pids_in_session
 
 pytestmark = pytest.mark.integration
@@ -75,21 +74,13 @@ class IsolatedPlatform:
         return f"http://127.0.0.1:{self.ports['FINPLAT_GATEWAY_PORT']}"
 
 
-def _free_ports(count: int) -> list[int]:
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-
-
 @pytest.fixture
 def platform(
     tmp_path: Path, kafka_settings: KafkaSettings, influx_settings: InfluxSettings
 ) -> Iterator[IsolatedPlatform]:
     topic = f"test-platform-{uuid.uuid4().hex}"
     ensure_topic(kafka_settings.bootstrap_servers, topic, partitions=1)
-    ports = dict(zip(_PORT_SETTINGS, _free_ports(len(_PORT_SETTINGS)), strict=True))
+    ports = dict(zip(_PORT_SETTINGS, free_ports(len(_PORT_SETTINGS)), strict=True))
     env = {
         **os.environ,
         **{name: str(port) for name, port in ports.items()},

@@ -10,11 +10,12 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support import free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -63,14 +64,6 @@ class IsolatedStack:
         }
 
 
-def _free_ports(count: int) -> list[int]:
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-
-
 def _live_processes() -> dict[int, str]:
     """Pid and command line of every process that has not exited, as `ps` shows them."""
     listing = subprocess.run(
@@ -97,7 +90,7 @@ def _port_free(port: int) -> bool:
 @pytest.fixture
 def isolated(tmp_path: Path) -> Iterator[IsolatedStack]:
     """An isolated stack definition; whatever it started is stopped afterwards."""
-    ports = dict(zip(_PORT_SETTINGS, _free_ports(len(_PORT_SETTINGS)), strict=True))
+    ports = dict(zip(_PORT_SETTINGS, free_ports(len(_PORT_SETTINGS)), strict=True))
     data_dir = tmp_path / "stack"
     env = {
         **os.environ,

@@ -4,7 +4,6 @@ stored runs and counted statistics. Candles come from a fake PriceService in thi
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -24,7 +23,8 @@ from finplat.core.grpc_server import ServiceBinding, start_server
 from finplat.kafka.admin import ensure_topic
 from finplat.kafka.producer import PriceUpdateProducer
 from finplat.kafka.serde import PriceUpdateSerializer, registry_client
-from tests.unit.backtest.conftest import data_dir
+from tests.paths import market_data_dir
+from tests.support import free_ports
 from tests.unit.backtest.fake_price_service import FakePriceService, btc_candles
 
 pytestmark = pytest.mark.integration
@@ -36,17 +36,10 @@ _SERVE = (
 NOV_1_MS = 1_730_419_200_000
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest_asyncio.fixture
 async def price_address() -> AsyncIterator[str]:
     prices = FakePriceService(
-        {"BTCUSDT": btc_candles(data_dir(), date(2024, 11, 1), date(2024, 11, 1))}
+        {"BTCUSDT": btc_candles(market_data_dir(), date(2024, 11, 1), date(2024, 11, 1))}
     )
     binding = ServiceBinding(
         "finance.market.v1.PriceService",
@@ -112,7 +105,7 @@ async def test_serve_stats_backtests_sigterm_and_restart(
     topic = f"test-backtest-serve-{uuid.uuid4().hex}"
     ensure_topic(kafka_settings.bootstrap_servers, topic, partitions=3)
     settings = kafka_settings.model_copy(update={"topic": topic})
-    port = _free_port()
+    port = free_ports()[0]
     env = {
         **os.environ,
         "FINPLAT_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,

@@ -9,7 +9,6 @@ import asyncio
 import csv
 import gzip
 import json
-import socket
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from finplat.kafka.serde import PriceUpdateDeserializer, registry_client
 from tests.integration.conftest import StartReplay
 from tests.integration.price.harness import price_service
 from tests.proxy import TcpProxy
-from tests.support import eventually_async
+from tests.support import eventually_async, free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -121,7 +120,7 @@ async def test_replayed_klines_are_served_stored_and_published(
     btc = _kline_rows(data_dir / "klines/spot/BTCUSDT/1m/BTCUSDT-1m-2024-10-01.csv.gz", start, end)
     feed = {"symbols": ("BTCUSDT", "ETHUSDT"), "stream_kinds": ("kline_1m",)}
 
-    metrics_port = _free_port()
+    metrics_port = free_ports()[0]
     async with price_service(
         replay, kafka_settings, influx_settings, feed, metrics_port=metrics_port
     ) as running:
@@ -281,13 +280,6 @@ async def test_stores_that_go_away_catch_up_while_kafka_goes_on(
 def _port(url: str) -> int:
     port = url.rsplit(":", 1)[1].split("/", maxsplit=1)[0]
     return int(port)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _sample(exposition: str, name: str) -> float:

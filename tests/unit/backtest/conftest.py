@@ -1,24 +1,17 @@
 """Shared fixtures: real Binance BTCUSDT 1m klines from the shared data directory (read-only)."""
 
-import os
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from finplat.backtest.domain.bars import Bars, daily_kline_paths, load_klines
-from tests.paths import REPO_ROOT
-
-
-def data_dir() -> Path:
-    """``FINPLAT_DATA_DIR``, else ``../shared/data/binance`` next to the repository."""
-    return Path(os.environ.get("FINPLAT_DATA_DIR", REPO_ROOT.parent / "shared/data/binance"))
+from tests.paths import market_data_dir
 
 
 def btc_1m(start: date, end: date) -> Bars:
-    paths = daily_kline_paths(data_dir(), "BTCUSDT", "1m", start, end)
+    paths = daily_kline_paths(market_data_dir(), "BTCUSDT", "1m", start, end)
     if not paths[0].is_file():
-        pytest.fail(f"kline data not found under {data_dir()}; set FINPLAT_DATA_DIR")
+        pytest.fail(f"kline data not found under {market_data_dir()}; set FINPLAT_DATA_DIR")
     return load_klines(paths)
 
 

@@ -21,7 +21,7 @@ from finplat.backtest.runs import Limits
 from finplat.backtest.stats import StatsSnapshot, SymbolSnapshot
 from finplat.backtest.store import ResultStore
 from finplat.core.grpc_server import ServiceBinding, start_server
-from tests.unit.backtest.conftest import data_dir
+from tests.paths import market_data_dir
 from tests.unit.backtest.fake_price_service import FakePriceService, btc_candles
 
 NOV_1_MS = 1_730_419_200_000  # 2024-11-01T00:00:00Z
@@ -49,7 +49,7 @@ class Harness:
 
 @pytest_asyncio.fixture
 async def service(tmp_path: Path) -> AsyncIterator[Harness]:
-    candles = btc_candles(data_dir(), date(2024, 11, 1), date(2024, 11, 3))
+    candles = btc_candles(market_data_dir(), date(2024, 11, 1), date(2024, 11, 3))
     prices = FakePriceService({"BTCUSDT": candles})
     price_binding = ServiceBinding(
         "finance.market.v1.PriceService",

@@ -5,7 +5,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from finplat.backtest.cli import backtest
-from tests.unit.backtest.conftest import data_dir
+from tests.paths import market_data_dir
 
 ARGS = [
     "run", "--strategy", "sma_crossover", "--param", "fast=10", "--param", "slow=30",
@@ -18,7 +18,7 @@ def test_run_prints_the_metrics_table_and_writes_a_chart(tmp_path: Path) -> None
     chart = tmp_path / "out.html"
 
     result = CliRunner().invoke(
-        backtest, [*ARGS, "--data-dir", str(data_dir()), "--chart", str(chart)]
+        backtest, [*ARGS, "--data-dir", str(market_data_dir()), "--chart", str(chart)]
     )
 
     assert result.exit_code == 0, result.output

@@ -11,7 +11,7 @@ from finplat.backtest.convert import drawdown, engine_config, sample_indices
 from finplat.backtest.domain.engine import PositionMode
 from finplat.backtest.errors import NoDataError
 from finplat.backtest.history import LocalKlineBars, candles_to_bars, interval_ms
-from tests.unit.backtest.conftest import data_dir
+from tests.paths import market_data_dir
 
 
 def test_drawdown_is_measured_from_the_running_peak_including_initial_capital() -> None:
@@ -59,7 +59,7 @@ def test_interval_lengths() -> None:
 
 
 def test_local_files_are_sliced_to_the_half_open_range_across_the_microsecond_switch() -> None:
-    source = LocalKlineBars(data_dir())
+    source = LocalKlineBars(market_data_dir())
     start = 1_735_689_600_000 - 3 * 60_000  # 2024-12-31 23:57 UTC (ms file)
     end = 1_735_689_600_000 + 2 * 60_000  # 2025-01-01 00:02 UTC (µs file)
 

@@ -1,6 +1,5 @@
 """The backtest service's Prometheus endpoint, read over HTTP as Prometheus reads it."""
 
-import socket
 from dataclasses import dataclass, field
 
 import httpx
@@ -18,6 +17,7 @@ from finplat.backtest.metrics import (
     metrics_server,
 )
 from finplat.backtest.stats import StatsSnapshot, StreamStats
+from tests.support import free_ports
 from tests.unit.backtest.service_support import FakeClock, update
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -65,13 +65,6 @@ class FakeResults:
         self.sweeps.append(sweep)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _stats() -> StreamStats:
     stats = StreamStats(FakeClock(), dedup_capacity=100)
     for event_id, symbol in [("1", "BTCUSDT"), ("2", "BTCUSDT"), ("3", "ETHUSDT")]:
@@ -86,7 +79,7 @@ async def _scrape(sources: BacktestSources) -> Samples:
     registry = CollectorRegistry()
     registry.register(BacktestCollector(sources))
     async with (
-        metrics_server(registry, "127.0.0.1", _free_port()) as port,
+        metrics_server(registry, "127.0.0.1", free_ports()[0]) as port,
         httpx.AsyncClient() as client,
     ):
         response = await client.get(f"http://127.0.0.1:{port}/metrics")

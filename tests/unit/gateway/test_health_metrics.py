@@ -1,6 +1,5 @@
 """`GET /health` from the upstreams' grpc.health.v1, and `GET /metrics` for Prometheus."""
 
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -11,6 +10,7 @@ from grpc_health.v1 import health_pb2
 from websockets.asyncio.client import connect
 
 from finplat.gateway.app import create_app
+from tests.support import free_ports
 from tests.unit.gateway.conftest import serve, settings, upstreams_at
 from tests.unit.gateway.fakes import FakeUpstream
 
@@ -18,9 +18,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 def unused_address() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{sock.getsockname()[1]}"
+    return f"127.0.0.1:{free_ports()[0]}"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -1,20 +1,6 @@
 """Shared fixtures: the real Binance data files (read in place, never copied) and a fake clock."""
 
-import os
-from pathlib import Path
-
 import pytest
-
-from tests.paths import REPO_ROOT
-
-
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """``FINPLAT_DATA_DIR``, else ``../shared/data/binance`` next to the repository."""
-    path = Path(os.environ.get("FINPLAT_DATA_DIR", REPO_ROOT.parent / "shared/data/binance"))
-    if not (path / "SOURCE.md").is_file():
-        pytest.fail(f"market data not found under {path}; set FINPLAT_DATA_DIR")
-    return path
 
 
 class FakeClock:
