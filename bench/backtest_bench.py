@@ -40,7 +40,7 @@ from backtesting.lib import FractionalBacktest  # type: ignore[import-untyped]
 from finplat.backtest.domain.bars import Bars, daily_kline_paths, load_klines
 from finplat.backtest.domain.engine import EngineConfig, run_strategy
 from finplat.backtest.domain.sweep import Backend, run_sweep
-from finplat.price.replay.settings import ReplaySettings
+from finplat.replay.settings import ReplaySettings
 
 FAST, SLOW, FEE = 10, 30, 0.001
 SWEEP_GRID = {

@@ -30,11 +30,11 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 
 from finance.market.v1 import market_pb2
-from finplat.backtest.app import build_consumer
 from finplat.backtest.avro_decode import LeanPriceUpdateDeserializer
-from finplat.backtest.processor import BatchProcessor
-from finplat.backtest.settings import BacktestSettings
-from finplat.backtest.stats import StreamStats
+from finplat.backtest.domain.stats import StreamStats
+from finplat.backtest.service.app import build_consumer
+from finplat.backtest.service.processor import BatchProcessor
+from finplat.backtest.service.settings import BacktestSettings
 from finplat.core.connections import KafkaSettings
 from finplat.kafka.admin import ensure_topic
 from finplat.kafka.consumer import Record

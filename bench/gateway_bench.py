@@ -33,8 +33,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
-from finplat.gateway.app import run
-from finplat.gateway.settings import GatewaySettings
+from finplat.gateway.service.app import run
+from finplat.gateway.service.settings import GatewaySettings
 
 SYMBOLS = [f"SYM{i}USDT" for i in range(10)]
 _TIMESTAMP = re.compile(rb'"receive_timestamp":(\d+)')

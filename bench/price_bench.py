@@ -30,7 +30,7 @@ subject, Redis key prefix and InfluxDB bucket, all deleted at the end.
    a bare grpc.aio server fanning out pre-built updates through the service's PriceHub, with
    its pre-encoded messages (the floor of gRPC Python on this machine, no feed and no sinks).
    Every process runs as `finplat price serve` does: on uvloop (`--loop asyncio` to compare)
-   and with its quieter garbage collector (finplat.price.eventloop).
+   and with its quieter garbage collector (finplat.price.service.eventloop).
    Targets: p50 < 2 ms, p99 < 10 ms.
 
 A benchmark reports, it does not assert: missed targets are printed, the exit status stays 0.
@@ -72,23 +72,23 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from finance.market.v1 import market_pb2, price_service_pb2
+from finplat.binance.streams import build_streams
+from finplat.core.clock import SystemClock
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
 from finplat.kafka.admin import ensure_topic
 from finplat.kafka.serde import PriceUpdateSerializer, registry_client
 from finplat.platform.grpcurl import DEFAULT_CACHE_DIR
-from finplat.price import eventloop
+from finplat.price.adapters.binance.feed import BinanceFeed
+from finplat.price.adapters.binance.settings import FeedSettings, RestSettings
 from finplat.price.adapters.influx_market import tick_line
-from finplat.price.api import SERVICE_NAME
-from finplat.price.app import Infrastructure, PriceService
-from finplat.price.binance.feed import BinanceFeed
-from finplat.price.binance.settings import FeedSettings, RestSettings
-from finplat.price.binance.streams import build_streams
-from finplat.price.clock import SystemClock
-from finplat.price.hub import PriceHub
-from finplat.price.replay.client import Client
-from finplat.price.replay.server import ReplayServer
-from finplat.price.replay.settings import ReplaySettings
-from finplat.price.settings import PriceSettings
+from finplat.price.service import eventloop
+from finplat.price.service.api import SERVICE_NAME
+from finplat.price.service.app import Infrastructure, PriceService
+from finplat.price.service.settings import PriceSettings
+from finplat.price.service.stream_hub import PriceHub
+from finplat.replay.client import Client
+from finplat.replay.server import ReplayServer
+from finplat.replay.settings import ReplaySettings
 from finplat.stack.settings import StackSettings
 from finplat.stack.stack import Stack
 

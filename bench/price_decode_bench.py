@@ -21,20 +21,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from finplat.price.binance.feed import BinanceFeed
-from finplat.price.binance.settings import FeedSettings
-from finplat.price.binance.wire import Kline, decode_frame
+from finplat.binance import archive
+from finplat.binance.wire import Kline, decode_frame
+from finplat.price.adapters.binance.feed import BinanceFeed
+from finplat.price.adapters.binance.settings import FeedSettings
 from finplat.price.domain.dedup import Deduplicator
 from finplat.price.domain.normalise import Normaliser, sequence
-from finplat.price.replay import data
-from finplat.price.replay.frames import combined, kline_payload, trade_payload
-from finplat.price.replay.settings import ReplaySettings
+from finplat.replay.frames import combined, kline_payload, trade_payload
+from finplat.replay.settings import ReplaySettings
 
 
 def _frames(data_dir: Path, count: int, kind: str) -> list[bytes]:
     if kind == "trade":
         rows = list(
-            data.iter_trades(data_dir / "trades/spot/BTCUSDT/BTCUSDT-trades-2017-08-17.csv.gz")
+            archive.iter_trades(data_dir / "trades/spot/BTCUSDT/BTCUSDT-trades-2017-08-17.csv.gz")
         )
         return [
             combined(
@@ -43,7 +43,7 @@ def _frames(data_dir: Path, count: int, kind: str) -> list[bytes]:
             )
             for i in range(count)
         ]
-    table = data.load_kline_table(
+    table = archive.load_kline_table(
         "BTCUSDT", [data_dir / "klines/spot/BTCUSDT/1m/BTCUSDT-1m-2024-10-01.csv.gz"]
     )
     frames = []

@@ -20,11 +20,11 @@ _COMMANDS = {
     "kafka": "finplat.kafka.cli:kafka",
     "stack": "finplat.stack.cli:stack",
     "price": "finplat.price.cli:price",
-    "replay": "finplat.price.replay.cli:replay",
+    "replay": "finplat.replay.cli:replay",
     "backtest": "finplat.backtest.cli:backtest",
     "gateway": "finplat.gateway.cli:gateway",
     "health": "finplat.core.health_cli:health",
-    "settings-doc": "finplat.core.settings_doc:settings_doc",
+    "settings-doc": "finplat.settings_doc:settings_doc",
     "up": "finplat.platform.cli:up",
     "down": "finplat.platform.cli:down",
 }

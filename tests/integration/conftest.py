@@ -19,8 +19,8 @@ import pytest
 import pytest_asyncio
 
 from finplat.core.connections import InfluxSettings, KafkaSettings
-from finplat.price.replay.server import ReplayServer
-from finplat.price.replay.settings import ReplaySettings
+from finplat.replay.server import ReplayServer
+from finplat.replay.settings import ReplaySettings
 from tests.paths import FINPLAT, REPO_ROOT
 
 _ADDRESS_VARIABLES = ("FINPLAT_KAFKA_BOOTSTRAP_SERVERS", "FINPLAT_KAFKA_SCHEMA_REGISTRY_URL")

@@ -9,11 +9,11 @@ import yaml
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
-from finplat.backtest.settings import BacktestSettings
+from finplat.backtest.service.settings import BacktestSettings
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
-from finplat.gateway.settings import GatewaySettings
-from finplat.price.replay.settings import ReplaySettings
-from finplat.price.settings import PriceSettings
+from finplat.gateway.service.settings import GatewaySettings
+from finplat.price.service.settings import PriceSettings
+from finplat.replay.settings import ReplaySettings
 from tests.paths import REPO_ROOT
 
 INFRASTRUCTURE = {"kafka", "schema-registry", "redis", "influxdb"}

@@ -10,16 +10,16 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 
-from finplat.backtest.metrics import BacktestCollector, BacktestSources, CountingResults
-from finplat.backtest.stats import StreamStats
+from finplat.backtest.domain.stats import StreamStats
+from finplat.backtest.service.metrics import BacktestCollector, BacktestSources, CountingResults
 from finplat.core.retry import RetryPolicy
-from finplat.gateway.metrics import GatewayMetrics
+from finplat.gateway.service.metrics import GatewayMetrics
 from finplat.kafka.producer import PriceUpdateProducer
-from finplat.price.binance.feed import BinanceFeed
-from finplat.price.binance.settings import FeedSettings
-from finplat.price.hub import PriceHub
-from finplat.price.metrics import LatencyMetrics, PriceCollector, PriceSources
-from finplat.price.sinks.buffer import BufferedSink
+from finplat.price.adapters.binance.feed import BinanceFeed
+from finplat.price.adapters.binance.settings import FeedSettings
+from finplat.price.service.metrics import LatencyMetrics, PriceCollector, PriceSources
+from finplat.price.service.sink_buffer import BufferedSink
+from finplat.price.service.stream_hub import PriceHub
 from tests.paths import REPO_ROOT
 from tests.unit.backtest.service_support import FakeClock
 from tests.unit.backtest.test_metrics_endpoint import FakeConsumer, FakeResults, FakeStatsView

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from finplat.backtest.settings import BacktestSettings
-from finplat.gateway.settings import GatewaySettings
+from finplat.backtest.service.settings import BacktestSettings
+from finplat.gateway.service.settings import GatewaySettings
 from finplat.platform.prometheus import write_config
-from finplat.price.settings import PriceSettings
+from finplat.price.service.settings import PriceSettings
 from tests.paths import REPO_ROOT
 
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"

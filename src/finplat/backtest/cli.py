@@ -11,14 +11,14 @@ import grpc
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finance.market.v1 import price_service_pb2_grpc
-from finplat.backtest import runs
-from finplat.backtest.app import serve as serve_service
-from finplat.backtest.charts import render_backtest_html
-from finplat.backtest.convert import timestamp
-from finplat.backtest.history import LocalKlineBars, PriceServiceBars, utc_ms
-from finplat.backtest.ids import new_id
-from finplat.backtest.settings import BacktestSettings
-from finplat.backtest.validation import RequestError
+from finplat.backtest.adapters.history import LocalKlineBars, PriceServiceBars, utc_ms
+from finplat.backtest.service import runs
+from finplat.backtest.service.app import serve as serve_service
+from finplat.backtest.service.charts import render_backtest_html
+from finplat.backtest.service.convert import timestamp
+from finplat.backtest.service.ids import new_id
+from finplat.backtest.service.settings import BacktestSettings
+from finplat.backtest.service.validation import RequestError
 from finplat.core.connections import KafkaSettings
 from finplat.core.paths import SHARED_BINANCE_DATA
 

@@ -2,8 +2,8 @@
 
 import click
 
-from finplat.gateway.app import run
-from finplat.gateway.settings import GatewaySettings
+from finplat.gateway.service.app import run
+from finplat.gateway.service.settings import GatewaySettings
 
 
 @click.group()

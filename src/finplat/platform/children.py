@@ -12,15 +12,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from finplat.backtest.settings import BacktestSettings
-from finplat.gateway.settings import GatewaySettings
+from finplat.backtest.service.settings import BacktestSettings
+from finplat.gateway.service.settings import GatewaySettings
 from finplat.platform import probes
 from finplat.platform.history import history_window, replay_start_ms, utc_text
 from finplat.platform.prometheus import prometheus_child
 from finplat.platform.settings import PlatformSettings
 from finplat.platform.spec import ChildSpec
-from finplat.price.replay.settings import ReplaySettings
-from finplat.price.settings import PriceSettings
+from finplat.price.service.settings import PriceSettings
+from finplat.replay.settings import ReplaySettings
 from finplat.stack.component import Port
 
 # Wildcard binds are reached over loopback.

@@ -2,9 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
+from finplat.market.intervals import DAY_MS, MINUTE_MS
 from finplat.platform.settings import PlatformSettings
-from finplat.price.domain.intervals import DAY_MS, MINUTE_MS
-from finplat.price.replay.settings import ReplaySettings
+from finplat.replay.settings import ReplaySettings
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 

@@ -6,18 +6,18 @@ from datetime import UTC, datetime
 
 import click
 
+from finplat.binance.errors import BinanceFormatError
+from finplat.core.clock import SystemClock
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
 from finplat.core.runner import run_until_signalled
-from finplat.price import eventloop
-from finplat.price.adapters.errors import StoreUnavailableError
+from finplat.market.intervals import INTERVALS
+from finplat.price.adapters.binance.backfill import BackfillProgress, backfill
+from finplat.price.adapters.binance.rest import BinanceRest
 from finplat.price.adapters.influx_market import InfluxMarketStore
-from finplat.price.app import Infrastructure, PriceService
-from finplat.price.binance.backfill import BackfillProgress, backfill
-from finplat.price.binance.rest import BinanceRest
-from finplat.price.clock import SystemClock
-from finplat.price.domain.intervals import INTERVALS
 from finplat.price.errors import PriceError
-from finplat.price.settings import PriceSettings
+from finplat.price.service import eventloop
+from finplat.price.service.app import Infrastructure, PriceService
+from finplat.price.service.settings import PriceSettings
 
 _DAY = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"])
 
@@ -60,7 +60,7 @@ def backfill_command(symbols: Sequence[str], interval: str, start: datetime, end
         total = asyncio.run(
             _backfill(settings, InfluxSettings(), symbols, interval, _utc_ms(start), _utc_ms(end))
         )
-    except (PriceError, StoreUnavailableError) as exc:
+    except (PriceError, BinanceFormatError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"stored {total} {interval} candles")
 

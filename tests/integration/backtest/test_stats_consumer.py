@@ -17,14 +17,19 @@ from confluent_kafka import Producer
 
 from finance.backtest.v1 import backtest_service_pb2, backtest_service_pb2_grpc
 from finance.market.v1 import market_pb2
-from finplat.backtest.api import BacktestServicer
-from finplat.backtest.app import ConsumerParts, build_consumer
-from finplat.backtest.dead_letter import ERROR_HEADER, OFFSET_HEADER, PARTITION_HEADER, TOPIC_HEADER
-from finplat.backtest.history import LocalKlineBars
-from finplat.backtest.runs import Limits
-from finplat.backtest.settings import BacktestSettings
-from finplat.backtest.stats import StreamStats
-from finplat.backtest.store import ResultStore
+from finplat.backtest.adapters.dead_letter import (
+    ERROR_HEADER,
+    OFFSET_HEADER,
+    PARTITION_HEADER,
+    TOPIC_HEADER,
+)
+from finplat.backtest.adapters.history import LocalKlineBars
+from finplat.backtest.adapters.results_store import ResultStore
+from finplat.backtest.domain.stats import StreamStats
+from finplat.backtest.service.api import BacktestServicer
+from finplat.backtest.service.app import ConsumerParts, build_consumer
+from finplat.backtest.service.runs import Limits
+from finplat.backtest.service.settings import BacktestSettings
 from finplat.core.connections import KafkaSettings
 from finplat.core.grpc_server import ServiceBinding, start_server
 from finplat.kafka.admin import ensure_topic

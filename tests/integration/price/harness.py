@@ -13,13 +13,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
+from finplat.core.clock import SystemClock
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
 from finplat.kafka.admin import ensure_topic
-from finplat.price.app import Infrastructure, PriceService
-from finplat.price.binance.settings import FeedSettings, RestSettings
-from finplat.price.clock import SystemClock
-from finplat.price.replay.server import ReplayServer
-from finplat.price.settings import PriceSettings
+from finplat.price.adapters.binance.settings import FeedSettings, RestSettings
+from finplat.price.service.app import Infrastructure, PriceService
+from finplat.price.service.settings import PriceSettings
+from finplat.replay.server import ReplayServer
 
 
 def timestamp(ms: int) -> Timestamp:

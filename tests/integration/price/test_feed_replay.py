@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from finance.market.v1 import market_pb2
+from finplat.binance import archive
 from finplat.core.retry import RetryPolicy
-from finplat.price.binance.feed import BinanceFeed, FeedItem
-from finplat.price.binance.rest import BinanceRest
-from finplat.price.binance.settings import FeedSettings, RestSettings
-from finplat.price.replay import data
-from finplat.price.replay.server import ReplayServer
+from finplat.price.adapters.binance.feed import BinanceFeed, FeedItem
+from finplat.price.adapters.binance.rest import BinanceRest
+from finplat.price.adapters.binance.settings import FeedSettings, RestSettings
+from finplat.replay.server import ReplayServer
 from tests.integration.conftest import StartReplay
 
 pytestmark = pytest.mark.asyncio
@@ -67,10 +67,10 @@ def _trades(items: list[FeedItem]) -> list[market_pb2.PriceUpdate]:
 
 def _expected(data_dir: Path, symbol: str) -> dict[int, market_pb2.Candle]:
     if symbol == "ETHUSDT":
-        table = data.load_kline_table(symbol, data.ohlcv_files(data_dir, symbol))
+        table = archive.load_kline_table(symbol, archive.ohlcv_files(data_dir, symbol))
     else:
-        files = data.kline_files(data_dir, symbol, date(2024, 10, 1), date(2024, 10, 2))
-        table = data.load_kline_table(symbol, files)
+        files = archive.kline_files(data_dir, symbol, date(2024, 10, 1), date(2024, 10, 2))
+        table = archive.load_kline_table(symbol, files)
     return {c.open_time: c for c in table.candles()}
 
 
@@ -105,7 +105,7 @@ async def test_feed_receives_real_trades_and_klines(
     assert all(c == _with_zero_quote(eth[c.open_time]) for c in _candles(items, "ETHUSDT"))
     trades = _trades(items)
     recorded = list(
-        data.iter_trades(data_dir / "trades/spot/BTCUSDT/BTCUSDT-trades-2017-08-17.csv.gz")
+        archive.iter_trades(data_dir / "trades/spot/BTCUSDT/BTCUSDT-trades-2017-08-17.csv.gz")
     )
     assert [t.event_id for t in trades] == [str(r.trade_id) for r in recorded[: len(trades)]]
     assert [(t.price, t.volume) for t in trades] == [

@@ -12,8 +12,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from finplat.price.binance.rest import BinanceRest
-from finplat.price.binance.settings import RestRetryPolicy, RestSettings
+from finplat.price.adapters.binance.rest import BinanceRest
+from finplat.price.adapters.binance.settings import RestRetryPolicy, RestSettings
 from tests.integration.conftest import StartReplay
 
 pytestmark = pytest.mark.asyncio

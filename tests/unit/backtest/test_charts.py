@@ -6,10 +6,10 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from finance.backtest.v1 import backtest_pb2
-from finplat.backtest.charts import MAX_POINTS, render_backtest_html
-from finplat.backtest.convert import backtest_proto
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import EngineConfig, PositionMode, run_strategy
+from finplat.backtest.service.charts import MAX_POINTS, render_backtest_html
+from finplat.backtest.service.convert import backtest_proto
 
 SVG = re.compile(r"<svg\b.*?</svg>", re.S)
 

@@ -8,13 +8,17 @@ from typing import Any
 
 import pytest
 
+from finplat.backtest.adapters.consumer import PartitionLag, StatsConsumer
+from finplat.backtest.adapters.consumer_state import (
+    ConsumerStateStore,
+    SavedState,
+    TopicPartitionKey,
+)
 from finplat.backtest.avro_decode import LeanPriceUpdateDeserializer
-from finplat.backtest.consumer import PartitionLag, StatsConsumer
-from finplat.backtest.consumer_state import ConsumerStateStore, SavedState, TopicPartitionKey
-from finplat.backtest.dedup import DedupChanges
+from finplat.backtest.domain.dedup import DedupChanges
+from finplat.backtest.domain.stats import StreamStats
 from finplat.backtest.errors import StoreError
-from finplat.backtest.processor import BatchProcessor
-from finplat.backtest.stats import StreamStats
+from finplat.backtest.service.processor import BatchProcessor
 from finplat.core.retry import RetryPolicy
 from finplat.kafka.consumer import OnAssign, OnRevoke, Record
 from tests.support import eventually_async

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from finplat.backtest.adapters.consumer_state import ConsumerStateStore
 from finplat.backtest.avro_decode import LeanPriceUpdateDeserializer
-from finplat.backtest.consumer_state import ConsumerStateStore
-from finplat.backtest.processor import BatchOutcome, BatchProcessor
-from finplat.backtest.stats import StreamStats
+from finplat.backtest.domain.stats import StreamStats
+from finplat.backtest.service.processor import BatchOutcome, BatchProcessor
 from finplat.kafka.errors import DeliveryError
 from tests.unit.backtest.service_support import (
     TOPIC,

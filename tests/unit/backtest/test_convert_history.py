@@ -7,10 +7,10 @@ import pytest
 
 from finance.backtest.v1 import backtest_pb2
 from finance.market.v1 import market_pb2
-from finplat.backtest.convert import drawdown, engine_config, sample_indices
+from finplat.backtest.adapters.history import LocalKlineBars, candles_to_bars, interval_ms
 from finplat.backtest.domain.engine import PositionMode
 from finplat.backtest.errors import NoDataError
-from finplat.backtest.history import LocalKlineBars, candles_to_bars, interval_ms
+from finplat.backtest.service.convert import drawdown, engine_config, sample_indices
 from tests.paths import market_data_dir
 
 

@@ -8,15 +8,15 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from finance.backtest.v1 import backtest_pb2
-from finplat.backtest.consumer import PartitionLag
+from finplat.backtest.adapters.consumer import PartitionLag
+from finplat.backtest.domain.stats import StatsSnapshot, StreamStats
 from finplat.backtest.errors import StoreError
-from finplat.backtest.metrics import (
+from finplat.backtest.service.metrics import (
     BacktestCollector,
     BacktestSources,
     CountingResults,
     metrics_server,
 )
-from finplat.backtest.stats import StatsSnapshot, StreamStats
 from tests.support import free_ports
 from tests.unit.backtest.service_support import FakeClock, update
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from finance.backtest.v1 import backtest_pb2
+from finplat.backtest.adapters.results_store import InvalidPageTokenError, ResultStore
 from finplat.backtest.errors import NotFoundError
-from finplat.backtest.ids import is_id, new_id
-from finplat.backtest.store import InvalidPageTokenError, ResultStore
+from finplat.backtest.service.ids import is_id, new_id
 
 BASE_MS = 1_730_000_000_000
 

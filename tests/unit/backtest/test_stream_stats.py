@@ -5,9 +5,9 @@ from decimal import Decimal
 import pytest
 
 from finance.market.v1 import market_pb2
-from finplat.backtest.dedup import DedupWindow
+from finplat.backtest.domain.dedup import DedupWindow
+from finplat.backtest.domain.stats import RateWindow, StreamStats
 from finplat.backtest.errors import InvalidUpdateError
-from finplat.backtest.stats import RateWindow, StreamStats
 from tests.unit.backtest.service_support import FakeClock, update
 
 

@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 from pydantic import BaseModel, Field
 
-from finplat.core.settings_doc import DOCUMENTED, field_docs, render, settings_doc
-from finplat.price.settings import PriceSettings
+from finplat.price.service.settings import PriceSettings
+from finplat.settings_doc import DOCUMENTED, field_docs, render, settings_doc
 from tests.paths import REPO_ROOT, SRC_DIR
 
 REFERENCE = REPO_ROOT / "docs" / "CONFIGURATION.md"

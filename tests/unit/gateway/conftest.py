@@ -13,9 +13,9 @@ import uvicorn
 from fastapi import FastAPI
 from google.protobuf import descriptor
 
-from finplat.gateway.app import BACKTEST_SERVICE, PRICE_SERVICE, create_app
-from finplat.gateway.settings import GatewaySettings
-from finplat.gateway.upstream import Upstream
+from finplat.gateway.adapters.upstream import Upstream
+from finplat.gateway.service.app import BACKTEST_SERVICE, PRICE_SERVICE, create_app
+from finplat.gateway.service.settings import GatewaySettings
 from tests.unit.gateway.fakes import FakeUpstream, start_fake_upstream
 from tests.unit.gateway.testproto import compile_into_default_pool
 

@@ -14,7 +14,7 @@ from websockets.exceptions import InvalidStatus
 
 from finance.market.v1 import price_service_pb2, price_service_pb2_grpc
 from finplat.core.auth import BearerTokenInterceptor
-from finplat.gateway.app import create_app
+from finplat.gateway.service.app import create_app
 from tests.unit.gateway.conftest import serve, settings, upstreams_at
 from tests.unit.gateway.fakes import FakeUpstream, start_fake_upstream
 

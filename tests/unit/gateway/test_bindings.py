@@ -9,9 +9,9 @@ from google.api import annotations_pb2, http_pb2  # type: ignore[import-untyped]
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
 from starlette.routing import Match
 
-from finplat.gateway.app import create_app
-from finplat.gateway.bindings import BindingError, bindings_of
-from finplat.gateway.routes import GrpcRoute, grpc_routes
+from finplat.gateway.domain.bindings import BindingError, bindings_of
+from finplat.gateway.service.app import create_app
+from finplat.gateway.service.routes import GrpcRoute, grpc_routes
 from tests.unit.gateway.conftest import settings, upstreams_at
 
 _files = itertools.count()

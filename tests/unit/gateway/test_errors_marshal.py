@@ -8,8 +8,8 @@ from google.protobuf import descriptor, message_factory
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finance.market.v1 import market_pb2, price_service_pb2
-from finplat.gateway import marshal
-from finplat.gateway.errors import GatewayError, http_status_from_code
+from finplat.gateway.domain import marshal
+from finplat.gateway.service.status_to_http import GatewayError, http_status_from_code
 
 # grpc-gateway v2's HTTPStatusFromCode, written out independently of the code under test.
 GRPC_GATEWAY_STATUS = [

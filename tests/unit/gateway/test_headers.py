@@ -2,8 +2,8 @@
 
 import pytest
 
-from finplat.gateway.errors import GatewayError
-from finplat.gateway.headers import incoming_metadata, outgoing_headers, parse_grpc_timeout
+from finplat.gateway.domain.headers import incoming_metadata, outgoing_headers, parse_grpc_timeout
+from finplat.gateway.service.status_to_http import GatewayError
 
 
 def metadata_of(

@@ -9,7 +9,7 @@ from google.protobuf import descriptor
 from grpc_health.v1 import health_pb2
 from websockets.asyncio.client import connect
 
-from finplat.gateway.app import create_app
+from finplat.gateway.service.app import create_app
 from tests.support import free_ports
 from tests.unit.gateway.conftest import serve, settings, upstreams_at
 from tests.unit.gateway.fakes import FakeUpstream

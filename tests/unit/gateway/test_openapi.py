@@ -7,9 +7,9 @@ import pytest
 import schemathesis
 from google.protobuf import descriptor
 
-from finplat.gateway.app import BACKTEST_SERVICE, PRICE_SERVICE
-from finplat.gateway.bindings import bindings_of
-from finplat.gateway.openapi import openapi_document
+from finplat.gateway.domain.bindings import bindings_of
+from finplat.gateway.domain.openapi import openapi_document
+from finplat.gateway.service.app import BACKTEST_SERVICE, PRICE_SERVICE
 
 # The product protos' annotations, written out: the document must list exactly these.
 PRODUCT_ROUTES = {

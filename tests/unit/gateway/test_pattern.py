@@ -2,7 +2,7 @@
 
 import pytest
 
-from finplat.gateway.pattern import PatternError, parse_template, split_path, split_verb
+from finplat.gateway.domain.pattern import PatternError, parse_template, split_path, split_verb
 
 
 def match(template: str, path: str) -> dict[str, str] | None:

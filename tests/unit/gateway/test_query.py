@@ -5,13 +5,13 @@ from typing import Any
 import pytest
 from google.protobuf import descriptor, json_format, message, message_factory
 
-from finplat.gateway.query import (
+from finplat.gateway.domain.query import (
     FieldValueError,
     parse_query_string,
     populate_field,
     populate_query,
 )
-from finplat.gateway.scalars import parse_duration, parse_float, parse_int
+from finplat.gateway.domain.scalars import parse_duration, parse_float, parse_int
 
 
 @pytest.fixture

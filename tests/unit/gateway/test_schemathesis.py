@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi import checks as openapi_checks
 from starlette.testclient import TestClient
 
-from finplat.gateway.app import create_app, default_upstreams
+from finplat.gateway.service.app import create_app, default_upstreams
 from tests.unit.gateway import conftest
 from tests.unit.gateway.fakes import price, start_fake_upstream
 

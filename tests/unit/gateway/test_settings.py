@@ -5,9 +5,9 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from finplat.gateway.app import create_app
 from finplat.gateway.cli import gateway
-from finplat.gateway.settings import GatewaySettings
+from finplat.gateway.service.app import create_app
+from finplat.gateway.service.settings import GatewaySettings
 
 
 def test_defaults_listen_on_loopback_and_point_at_the_local_services(

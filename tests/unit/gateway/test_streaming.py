@@ -8,7 +8,7 @@ import httpx
 import pytest
 from google.protobuf import descriptor
 
-from finplat.gateway.app import create_app
+from finplat.gateway.service.app import create_app
 from tests.unit.gateway.conftest import serve, settings, upstreams_at
 from tests.unit.gateway.fakes import FakeUpstream, price
 

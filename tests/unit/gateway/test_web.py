@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from finplat.gateway.app import create_app
-from finplat.gateway.settings import GatewaySettings
+from finplat.gateway.service.app import create_app
+from finplat.gateway.service.settings import GatewaySettings
 from tests.paths import REPO_ROOT
 from tests.unit.gateway.conftest import FAKE_WEB_DIR, settings
 

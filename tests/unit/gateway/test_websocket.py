@@ -17,7 +17,7 @@ from websockets.frames import Close
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from finplat.gateway.app import create_app
+from finplat.gateway.service.app import create_app
 from tests.unit.gateway.conftest import serve, settings, upstreams_at
 from tests.unit.gateway.fakes import FakeUpstream, price
 

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from finplat.backtest.settings import BacktestSettings
-from finplat.gateway.settings import GatewaySettings
+from finplat.backtest.service.settings import BacktestSettings
+from finplat.gateway.service.settings import GatewaySettings
 from finplat.platform.children import ServiceSettings, build_plan
 from finplat.platform.errors import PlatformError
 from finplat.platform.history import history_window, replay_start_ms
 from finplat.platform.prometheus import write_config
 from finplat.platform.settings import PlatformSettings
 from finplat.platform.spec import ChildSpec
-from finplat.price.replay.settings import ReplaySettings
-from finplat.price.settings import PriceSettings
+from finplat.price.service.settings import PriceSettings
+from finplat.replay.settings import ReplaySettings
 from tests.paths import REPO_ROOT
 
 _FINPLAT = ["/fake/bin/finplat"]

@@ -9,12 +9,12 @@ import pytest
 import pytest_asyncio
 
 from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
+from finplat.core.clock import SystemClock
 from finplat.core.grpc_server import ServiceBinding, start_server
+from finplat.market.intervals import IntervalSpec
 from finplat.price.adapters.errors import StoreUnavailableError
-from finplat.price.api import SERVICE_NAME, PriceServicer, add_price_service
-from finplat.price.clock import SystemClock
-from finplat.price.domain.intervals import IntervalSpec
-from finplat.price.hub import PriceHub
+from finplat.price.service.api import SERVICE_NAME, PriceServicer, add_price_service
+from finplat.price.service.stream_hub import PriceHub
 
 BTC = market_pb2.PriceUpdate(symbol="BTCUSDT", price="67012.34000000", timestamp=1, volume="0.1")
 

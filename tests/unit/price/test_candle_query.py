@@ -6,13 +6,13 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from finance.market.v1 import market_pb2, price_service_pb2
-from finplat.price.candle_query import (
+from finplat.market.intervals import INTERVALS, IntervalSpec
+from finplat.price.service.candle_query import (
     InvalidCandleRequestError,
     lookback_start,
     query_candles,
     validate,
 )
-from finplat.price.domain.intervals import INTERVALS, IntervalSpec
 
 T0 = 1_727_740_800_000  # 2024-10-01T00:00:00Z
 MINUTE = 60_000

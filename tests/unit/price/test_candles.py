@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from finance.market.v1 import market_pb2
-from finplat.price.domain.aggregate import CandleAggregator, aggregate
+from finplat.binance import archive
+from finplat.market.aggregate import CandleAggregator, aggregate
+from finplat.market.intervals import parse_interval
 from finplat.price.domain.candles import CandleBuilder
-from finplat.price.domain.intervals import parse_interval
-from finplat.price.replay import data
 
 DAY = "2017-08-17"
 DAY_END_MS = 1503014400000  # 2017-08-18 00:00 UTC
@@ -21,13 +21,13 @@ HALF_HOUR = parse_interval("30m")
 def _built_from_trades(data_dir: Path) -> list[market_pb2.Candle]:
     builder = CandleBuilder("BTCUSDT", MINUTE)
     candles: list[market_pb2.Candle] = []
-    for trade in data.iter_trades(data_dir / f"trades/spot/BTCUSDT/BTCUSDT-trades-{DAY}.csv.gz"):
+    for trade in archive.iter_trades(data_dir / f"trades/spot/BTCUSDT/BTCUSDT-trades-{DAY}.csv.gz"):
         candles += builder.add_trade(trade.price, trade.quantity, trade.time_ms)
     return candles + builder.advance(DAY_END_MS)
 
 
 def test_candles_from_trades_equal_binance_klines_on_every_minute(data_dir: Path) -> None:
-    expected = data.load_klines(
+    expected = archive.load_klines(
         data_dir / f"klines/spot/BTCUSDT/1m/BTCUSDT-1m-{DAY}.csv.gz", "BTCUSDT"
     )
 
@@ -84,12 +84,12 @@ def test_builder_counts_late_trades_and_shows_the_forming_candle() -> None:
 
 def _rest_30m(data_dir: Path, symbol: str) -> dict[int, market_pb2.Candle]:
     files = sorted((data_dir / "klines_rest_json/30m" / symbol).glob("*.json"))
-    return {c.open_time: c for f in files for c in data.load_rest_klines(f, symbol, "30m")}
+    return {c.open_time: c for f in files for c in archive.load_rest_klines(f, symbol, "30m")}
 
 
 def test_1m_klines_aggregated_to_30m_equal_binance_rest_30m(data_dir: Path) -> None:
-    files = data.kline_files(data_dir, "BTCUSDT", date(2024, 10, 1))
-    minutes = data.load_kline_table("BTCUSDT", files).candles()
+    files = archive.kline_files(data_dir, "BTCUSDT", date(2024, 10, 1))
+    minutes = archive.load_kline_table("BTCUSDT", files).candles()
     rest = _rest_30m(data_dir, "BTCUSDT")
 
     built = aggregate(minutes, HALF_HOUR)
@@ -100,7 +100,9 @@ def test_1m_klines_aggregated_to_30m_equal_binance_rest_30m(data_dir: Path) -> N
 
 
 def test_eth_ohlcv_aggregated_to_30m_equals_rest_on_complete_buckets(data_dir: Path) -> None:
-    minutes = data.load_kline_table("ETHUSDT", data.ohlcv_files(data_dir, "ETHUSDT")).candles()
+    minutes = archive.load_kline_table(
+        "ETHUSDT", archive.ohlcv_files(data_dir, "ETHUSDT")
+    ).candles()
     rest = _rest_30m(data_dir, "ETHUSDT")
 
     complete = [c for c in aggregate(minutes, HALF_HOUR) if c.closed]
@@ -115,8 +117,8 @@ def test_eth_ohlcv_aggregated_to_30m_equals_rest_on_complete_buckets(data_dir: P
 
 @pytest.mark.parametrize("code", ["1h", "1d", "1w", "1M"])
 def test_coarser_buckets_are_contiguous_and_conserve_volume(data_dir: Path, code: str) -> None:
-    minutes = data.load_kline_table(
-        "BTCUSDT", data.kline_files(data_dir, "BTCUSDT", date(2024, 10, 1), date(2024, 12, 31))
+    minutes = archive.load_kline_table(
+        "BTCUSDT", archive.kline_files(data_dir, "BTCUSDT", date(2024, 10, 1), date(2024, 12, 31))
     ).candles()
     spec = parse_interval(code)
 

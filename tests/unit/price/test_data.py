@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from finance.market.v1 import market_pb2
-from finplat.price.errors import DataError
-from finplat.price.replay import data
+from finplat.binance import archive
+from finplat.binance.errors import DataError
 
 KLINES = Path("klines/spot/BTCUSDT/1m")
 
 
 def test_microsecond_klines_are_read_in_milliseconds(data_dir: Path) -> None:
-    candles = data.load_klines(data_dir / KLINES / "BTCUSDT-1m-2025-01-01.csv.gz", "BTCUSDT")
+    candles = archive.load_klines(data_dir / KLINES / "BTCUSDT-1m-2025-01-01.csv.gz", "BTCUSDT")
 
     # First row: 1735689600000000,93576.00000000,...,1735689659999999,768978.75522470,2631
     first = candles[0]
@@ -29,7 +29,7 @@ def test_microsecond_klines_are_read_in_milliseconds(data_dir: Path) -> None:
 
 
 def test_millisecond_klines_keep_their_values(data_dir: Path) -> None:
-    candles = data.load_klines(data_dir / KLINES / "BTCUSDT-1m-2017-08-17.csv.gz", "BTCUSDT")
+    candles = archive.load_klines(data_dir / KLINES / "BTCUSDT-1m-2017-08-17.csv.gz", "BTCUSDT")
 
     # Second row: a minute without trades.
     assert candles[1] == market_pb2.Candle(
@@ -43,7 +43,7 @@ def test_millisecond_klines_keep_their_values(data_dir: Path) -> None:
 def test_files_spanning_both_units_join_without_gaps(data_dir: Path) -> None:
     files = [data_dir / KLINES / f"BTCUSDT-1m-{day}.csv.gz" for day in ("2025-01-01", "2024-12-31")]
 
-    table = data.load_kline_table("BTCUSDT", files)
+    table = archive.load_kline_table("BTCUSDT", files)
 
     times = list(table.open_times)
     assert len(times) == 2880
@@ -51,7 +51,7 @@ def test_files_spanning_both_units_join_without_gaps(data_dir: Path) -> None:
 
 
 def test_ohlcv_only_file_is_reprinted_with_eight_decimals(data_dir: Path) -> None:
-    table = data.load_kline_table("ETHUSDT", data.ohlcv_files(data_dir, "ETHUSDT"))
+    table = archive.load_kline_table("ETHUSDT", archive.ohlcv_files(data_dir, "ETHUSDT"))
 
     first = table.candle(0)
     # Header then `2024-10-01 03:00:00,2619.73,2620.0,2618.25,2618.25,86.6352`.
@@ -67,18 +67,18 @@ def test_ohlcv_only_file_is_reprinted_with_eight_decimals(data_dir: Path) -> Non
 
 def test_trades_are_read_lazily_with_their_side(data_dir: Path) -> None:
     trades = list(
-        data.iter_trades(data_dir / "trades/spot/BTCUSDT/BTCUSDT-trades-2017-08-17.csv.gz")
+        archive.iter_trades(data_dir / "trades/spot/BTCUSDT/BTCUSDT-trades-2017-08-17.csv.gz")
     )
 
     assert len(trades) == 3427
-    assert trades[2] == data.TradeRow(
+    assert trades[2] == archive.TradeRow(
         2, "4261.48000000", "0.07518300", "320.39085084", 1502942432322, False
     )
     assert [t.trade_id for t in trades] == list(range(3427))
 
 
 def test_rest_json_is_read_as_closed_candles(data_dir: Path) -> None:
-    candles = data.load_rest_klines(
+    candles = archive.load_rest_klines(
         data_dir / "klines_rest_json/30m/BTCUSDT/2024-10-07.json", "BTCUSDT", "30m"
     )
 
@@ -91,7 +91,7 @@ def test_rest_json_is_read_as_closed_candles(data_dir: Path) -> None:
 
 
 def test_kline_files_are_selected_by_the_date_in_their_name(data_dir: Path) -> None:
-    files = data.kline_files(data_dir, "BTCUSDT", date(2024, 12, 30), date(2025, 1, 2))
+    files = archive.kline_files(data_dir, "BTCUSDT", date(2024, 12, 30), date(2025, 1, 2))
 
     assert [f.name for f in files] == [
         f"BTCUSDT-1m-{d}.csv.gz" for d in ("2024-12-30", "2024-12-31", "2025-01-01", "2025-01-02")
@@ -103,4 +103,4 @@ def test_a_short_row_is_a_data_error(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(b"1,2,3\n"))
 
     with pytest.raises(DataError, match="12 kline columns"):
-        data.load_klines(path, "BTCUSDT")
+        archive.load_klines(path, "BTCUSDT")

@@ -6,7 +6,7 @@ import sys
 
 _PROBE = """
 import asyncio, gc, json
-from finplat.price import eventloop
+from finplat.price.service import eventloop
 
 async def main():
     loop = type(asyncio.get_running_loop())

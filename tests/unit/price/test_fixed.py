@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from finplat.price.domain.fixed import FixedPointError, from_e8, to_e8
+from finplat.market.fixed import FixedPointError, from_e8, to_e8
 
 
 @pytest.mark.parametrize(

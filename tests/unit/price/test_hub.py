@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from finance.market.v1 import market_pb2, price_service_pb2
-from finplat.price.hub import PriceHub, SlowSubscriberError
+from finplat.price.service.stream_hub import PriceHub, SlowSubscriberError
 
 
 def _update(symbol: str, n: int) -> market_pb2.PriceUpdate:

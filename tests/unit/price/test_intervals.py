@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from finance.market.v1 import market_pb2
-from finplat.price.domain.intervals import INTERVALS, interval_from_proto, parse_interval
+from finplat.market.intervals import INTERVALS, interval_from_proto, parse_interval
 
 
 def _ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from finplat.price.binance.limits import SlidingWindowLimiter
+from finplat.price.adapters.binance.limits import SlidingWindowLimiter
 from tests.unit.price.conftest import FakeClock
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from finance.market.v1 import market_pb2
-from finplat.price.binance.wire import (
+from finplat.binance.errors import MalformedFrameError
+from finplat.binance.wire import (
     AggTrade,
     Kline,
     MarketEvent,
@@ -16,7 +17,6 @@ from finplat.price.binance.wire import (
     decode_frame,
 )
 from finplat.price.domain.normalise import Normaliser, sequence
-from finplat.price.errors import MalformedFrameError
 
 WS = Path("ws_messages")
 RECEIVED_MS = 1_762_578_805_400

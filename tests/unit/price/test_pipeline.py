@@ -3,9 +3,9 @@
 from typing import Generic, TypeVar
 
 from finance.market.v1 import market_pb2
-from finplat.price.domain.intervals import INTERVALS
-from finplat.price.hub import PriceHub
-from finplat.price.pipeline import PricePipeline, TradeCandles, stored_intervals
+from finplat.market.intervals import INTERVALS
+from finplat.price.service.pipeline import PricePipeline, TradeCandles, stored_intervals
+from finplat.price.service.stream_hub import PriceHub
 
 T = TypeVar("T")
 MINUTE = 60_000

@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from finance.market.v1 import market_pb2
-from finplat.price.binance.backfill import BackfillProgress, backfill
-from finplat.price.binance.rest import BinanceRest
-from finplat.price.binance.settings import RestRetryPolicy, RestSettings
-from finplat.price.errors import RestError
+from finplat.price.adapters.binance.backfill import BackfillProgress, backfill
+from finplat.price.adapters.binance.rest import BinanceRest
+from finplat.price.adapters.binance.settings import RestRetryPolicy, RestSettings
+from finplat.price.adapters.errors import RestError
 from tests.unit.price.conftest import FakeClock
 
 pytestmark = pytest.mark.asyncio

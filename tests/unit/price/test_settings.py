@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from finplat.price.binance.settings import FeedSettings
-from finplat.price.replay.settings import ReplaySettings
-from finplat.price.settings import PriceSettings
+from finplat.price.adapters.binance.settings import FeedSettings
+from finplat.price.service.settings import PriceSettings
+from finplat.replay.settings import ReplaySettings
 
 
 def test_feed_settings_normalise_symbols_and_check_kinds() -> None:

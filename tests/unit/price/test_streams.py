@@ -2,7 +2,7 @@
 
 import pytest
 
-from finplat.price.binance.streams import (
+from finplat.binance.streams import (
     Stream,
     build_streams,
     combined_url,

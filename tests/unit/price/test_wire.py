@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finplat.price.binance.wire import (
+from finplat.binance.errors import MalformedFrameError, UnknownMessageError, WireError
+from finplat.binance.wire import (
     AggTrade,
     ControlError,
     ControlReply,
@@ -21,7 +22,6 @@ from finplat.price.binance.wire import (
     decode_frame,
     encoder,
 )
-from finplat.price.errors import MalformedFrameError, UnknownMessageError, WireError
 
 WS = Path("ws_messages")
 

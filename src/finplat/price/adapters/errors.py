@@ -1,4 +1,4 @@
-"""Errors the store adapters raise, translated from their client libraries'."""
+"""Errors the price service's adapters raise, translated from their client libraries'."""
 
 from finplat.price.errors import PriceError
 
@@ -21,3 +21,16 @@ class StoreRejectedError(PriceError):
     """The store refused the data itself; retrying the same data would fail again."""
 
     retriable = False
+
+
+class RestError(PriceError):
+    """Binance's REST API failed or answered with an error after the retries ran out."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class FeedError(PriceError):
+    """The feed stopped for a reason it cannot recover from (bad settings, closed feed)."""

@@ -24,9 +24,9 @@ from influxdb_client.rest import ApiException
 
 from finance.market.v1 import market_pb2
 from finplat.core.connections import InfluxSettings
+from finplat.market.fixed import FixedPointError, from_e8, to_e8
+from finplat.market.intervals import IntervalSpec, interval_from_proto
 from finplat.price.adapters.errors import StoreRejectedError, StoreUnavailableError
-from finplat.price.domain.fixed import FixedPointError, from_e8, to_e8
-from finplat.price.domain.intervals import IntervalSpec, interval_from_proto
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

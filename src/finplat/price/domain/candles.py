@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from finance.market.v1 import market_pb2
-from finplat.price.domain.decimals import CONTEXT, ZERO, format8, to_decimal
-from finplat.price.domain.intervals import IntervalSpec
+from finplat.market.decimals import CONTEXT, ZERO, format8, to_decimal
+from finplat.market.intervals import IntervalSpec
 
 
 @dataclass(slots=True)

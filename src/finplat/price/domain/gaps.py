@@ -12,7 +12,7 @@ gaps and skips within one connection.
 
 from dataclasses import dataclass
 
-from finplat.price.domain.intervals import parse_interval
+from finplat.market.intervals import parse_interval
 
 
 @dataclass(frozen=True, slots=True)

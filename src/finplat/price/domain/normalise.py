@@ -14,9 +14,9 @@
 import re
 
 from finance.market.v1 import market_pb2
-from finplat.price.binance.wire import AggTrade, Kline, KlineData, MarketEvent, MiniTicker, Trade
-from finplat.price.domain.intervals import parse_interval
-from finplat.price.errors import MalformedFrameError
+from finplat.binance.errors import MalformedFrameError
+from finplat.binance.wire import AggTrade, Kline, KlineData, MarketEvent, MiniTicker, Trade
+from finplat.market.intervals import parse_interval
 
 EXCHANGE = "binance"
 # Exchange decimals: digits with an optional fraction, no sign, exponent or spaces.

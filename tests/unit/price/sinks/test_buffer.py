@@ -7,7 +7,7 @@ import pytest
 
 from finplat.core.retry import RetryPolicy
 from finplat.price.adapters.errors import StoreRejectedError, StoreUnavailableError
-from finplat.price.sinks.buffer import BufferedSink
+from finplat.price.service.sink_buffer import BufferedSink
 from tests.support import eventually_async
 
 FAST_RETRY = RetryPolicy(initial_s=0.001, max_s=0.002, jitter=0)

@@ -7,7 +7,7 @@ import pytest
 from finance.market.v1 import market_pb2
 from finplat.kafka.errors import QueueFullError
 from finplat.price.adapters.errors import StoreUnavailableError
-from finplat.price.sinks.kafka import YIELD_EVERY, KafkaPublisher
+from finplat.price.adapters.kafka_publisher import YIELD_EVERY, KafkaPublisher
 
 
 class FakeProducer:

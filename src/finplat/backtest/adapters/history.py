@@ -1,0 +1,132 @@
+"""Historical bars for a backtest: from the price service's GetCandles, or from local files.
+
+GetCandles answers at most 5000 candles and, given more, keeps the newest; so a range is asked
+for in consecutive time chunks of at most `chunk` candles each. Only closed candles are used.
+"""
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
+from finplat.backtest.domain.bars import Bars, daily_kline_paths, load_klines
+from finplat.backtest.domain.errors import DataFileError
+from finplat.backtest.errors import BarsUnavailableError, NoDataError
+from finplat.backtest.service.convert import timestamp
+
+_MINUTE = 60_000
+_DAY = 1440 * _MINUTE
+# Fixed lengths of Binance intervals; None for the calendar month.
+INTERVALS: dict[str, int | None] = {
+    "1s": 1000, "1m": _MINUTE, "3m": 3 * _MINUTE, "5m": 5 * _MINUTE, "15m": 15 * _MINUTE,
+    "30m": 30 * _MINUTE, "1h": 60 * _MINUTE, "2h": 120 * _MINUTE, "4h": 240 * _MINUTE,
+    "6h": 360 * _MINUTE, "8h": 480 * _MINUTE, "12h": 720 * _MINUTE, "1d": _DAY, "3d": 3 * _DAY,
+    "1w": 7 * _DAY, "1M": None,
+}  # fmt: skip
+
+
+def interval_ms(code: str) -> int | None:
+    """Length of an interval in ms (None for "1M"); ValueError when unknown."""
+    if code not in INTERVALS:
+        raise ValueError(f"unknown interval {code!r}; expected one of {', '.join(INTERVALS)}")
+    return INTERVALS[code]
+
+
+def candles_to_bars(candles: Sequence[market_pb2.Candle]) -> Bars:
+    """Bars from candles in ascending open time; a repeated open time keeps the last one."""
+    by_time = {candle.open_time: candle for candle in candles}
+    times = sorted(by_time)
+    rows = [by_time[t] for t in times]
+    return Bars(
+        np.asarray(times, dtype=np.int64),
+        np.asarray([float(c.open) for c in rows]),
+        np.asarray([float(c.high) for c in rows]),
+        np.asarray([float(c.low) for c in rows]),
+        np.asarray([float(c.close) for c in rows]),
+        np.asarray([float(c.volume) for c in rows]),
+    )
+
+
+class PriceServiceBars:
+    """Bars from a PriceService over gRPC."""
+
+    def __init__(
+        self,
+        stub: "price_service_pb2_grpc.PriceServiceAsyncStub",
+        chunk: int = 5000,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self._stub = stub
+        self._chunk = chunk
+        self._timeout_s = timeout_s
+
+    async def load(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> Bars:
+        """Closed bars opening in [start_ms, end_ms); NoDataError when there are none."""
+        step = interval_ms(interval)
+        # A calendar month has no fixed length, but 5000 of them cover any real range.
+        span = end_ms - start_ms if step is None else step * self._chunk
+        candles: list[market_pb2.Candle] = []
+        chunk_start = start_ms
+        while chunk_start < end_ms:
+            chunk_end = min(end_ms, chunk_start + span)
+            request = price_service_pb2.GetCandlesRequest(
+                symbol=symbol,
+                interval=interval,
+                start_time=timestamp(chunk_start),
+                end_time=timestamp(chunk_end),
+                limit=self._chunk,
+            )
+            try:
+                response = await self._stub.GetCandles(request, timeout=self._timeout_s)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    raise NoDataError(f"price service: {exc.details()}") from exc
+                raise BarsUnavailableError(
+                    f"price service GetCandles failed: {exc.code().name}: {exc.details()}"
+                ) from exc
+            candles.extend(c for c in response.candles if c.closed)
+            chunk_start = chunk_end
+        if not candles:
+            raise NoDataError(f"no {interval} candles for {symbol} in the requested range")
+        return candles_to_bars(candles)
+
+
+class LocalKlineBars:
+    """Bars from Binance daily kline archives (`<dir>/klines/spot/<SYMBOL>/<interval>/`)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._data_dir = data_dir
+
+    def load_sync(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> Bars:
+        """Bars opening in [start_ms, end_ms), read from every day file the range touches."""
+        first = datetime.fromtimestamp(start_ms / 1000, UTC).date()
+        last = datetime.fromtimestamp((end_ms - 1) / 1000, UTC).date()
+        paths = daily_kline_paths(self._data_dir, symbol, interval, first, last)
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise NoDataError(
+                f"{len(missing)} of {len(paths)} day files missing, first {missing[0]}"
+            )
+        try:
+            bars = load_klines(paths)
+        except DataFileError as exc:
+            raise NoDataError(str(exc)) from exc
+        times = bars.open_time_ms
+        lo, hi = np.searchsorted(times, [start_ms, end_ms])
+        if hi - lo == 0:
+            raise NoDataError(f"no {interval} bars for {symbol} in the requested range")
+        return bars.slice(int(lo), int(hi))
+
+    async def load(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> Bars:
+        """`load_sync` off the event loop."""
+        return await asyncio.to_thread(self.load_sync, symbol, interval, start_ms, end_ms)
+
+
+def utc_ms(moment: datetime) -> int:
+    """Epoch milliseconds of a datetime; a naive one is taken as UTC."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return (aware - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)

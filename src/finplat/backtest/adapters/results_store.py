@@ -1,0 +1,171 @@
+"""Stored backtests and sweeps in SQLite: the proto bytes plus the columns we filter and sort by.
+
+One connection on one worker thread: every call is queued to it, so SQLite sees one writer and
+the event loop never blocks on disk. `synchronous=FULL`: a run acknowledged to a client
+survives a power loss. Listing reads a summary blob (no trades, no equity curve) per row.
+"""
+
+import asyncio
+import base64
+import binascii
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from finance.backtest.v1 import backtest_pb2
+from finplat.backtest.adapters.sqlite import connect
+from finplat.backtest.errors import NotFoundError, StoreError
+
+T = TypeVar("T")
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS backtests (id TEXT PRIMARY KEY, create_time_ms INTEGER NOT NULL,"
+    " strategy TEXT NOT NULL, symbol TEXT NOT NULL, summary BLOB NOT NULL, full BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS backtests_newest ON backtests (create_time_ms DESC, id DESC)",
+    "CREATE INDEX IF NOT EXISTS backtests_by_strategy"
+    " ON backtests (strategy, create_time_ms DESC, id DESC)",
+    "CREATE INDEX IF NOT EXISTS backtests_by_symbol"
+    " ON backtests (symbol, create_time_ms DESC, id DESC)",
+    "CREATE TABLE IF NOT EXISTS sweeps (id TEXT PRIMARY KEY, create_time_ms INTEGER NOT NULL,"
+    " strategy TEXT NOT NULL, symbol TEXT NOT NULL, full BLOB NOT NULL)",
+)
+_LIST = (
+    "SELECT summary FROM backtests WHERE (?1 = '' OR strategy = ?1) AND (?2 = '' OR symbol = ?2)"
+    " AND (?3 IS NULL OR (create_time_ms, id) < (?3, ?4))"
+    " ORDER BY create_time_ms DESC, id DESC LIMIT ?5"
+)
+
+
+class InvalidPageTokenError(ValueError):
+    """A page token this store did not hand out."""
+
+
+def encode_page_token(create_time_ms: int, run_id: str) -> str:
+    """Opaque keyset position: after the run created at `create_time_ms` with `run_id`."""
+    return base64.urlsafe_b64encode(f"{create_time_ms}:{run_id}".encode()).decode()
+
+
+def decode_page_token(token: str) -> tuple[int, str]:
+    """The position in a token from `encode_page_token`."""
+    try:
+        ms, run_id = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
+        return int(ms), run_id
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidPageTokenError(f"invalid page token {token!r}") from None
+
+
+def _summary(backtest: backtest_pb2.Backtest) -> bytes:
+    summary = backtest_pb2.Backtest()
+    summary.CopyFrom(backtest)
+    summary.ClearField("trades")
+    summary.ClearField("equity_curve")
+    return summary.SerializeToString()
+
+
+class ResultStore:
+    """Backtests and sweeps that survive restarts; open with `ResultStore.open`."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="results-store")
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: Path) -> "ResultStore":
+        """Create or open the file and its tables."""
+        store = cls(path)
+        await store._call(store._open)
+        return store
+
+    def _open(self) -> None:
+        self._db = connect(self._path, synchronous="FULL")
+        for statement in _SCHEMA:
+            self._db.execute(statement)
+
+    async def _call(self, work: Callable[[], T]) -> T:
+        def guarded() -> T:
+            try:
+                return work()
+            except sqlite3.Error as exc:
+                raise StoreError(f"results store {self._path}: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, guarded)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError("results store is not open")
+        return self._db
+
+    async def add_backtest(self, backtest: backtest_pb2.Backtest) -> None:
+        """Store a run; its id must be new."""
+        row = (
+            backtest.id,
+            backtest.create_time.ToMilliseconds(),
+            backtest.strategy,
+            backtest.data.symbol,
+            _summary(backtest),
+            backtest.SerializeToString(),
+        )
+        await self._call(
+            lambda: self._conn().execute("INSERT INTO backtests VALUES (?, ?, ?, ?, ?, ?)", row)
+        )
+
+    async def get_backtest(self, run_id: str) -> backtest_pb2.Backtest:
+        """The stored run; `NotFoundError` when there is none."""
+        sql = "SELECT full FROM backtests WHERE id = ?"
+        row = await self._call(lambda: self._conn().execute(sql, (run_id,)).fetchone())
+        if row is None:
+            raise NotFoundError(f"no backtest with id {run_id!r}")
+        return backtest_pb2.Backtest.FromString(row[0])
+
+    async def list_backtests(
+        self, page_size: int, page_token: str = "", strategy: str = "", symbol: str = ""
+    ) -> tuple[list[backtest_pb2.Backtest], str]:
+        """Summaries newest first, and the token of the next page ("" on the last one)."""
+        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        after_ms, after_id = decode_page_token(page_token) if page_token else (None, "")
+        params = (strategy, symbol, after_ms, after_id, size + 1)
+        rows = await self._call(lambda: self._conn().execute(_LIST, params).fetchall())
+        runs = [backtest_pb2.Backtest.FromString(blob) for (blob,) in rows[:size]]
+        more = len(rows) > size
+        last = runs[-1] if runs else None
+        token = (
+            encode_page_token(last.create_time.ToMilliseconds(), last.id) if more and last else ""
+        )
+        return runs, token
+
+    async def add_sweep(self, sweep: backtest_pb2.Sweep) -> None:
+        """Store a sweep; its id must be new."""
+        row = (
+            sweep.id,
+            sweep.create_time.ToMilliseconds(),
+            sweep.strategy,
+            sweep.data.symbol,
+            sweep.SerializeToString(),
+        )
+        await self._call(
+            lambda: self._conn().execute("INSERT INTO sweeps VALUES (?, ?, ?, ?, ?)", row)
+        )
+
+    async def get_sweep(self, sweep_id: str) -> backtest_pb2.Sweep:
+        """The stored sweep; `NotFoundError` when there is none."""
+        sql = "SELECT full FROM sweeps WHERE id = ?"
+        row = await self._call(lambda: self._conn().execute(sql, (sweep_id,)).fetchone())
+        if row is None:
+            raise NotFoundError(f"no sweep with id {sweep_id!r}")
+        return backtest_pb2.Sweep.FromString(row[0])
+
+    async def close(self) -> None:
+        """Close the file and stop the worker thread."""
+
+        def close() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await self._call(close)
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,224 @@
+"""Live statistics of the price-updates stream: pure, clock injected, persisted as plain data.
+
+Counts are exact and survive redelivery (a `DedupWindow` on (symbol, kind, event_id)) and
+restarts (`to_state` / `load_state`, written by the consumer with its offsets). Prices and
+volumes stay exact decimals: the strings as received for last/min/max, a `Decimal` sum for
+volume. The rate window is not persisted: after a restart it describes the new process.
+"""
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
+from typing import Any
+
+from finance.market.v1 import market_pb2
+from finplat.backtest.domain.dedup import DedupWindow, event_key
+from finplat.backtest.errors import InvalidUpdateError
+
+Clock = Callable[[], float]
+"""Monotonic seconds (`time.monotonic` in production)."""
+
+RATE_WINDOW_S = 60
+# Bounds that keep every sum exact under `_EXACT`: 40 digits, exponents within +-30.
+_MAX_DIGITS = 40
+_MAX_EXPONENT = 30
+_EXACT = Context(prec=120, traps=[Inexact, Rounded, InvalidOperation])
+
+
+def parse_decimal(text: str, name: str) -> Decimal:
+    """A finite decimal within the bounds above, or `InvalidUpdateError` naming the field."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise InvalidUpdateError(f"{name} is not a decimal: {text!r}") from None
+    if not value.is_finite():
+        raise InvalidUpdateError(f"{name} is not finite: {text!r}")
+    sign_digits_exponent = value.as_tuple()  # a finite decimal's exponent is an int
+    exponent = sign_digits_exponent.exponent
+    if (
+        not isinstance(exponent, int)
+        or len(sign_digits_exponent.digits) > _MAX_DIGITS
+        or abs(exponent) > _MAX_EXPONENT
+    ):
+        raise InvalidUpdateError(f"{name} has too many digits: {text!r}")
+    return value
+
+
+class RateWindow:
+    """Counts per whole second over the last `RATE_WINDOW_S` seconds, the current one included."""
+
+    __slots__ = ("_counts", "_seconds")
+
+    def __init__(self) -> None:
+        self._seconds = [-1] * RATE_WINDOW_S
+        self._counts = [0] * RATE_WINDOW_S
+
+    def add(self, now_s: float) -> None:
+        second = math.floor(now_s)
+        slot = second % RATE_WINDOW_S
+        if self._seconds[slot] != second:
+            self._seconds[slot] = second
+            self._counts[slot] = 0
+        self._counts[slot] += 1
+
+    def per_second(self, now_s: float) -> float:
+        """Events in the window divided by its length."""
+        second = math.floor(now_s)
+        recent = sum(
+            count
+            for stamp, count in zip(self._seconds, self._counts, strict=True)
+            if second - RATE_WINDOW_S < stamp <= second
+        )
+        return recent / RATE_WINDOW_S
+
+
+@dataclass(slots=True)
+class _Symbol:
+    count: int
+    first_event_ms: int
+    last_event_ms: int
+    last_price: str
+    min_price: str
+    max_price: str
+    volume: Decimal
+    min_value: Decimal
+    max_value: Decimal
+    rate: RateWindow = field(default_factory=RateWindow)
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSnapshot:
+    """Statistics of one symbol at one moment."""
+
+    symbol: str
+    count: int
+    first_event_ms: int
+    last_event_ms: int
+    last_price: str
+    min_price: str
+    max_price: str
+    volume: str
+    messages_per_second: float
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSnapshot:
+    """Statistics of the whole stream at one moment; symbols ordered by name."""
+
+    total_messages: int
+    symbols: tuple[SymbolSnapshot, ...]
+    decode_errors: int
+    dead_lettered: int
+    duplicates: int
+    uptime_s: float
+
+
+def _row(s: _Symbol) -> tuple[int, int, int, str, str, str, str]:
+    volume = format(s.volume, "f")
+    return (s.count, s.first_event_ms, s.last_event_ms, s.last_price, s.min_price, s.max_price,
+            volume)  # fmt: skip
+
+
+class StreamStats:
+    """Counts distinct updates per symbol; not thread-safe (the consumer holds a lock)."""
+
+    def __init__(self, clock: Clock, dedup_capacity: int) -> None:
+        self._clock = clock
+        self._started = clock()
+        self.dedup = DedupWindow(dedup_capacity)
+        self._symbols: dict[str, _Symbol] = {}
+        self.total = 0
+        self.decode_errors = 0
+        self.dead_lettered = 0
+        self.duplicates = 0
+
+    def observe(self, update: market_pb2.PriceUpdate) -> bool:
+        """Count one update; False for a duplicate. Invalid values raise before any change."""
+        if not update.symbol:
+            raise InvalidUpdateError("symbol is empty")
+        price = parse_decimal(update.price, "price")
+        if price <= 0:
+            raise InvalidUpdateError(f"price must be positive: {update.price!r}")
+        volume = parse_decimal(update.volume, "volume") if update.volume else Decimal(0)
+        if volume < 0:
+            raise InvalidUpdateError(f"volume must not be negative: {update.volume!r}")
+        # Without an event id nothing identifies a redelivery: such updates are always counted.
+        if update.event_id and not self.dedup.add(
+            event_key(update.symbol, update.kind, update.event_id)
+        ):
+            self.duplicates += 1
+            return False
+        self.total += 1
+        self._count(update, price, volume)
+        return True
+
+    def _count(self, update: market_pb2.PriceUpdate, price: Decimal, volume: Decimal) -> None:
+        ts = update.timestamp
+        state = self._symbols.get(update.symbol)
+        if state is None:
+            state = _Symbol(0, ts, ts, update.price, update.price, update.price,
+                            Decimal(0), price, price)  # fmt: skip
+            self._symbols[update.symbol] = state
+        state.count += 1
+        state.first_event_ms = min(state.first_event_ms, ts)
+        if ts >= state.last_event_ms:
+            # The latest price is the one with the latest event time, not the latest arrival.
+            state.last_event_ms = ts
+            state.last_price = update.price
+        if price < state.min_value:
+            state.min_value, state.min_price = price, update.price
+        if price > state.max_value:
+            state.max_value, state.max_price = price, update.price
+        state.volume = _EXACT.add(state.volume, volume)
+        state.rate.add(self._clock())
+
+    def snapshot(self) -> StatsSnapshot:
+        """A consistent copy for the API and the log."""
+        now = self._clock()
+        symbols = tuple(
+            SymbolSnapshot(
+                symbol=name,
+                count=s.count,
+                first_event_ms=s.first_event_ms,
+                last_event_ms=s.last_event_ms,
+                last_price=s.last_price,
+                min_price=s.min_price,
+                max_price=s.max_price,
+                volume=format(s.volume, "f"),
+                messages_per_second=s.rate.per_second(now),
+            )
+            for name, s in sorted(self._symbols.items())
+        )
+        return StatsSnapshot(
+            total_messages=self.total,
+            symbols=symbols,
+            decode_errors=self.decode_errors,
+            dead_lettered=self.dead_lettered,
+            duplicates=self.duplicates,
+            uptime_s=now - self._started,
+        )
+
+    def to_state(self) -> dict[str, Any]:
+        """Counters and per-symbol values as JSON-able data (decimals as strings)."""
+        return {
+            "total": self.total,
+            "decode_errors": self.decode_errors,
+            "dead_lettered": self.dead_lettered,
+            "duplicates": self.duplicates,
+            "symbols": {name: [*_row(s)] for name, s in self._symbols.items()},
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Replace counters and per-symbol values with a `to_state` result."""
+        self.total = int(state["total"])
+        self.decode_errors = int(state["decode_errors"])
+        self.dead_lettered = int(state["dead_lettered"])
+        self.duplicates = int(state["duplicates"])
+        self._symbols = {}
+        for name, row in state["symbols"].items():
+            count, first_ms, last_ms, last_price, min_price, max_price, volume = row
+            self._symbols[name] = _Symbol(
+                int(count), int(first_ms), int(last_ms), last_price, min_price, max_price,
+                Decimal(volume), Decimal(min_price), Decimal(max_price),
+            )  # fmt: skip

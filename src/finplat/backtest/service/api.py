@@ -1,0 +1,256 @@
+"""BacktestService over gRPC: live statistics, strategies, backtests and sweeps.
+
+Every dependency is passed in. Runs are bounded by a semaphore (the machine has few cores; a
+queue of waiting runs is better than many runs slowing each other down).
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import NoReturn, Protocol
+
+import grpc
+from google.api import httpbody_pb2  # type: ignore[import-untyped]
+from google.protobuf.duration_pb2 import Duration
+from typing_extensions import override
+
+from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
+from finplat.backtest.adapters.consumer import PartitionLag
+from finplat.backtest.adapters.results_store import InvalidPageTokenError
+from finplat.backtest.domain.stats import StatsSnapshot
+from finplat.backtest.domain.strategies.registry import STRATEGIES
+from finplat.backtest.errors import BarsUnavailableError, NoDataError, NotFoundError, StoreError
+from finplat.backtest.service import runs
+from finplat.backtest.service.charts import render_backtest_html
+from finplat.backtest.service.convert import timestamp
+from finplat.backtest.service.ids import new_id
+from finplat.backtest.service.validation import RequestError
+
+logger = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[object, object]
+HTML = "text/html; charset=utf-8"
+
+
+class StatsView(Protocol):
+    """Live statistics (`StatsConsumer`)."""
+
+    def snapshot(self) -> tuple[StatsSnapshot, tuple[PartitionLag, ...]]: ...
+
+
+class Results(Protocol):
+    """Stored runs (`ResultStore`)."""
+
+    async def add_backtest(self, backtest: backtest_pb2.Backtest) -> None: ...
+    async def get_backtest(self, run_id: str) -> backtest_pb2.Backtest: ...
+    async def list_backtests(
+        self, page_size: int, page_token: str = "", strategy: str = "", symbol: str = ""
+    ) -> tuple[list[backtest_pb2.Backtest], str]: ...
+    async def add_sweep(self, sweep: backtest_pb2.Sweep) -> None: ...
+
+
+def stats_response(
+    snapshot: StatsSnapshot, lags: tuple[PartitionLag, ...]
+) -> backtest_service_pb2.GetStatsResponse:
+    """The GetStats message of a statistics snapshot."""
+    uptime = Duration()
+    uptime.FromNanoseconds(round(snapshot.uptime_s * 1e9))
+    return backtest_service_pb2.GetStatsResponse(
+        total_messages=snapshot.total_messages,
+        symbols=[
+            backtest_pb2.SymbolStats(
+                symbol=s.symbol,
+                count=s.count,
+                first_event_time=timestamp(s.first_event_ms),
+                last_event_time=timestamp(s.last_event_ms),
+                last_price=s.last_price,
+                min_price=s.min_price,
+                max_price=s.max_price,
+                volume=s.volume,
+                messages_per_second=s.messages_per_second,
+            )
+            for s in snapshot.symbols
+        ],
+        decode_errors=snapshot.decode_errors,
+        dead_lettered=snapshot.dead_lettered,
+        duplicates=snapshot.duplicates,
+        lag=[
+            backtest_pb2.PartitionLag(
+                topic=lag.topic,
+                partition=lag.partition,
+                committed_offset=lag.next_offset,
+                end_offset=lag.end_offset,
+                lag=lag.lag,
+            )
+            for lag in lags
+        ],
+        uptime=uptime,
+    )
+
+
+def strategies_response() -> backtest_service_pb2.ListStrategiesResponse:
+    """Every registered strategy with its parameter schema, ordered by name."""
+    return backtest_service_pb2.ListStrategiesResponse(
+        strategies=[
+            backtest_pb2.Strategy(
+                name=spec.name,
+                description=spec.description,
+                parameters=[
+                    backtest_pb2.ParameterSpec(
+                        name=p.name,
+                        type=(
+                            backtest_pb2.PARAMETER_TYPE_INT
+                            if p.type is int
+                            else backtest_pb2.PARAMETER_TYPE_FLOAT
+                        ),
+                        default_value=float(p.default),
+                        min_value=float(p.min),
+                        max_value=float(p.max),
+                        description=p.description,
+                    )
+                    for p in spec.schema
+                ],
+            )
+            for _, spec in sorted(STRATEGIES.items())
+        ]
+    )
+
+
+async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoReturn:
+    await context.abort(code, message)
+    raise AssertionError("abort returned")  # grpc.aio's abort always raises
+
+
+class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
+    """The gRPC face of the backtest service."""
+
+    def __init__(
+        self,
+        stats: StatsView,
+        bars: runs.BarSource,
+        results: Results,
+        limits: runs.Limits,
+        max_concurrent_runs: int = 2,
+        now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self._stats = stats
+        self._bars = bars
+        self._results = results
+        self._limits = limits
+        self._runs = asyncio.Semaphore(max_concurrent_runs)
+        self._now_ms = now_ms
+
+    async def chart_html(self, run_id: str) -> str:
+        """The chart page of a stored run (GetBacktestChart, `finplat backtest run --chart`).
+
+        The run's bars are fetched again for the price panel; when they cannot be (the price
+        service is down or no longer has them) the page is rendered without it.
+        """
+        run = await self._results.get_backtest(run_id)
+        data = run.data
+        try:
+            bars = await self._bars.load(
+                data.symbol, data.interval,
+                data.start_time.ToMilliseconds(), data.end_time.ToMilliseconds(),
+            )  # fmt: skip
+        except (NoDataError, BarsUnavailableError) as exc:
+            logger.warning("chart without prices: %s", exc, extra={"id": run_id})
+            bars = None
+        return render_backtest_html(run, bars)
+
+    @override
+    async def GetStats(
+        self, request: backtest_service_pb2.GetStatsRequest, context: Context
+    ) -> backtest_service_pb2.GetStatsResponse:
+        return stats_response(*self._stats.snapshot())
+
+    @override
+    async def ListStrategies(
+        self, request: backtest_service_pb2.ListStrategiesRequest, context: Context
+    ) -> backtest_service_pb2.ListStrategiesResponse:
+        return strategies_response()
+
+    @override
+    async def RunBacktest(
+        self, request: backtest_service_pb2.RunBacktestRequest, context: Context
+    ) -> backtest_service_pb2.RunBacktestResponse:
+        now = self._now_ms()
+        try:
+            async with self._runs:
+                run = await runs.backtest(request, self._bars, self._limits, new_id(now), now)
+            await self._results.add_backtest(run.backtest)
+        except RequestError as exc:
+            await _abort(context, exc.code, exc.message)
+        except StoreError as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        metrics = run.backtest.metrics
+        logger.info(
+            "backtest stored",
+            extra={"id": run.backtest.id, "strategy": request.strategy, "bars": len(run.bars),
+                   "trades": metrics.trade_count, "total_return": metrics.total_return},
+        )  # fmt: skip
+        return backtest_service_pb2.RunBacktestResponse(backtest=run.backtest)
+
+    @override
+    async def GetBacktest(
+        self, request: backtest_service_pb2.GetBacktestRequest, context: Context
+    ) -> backtest_service_pb2.GetBacktestResponse:
+        try:
+            backtest = await self._results.get_backtest(request.id)
+        except NotFoundError as exc:
+            await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+        except StoreError as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        return backtest_service_pb2.GetBacktestResponse(backtest=backtest)
+
+    @override
+    async def GetBacktestChart(
+        self, request: backtest_service_pb2.GetBacktestChartRequest, context: Context
+    ) -> backtest_service_pb2.GetBacktestChartResponse:
+        try:
+            page = await self.chart_html(request.id)
+        except NotFoundError as exc:
+            await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+        except StoreError as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        chart = httpbody_pb2.HttpBody(content_type=HTML, data=page.encode())
+        return backtest_service_pb2.GetBacktestChartResponse(chart=chart)
+
+    @override
+    async def ListBacktests(
+        self, request: backtest_service_pb2.ListBacktestsRequest, context: Context
+    ) -> backtest_service_pb2.ListBacktestsResponse:
+        if request.page_size < 0:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "page_size must be >= 0")
+        try:
+            found, token = await self._results.list_backtests(
+                request.page_size,
+                request.page_token,
+                request.strategy,
+                request.symbol.strip().upper(),
+            )
+        except InvalidPageTokenError as exc:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except StoreError as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        return backtest_service_pb2.ListBacktestsResponse(backtests=found, next_page_token=token)
+
+    @override
+    async def RunSweep(
+        self, request: backtest_service_pb2.RunSweepRequest, context: Context
+    ) -> backtest_service_pb2.RunSweepResponse:
+        now = self._now_ms()
+        try:
+            async with self._runs:
+                sweep = await runs.sweep(request, self._bars, self._limits, new_id(now), now)
+            await self._results.add_sweep(sweep)
+        except RequestError as exc:
+            await _abort(context, exc.code, exc.message)
+        except StoreError as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        logger.info(
+            "sweep stored",
+            extra={"id": sweep.id, "strategy": sweep.strategy, "results": len(sweep.results)},
+        )
+        return backtest_service_pb2.RunSweepResponse(sweep=sweep)

@@ -1,0 +1,227 @@
+"""Composition root of the backtest service: settings, adapters, the consumer and the server.
+
+The consumer thread (through its owning task), the periodic statistics log and the consumer's
+health watch run in one TaskGroup next to the gRPC server; SIGTERM or SIGINT stops the
+consumer (final commit, close), then the server (health NOT_SERVING, in-flight calls finish).
+"""
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from prometheus_client import CollectorRegistry
+
+from finance.backtest.v1 import backtest_service_pb2_grpc
+from finance.market.v1 import price_service_pb2_grpc
+from finplat.backtest.adapters.consumer import PartitionLag, StatsConsumer
+from finplat.backtest.adapters.consumer_state import ConsumerStateStore
+from finplat.backtest.adapters.dead_letter import DeadLetterProducer
+from finplat.backtest.adapters.history import PriceServiceBars
+from finplat.backtest.adapters.results_store import ResultStore
+from finplat.backtest.avro_decode import LeanPriceUpdateDeserializer
+from finplat.backtest.domain.stats import StatsSnapshot, StreamStats
+from finplat.backtest.service.api import BacktestServicer
+from finplat.backtest.service.metrics import (
+    BacktestCollector,
+    BacktestSources,
+    CountingResults,
+    metrics_server,
+)
+from finplat.backtest.service.processor import BatchProcessor
+from finplat.backtest.service.runs import Limits
+from finplat.backtest.service.settings import BacktestSettings
+from finplat.core.connections import KafkaSettings
+from finplat.core.grpc_server import GrpcServer, ServiceBinding, start_server
+from finplat.kafka.admin import ensure_topic
+from finplat.kafka.consumer import PriceUpdateConsumer
+from finplat.kafka.errors import KafkaAdapterError
+from finplat.kafka.serde import registry_client
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "finance.backtest.v1.BacktestService"
+# Health name of the consumer alone: the API serves without it, so it is not the overall one.
+CONSUMER_HEALTH = "finplat.backtest.PriceUpdateConsumer"
+_HEALTH_POLL_S = 1.0
+
+
+@dataclass
+class ConsumerParts:
+    """The consumer and what it owns; closed once its thread has finished."""
+
+    consumer: StatsConsumer
+    state: ConsumerStateStore
+    dead_letters: DeadLetterProducer
+    registry: SchemaRegistryClient
+
+    def close(self, timeout_s: float) -> None:
+        self.dead_letters.close(timeout_s)
+        self.state.close()
+        self.registry.close()
+
+
+class IdleStats:
+    """Statistics when the consumer is disabled: empty, with an uptime."""
+
+    def __init__(self, stats: StreamStats) -> None:
+        self._stats = stats
+
+    def snapshot(self) -> tuple[StatsSnapshot, tuple[PartitionLag, ...]]:
+        return self._stats.snapshot(), ()
+
+
+def build_consumer(
+    settings: BacktestSettings, kafka: KafkaSettings, stats: StreamStats, lock: threading.Lock
+) -> ConsumerParts:
+    """Wire the consumer to Kafka, the registry and its SQLite state."""
+    state = ConsumerStateStore(settings.consumer_state_path)
+    dead_letters = DeadLetterProducer(kafka.bootstrap_servers, kafka.dead_letter_topic)
+    registry = registry_client(kafka)
+    processor = BatchProcessor(
+        stats,
+        LeanPriceUpdateDeserializer(registry),
+        dead_letters,
+        state,
+        lock,
+        settings.dead_letter_timeout_s,
+    )
+    source = PriceUpdateConsumer(kafka, settings.consumer_group_id)
+    consumer = StatsConsumer(
+        source,
+        processor,
+        stats,
+        lock,
+        max_messages=settings.poll_max_messages,
+        poll_timeout_s=settings.poll_timeout_s,
+    )
+    return ConsumerParts(consumer, state, dead_letters, registry)
+
+
+def log_snapshot(snapshot: StatsSnapshot, lags: tuple[PartitionLag, ...]) -> None:
+    """The periodic statistics line: everything in `extra`, one JSON object."""
+    logger.info(
+        "price-update statistics",
+        extra={
+            "total_messages": snapshot.total_messages,
+            "decode_errors": snapshot.decode_errors,
+            "dead_lettered": snapshot.dead_lettered,
+            "duplicates": snapshot.duplicates,
+            "uptime_s": round(snapshot.uptime_s, 1),
+            "symbols": {
+                s.symbol: {
+                    "count": s.count,
+                    "last_price": s.last_price,
+                    "messages_per_second": round(s.messages_per_second, 3),
+                }
+                for s in snapshot.symbols
+            },
+            "lag": {f"{lag.topic}/{lag.partition}": lag.lag for lag in lags},
+        },
+    )
+
+
+async def _log_periodically(
+    view: Callable[[], tuple[StatsSnapshot, tuple[PartitionLag, ...]]], interval_s: float
+) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        log_snapshot(*view())
+
+
+async def _watch_health(consumer: StatsConsumer, server: GrpcServer) -> None:
+    reported: bool | None = None
+    while True:
+        healthy = consumer.healthy
+        if healthy != reported:
+            await server.health.set_serving(healthy, CONSUMER_HEALTH)
+            reported = healthy
+        await asyncio.sleep(_HEALTH_POLL_S)
+
+
+async def _ensure_dead_letter_topic(kafka: KafkaSettings) -> None:
+    try:
+        await asyncio.to_thread(
+            ensure_topic, kafka.bootstrap_servers, kafka.dead_letter_topic, kafka.topic_partitions
+        )
+    except KafkaAdapterError as exc:
+        # Not fatal: Kafka may be down now; dead letters wait and retry until it is back.
+        logger.warning("cannot ensure the dead-letter topic: %s", exc)
+
+
+async def _run_until_signal(
+    settings: BacktestSettings, parts: ConsumerParts | None, stats: StreamStats, server: GrpcServer
+) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    view = parts.consumer.snapshot if parts else IdleStats(stats).snapshot
+    try:
+        async with asyncio.TaskGroup() as group:
+            helpers = [group.create_task(_log_periodically(view, settings.stats_log_interval_s))]
+            if parts is not None:
+                group.create_task(parts.consumer.run())
+                helpers.append(group.create_task(_watch_health(parts.consumer, server)))
+            await stop.wait()
+            logger.info("shutting down")
+            if parts is not None:
+                parts.consumer.stop()
+            for helper in helpers:
+                helper.cancel()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    log_snapshot(*view())
+
+
+async def serve(settings: BacktestSettings, kafka: KafkaSettings) -> None:
+    """Run the service until SIGTERM or SIGINT."""
+    results = await ResultStore.open(settings.results_path)
+    lock = threading.Lock()
+    stats = StreamStats(time.monotonic, settings.dedup_capacity)
+    parts = None
+    try:
+        if settings.consumer_enabled:
+            await _ensure_dead_letter_topic(kafka)
+            parts = build_consumer(settings, kafka, stats, lock)
+        view = parts.consumer if parts else IdleStats(stats)
+        stored = CountingResults(results)
+        registry = CollectorRegistry()
+        registry.register(
+            BacktestCollector(BacktestSources(view, stored, parts.consumer if parts else None))
+        )
+        limits = Limits(settings.max_bars, settings.max_equity_points,
+                        settings.max_sweep_combinations, settings.sweep_workers)  # fmt: skip
+        async with (
+            metrics_server(registry, settings.grpc_host, settings.metrics_port),
+            grpc.aio.insecure_channel(settings.price_service_address) as channel,
+        ):
+            bars = PriceServiceBars(
+                price_service_pb2_grpc.PriceServiceStub(channel),
+                settings.candles_per_request,
+                settings.price_service_timeout_s,
+            )
+            servicer = BacktestServicer(view, bars, stored, limits, settings.max_concurrent_runs)
+            binding = ServiceBinding(
+                SERVICE_NAME,
+                lambda s: backtest_service_pb2_grpc.add_BacktestServiceServicer_to_server(
+                    servicer, s
+                ),
+            )
+            server = await start_server(settings.grpc_address, [binding])
+            try:
+                # The store is open: backtests can be served whatever the consumer's state.
+                await server.health.set_all(True)
+                await _run_until_signal(settings, parts, stats, server)
+            finally:
+                await server.stop(settings.shutdown_grace_s)
+    finally:
+        if parts is not None:
+            parts.close(kafka.flush_timeout_s)
+        await results.close()

@@ -1,0 +1,126 @@
+"""Request checks of the backtest API, each failure with the gRPC status it deserves."""
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from finance.backtest.v1 import backtest_pb2
+from finplat.backtest.adapters.history import interval_ms
+from finplat.backtest.domain.engine import EngineConfig
+from finplat.backtest.domain.errors import InvalidConfigError, InvalidParameterError
+from finplat.backtest.domain.strategies import StrategyParams, StrategySpec
+from finplat.backtest.domain.strategies.registry import STRATEGIES
+from finplat.backtest.service.convert import PROTO_METRICS, PROTO_TO_DOMAIN_METRIC, engine_config
+
+_SYMBOL = re.compile(r"^[A-Z0-9]{1,32}$")
+DEFAULT_RANK_BY = "sharpe"
+
+
+class RequestError(Exception):
+    """A request that cannot be served as asked."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _invalid(message: str) -> RequestError:
+    return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+@dataclass(frozen=True, slots=True)
+class DataQuery:
+    """A checked DataRange, times in epoch milliseconds, `end_ms` exclusive."""
+
+    symbol: str
+    interval: str
+    start_ms: int
+    end_ms: int
+
+    def proto(self) -> backtest_pb2.DataRange:
+        """The normalised range as stored with a run."""
+        data = backtest_pb2.DataRange(symbol=self.symbol, interval=self.interval)
+        data.start_time.FromMilliseconds(self.start_ms)
+        data.end_time.FromMilliseconds(self.end_ms)
+        return data
+
+
+def strategy(name: str) -> StrategySpec[Any]:
+    """The registered strategy, NOT_FOUND otherwise."""
+    spec = STRATEGIES.get(name)
+    if spec is None:
+        known = ", ".join(sorted(STRATEGIES))
+        raise RequestError(grpc.StatusCode.NOT_FOUND, f"unknown strategy {name!r}; known: {known}")
+    return spec
+
+
+def parameters(spec: StrategySpec[Any], raw: Mapping[str, float]) -> StrategyParams:
+    """Validated parameters, defaults filled in."""
+    try:
+        params: StrategyParams = spec.parse(dict(raw))
+    except InvalidParameterError as exc:
+        raise _invalid(str(exc)) from exc
+    return params
+
+
+def config(raw: backtest_pb2.BacktestConfig) -> EngineConfig:
+    """The engine config, INVALID_ARGUMENT when out of range."""
+    try:
+        return engine_config(raw)
+    except InvalidConfigError as exc:
+        raise _invalid(f"config: {exc}") from exc
+
+
+def data_range(data: backtest_pb2.DataRange, max_bars: int) -> DataQuery:
+    """A checked symbol, interval and non-empty time range of at most `max_bars` bars."""
+    symbol = data.symbol.strip().upper()
+    if not _SYMBOL.match(symbol):
+        raise _invalid(f"data.symbol must be 1-32 letters or digits, got {data.symbol!r}")
+    try:
+        step_ms = interval_ms(data.interval)
+    except ValueError as exc:
+        raise _invalid(f"data.interval: {exc}") from exc
+    if not (data.HasField("start_time") and data.HasField("end_time")):
+        raise _invalid("data.start_time and data.end_time are required")
+    start, end = data.start_time.ToMilliseconds(), data.end_time.ToMilliseconds()
+    if start >= end:
+        raise _invalid(f"empty or inverted time range: start {start} ms >= end {end} ms")
+    if step_ms is not None and (end - start) // step_ms > max_bars:
+        raise _invalid(f"time range holds more than {max_bars} {data.interval} bars")
+    return DataQuery(symbol, data.interval, start, end)
+
+
+def grid(
+    spec: StrategySpec[Any], ranges: Mapping[str, backtest_pb2.ParameterRange], max_combos: int
+) -> dict[str, list[float]]:
+    """Values per swept parameter, `start..stop` inclusive by `step`; bounded in total."""
+    names = {p.name for p in spec.schema}
+    values: dict[str, list[float]] = {}
+    combos = 1
+    for name, span in sorted(ranges.items()):
+        if name not in names:
+            raise _invalid(f"grid: unknown parameter {name!r}; expected {sorted(names)}")
+        if not (math.isfinite(span.step) and span.step > 0):
+            raise _invalid(f"grid.{name}: step must be positive, got {span.step}")
+        if not (math.isfinite(span.start) and math.isfinite(span.stop)) or span.stop < span.start:
+            raise _invalid(f"grid.{name}: stop must be >= start, got {span.start}..{span.stop}")
+        # The epsilon keeps a stop reached by float steps (0.1 * 3) inside the range.
+        count = math.floor((span.stop - span.start) / span.step + 1e-9) + 1
+        combos *= count
+        if combos > max_combos:
+            raise _invalid(f"grid has more than {max_combos} combinations")
+        values[name] = [round(span.start + i * span.step, 12) for i in range(count)]
+    return values
+
+
+def rank_by(name: str) -> tuple[str, str]:
+    """(proto name, domain attribute) of the ranking metric; sharpe when empty."""
+    proto_name = name or DEFAULT_RANK_BY
+    if proto_name not in PROTO_METRICS:
+        raise _invalid(f"rank_by must be one of {', '.join(PROTO_METRICS)}; got {name!r}")
+    return proto_name, PROTO_TO_DOMAIN_METRIC.get(proto_name, proto_name)

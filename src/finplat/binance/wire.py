@@ -1,0 +1,252 @@
+"""Binance spot WebSocket frames as msgspec structs, and the one decoder of incoming frames.
+
+Field names are readable; `name=` keeps Binance's single letters on the wire (mind the case:
+`e` is the event type, `E` the event time). Prices and quantities stay strings, exactly as
+sent. Events are told apart by `e` (a msgspec tagged union), so a combined-stream frame is
+decoded in one pass. Anything else goes down a slow path that classifies it as a control
+reply, a control error, an unknown message or a malformed frame; callers count those.
+The same structs encode the frames of the replay server.
+"""
+
+from typing import Any
+
+import msgspec
+from msgspec import Struct, field
+
+from finance.market.v1 import market_pb2
+from finplat.binance.errors import MalformedFrameError, UnknownMessageError
+from finplat.market.intervals import IntervalSpec
+
+
+class Trade(Struct, frozen=True, gc=False, tag_field="e", tag="trade"):
+    """`<symbol>@trade`: one trade."""
+
+    event_time: int = field(name="E")
+    symbol: str = field(name="s")
+    trade_id: int = field(name="t")
+    price: str = field(name="p")
+    quantity: str = field(name="q")
+    trade_time: int = field(name="T")
+    is_buyer_maker: bool = field(name="m")
+    ignore: bool = field(name="M", default=True)
+
+
+class AggTrade(Struct, frozen=True, gc=False, tag_field="e", tag="aggTrade"):
+    """`<symbol>@aggTrade`: trades of one taker order at one price."""
+
+    event_time: int = field(name="E")
+    symbol: str = field(name="s")
+    agg_id: int = field(name="a")
+    price: str = field(name="p")
+    quantity: str = field(name="q")
+    first_trade_id: int = field(name="f")
+    last_trade_id: int = field(name="l")
+    trade_time: int = field(name="T")
+    is_buyer_maker: bool = field(name="m")
+    ignore: bool = field(name="M", default=True)
+
+
+class KlineData(Struct, frozen=True, gc=False):
+    """The `k` object of a kline event: the candle so far."""
+
+    open_time: int = field(name="t")
+    close_time: int = field(name="T")
+    symbol: str = field(name="s")
+    interval: str = field(name="i")
+    first_trade_id: int = field(name="f")
+    last_trade_id: int = field(name="L")
+    open: str = field(name="o")
+    close: str = field(name="c")
+    high: str = field(name="h")
+    low: str = field(name="l")
+    volume: str = field(name="v")
+    trade_count: int = field(name="n")
+    closed: bool = field(name="x")
+    quote_volume: str = field(name="q")
+    taker_buy_volume: str = field(name="V")
+    taker_buy_quote_volume: str = field(name="Q")
+    ignore: str = field(name="B", default="0")
+
+
+class Kline(Struct, frozen=True, gc=False, tag_field="e", tag="kline"):
+    """`<symbol>@kline_<interval>`: the current candle, pushed while it forms and at close."""
+
+    event_time: int = field(name="E")
+    symbol: str = field(name="s")
+    kline: KlineData = field(name="k")
+
+
+class MiniTicker(Struct, frozen=True, gc=False, tag_field="e", tag="24hrMiniTicker"):
+    """`<symbol>@miniTicker`: rolling 24 h open, high, low, close and volumes."""
+
+    event_time: int = field(name="E")
+    symbol: str = field(name="s")
+    close: str = field(name="c")
+    open: str = field(name="o")
+    high: str = field(name="h")
+    low: str = field(name="l")
+    volume: str = field(name="v")
+    quote_volume: str = field(name="q")
+
+
+class Ticker(Struct, frozen=True, gc=False, tag_field="e", tag="24hrTicker"):
+    """`<symbol>@ticker`: the full rolling 24 h statistics."""
+
+    event_time: int = field(name="E")
+    symbol: str = field(name="s")
+    price_change: str = field(name="p")
+    price_change_percent: str = field(name="P")
+    weighted_average_price: str = field(name="w")
+    first_trade_price: str = field(name="x")
+    last_price: str = field(name="c")
+    last_quantity: str = field(name="Q")
+    best_bid_price: str = field(name="b")
+    best_bid_quantity: str = field(name="B")
+    best_ask_price: str = field(name="a")
+    best_ask_quantity: str = field(name="A")
+    open: str = field(name="o")
+    high: str = field(name="h")
+    low: str = field(name="l")
+    volume: str = field(name="v")
+    quote_volume: str = field(name="q")
+    open_time: int = field(name="O")
+    close_time: int = field(name="C")
+    first_trade_id: int = field(name="F")
+    last_trade_id: int = field(name="L")
+    trade_count: int = field(name="n")
+
+
+class ServerShutdown(Struct, frozen=True, gc=False, tag_field="e", tag="serverShutdown"):
+    """Sent before the server goes down: reconnect now rather than at the drop."""
+
+    event_time: int = field(name="E")
+
+
+MarketEvent = Trade | AggTrade | Kline | MiniTicker | Ticker
+Event = Trade | AggTrade | Kline | MiniTicker | Ticker | ServerShutdown
+EVENT_TYPES = frozenset(
+    ("trade", "aggTrade", "kline", "24hrMiniTicker", "24hrTicker", "serverShutdown")
+)
+
+
+class Combined(Struct, frozen=True, gc=False):
+    """The combined-stream envelope `{"stream": ..., "data": ...}`."""
+
+    stream: str
+    data: Event
+
+
+class ControlReply(Struct, frozen=True, kw_only=True):
+    """Answer to SUBSCRIBE/UNSUBSCRIBE (`result` null) or LIST_SUBSCRIPTIONS (a list)."""
+
+    result: Any = None
+    id: int | None
+
+
+class ControlError(Struct, frozen=True):
+    """A refused control message, `{"code": 2, "msg": "Invalid request: ...", "id": 1}`."""
+
+    code: int
+    msg: str
+    id: int | None = None
+
+
+class ControlRequest(Struct, frozen=True):
+    """What a client sends: `{"method": "SUBSCRIBE", "params": [...], "id": 1}`."""
+
+    method: str
+    id: int
+    params: list[str] | None = None
+
+
+Frame = Event | ControlReply | ControlError
+
+_combined = msgspec.json.Decoder(Combined)
+_event = msgspec.json.Decoder(Event)
+_reply = msgspec.json.Decoder(ControlReply)
+_error = msgspec.json.Decoder(ControlError)
+_any = msgspec.json.Decoder()
+encoder = msgspec.json.Encoder()
+# msgspec raises its own errors, but also RecursionError for deep nesting and
+# UnicodeDecodeError (a ValueError) for invalid UTF-8 inside strings.
+_DECODE_ERRORS = (msgspec.MsgspecError, RecursionError, ValueError)
+
+
+def decode_frame(raw: bytes | str) -> Frame:
+    """Decode one frame; raise MalformedFrameError or UnknownMessageError, never anything else."""
+    try:
+        return _combined.decode(raw).data
+    except _DECODE_ERRORS:
+        pass  # not a known event in an envelope: classify it below, off the hot path
+    return _classify(raw)
+
+
+def _classify(raw: bytes | str) -> Frame:
+    try:
+        obj = _any.decode(raw)
+    except _DECODE_ERRORS as exc:
+        raise MalformedFrameError(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise MalformedFrameError(f"not a JSON object: {type(obj).__name__}")
+    if "stream" in obj and "data" in obj:
+        data = obj["data"]
+        event_type = _event_type(data)
+        if event_type in EVENT_TYPES:
+            raise MalformedFrameError(f"invalid {event_type} event")
+        raise UnknownMessageError(f"unhandled stream message {event_type or obj['stream']!r:.40}")
+    if "e" in obj:
+        event_type = _event_type(obj)
+        if event_type not in EVENT_TYPES:
+            raise UnknownMessageError(f"unhandled event type {obj['e']!r}")
+        return _strict(_event, raw, f"invalid {event_type} event")
+    if "result" in obj and "id" in obj:
+        return _strict(_reply, raw, "invalid control reply")
+    if "code" in obj and "msg" in obj:
+        return _strict(_error, raw, "invalid control error")
+    if isinstance(obj.get("error"), dict):
+        # Newer servers nest the error: {"error": {"code": 2, "msg": ...}, "id": 1}.
+        error, request_id = obj["error"], obj.get("id")
+        if isinstance(error.get("code"), int) and isinstance(error.get("msg"), str):
+            ok_id = request_id if isinstance(request_id, int) else None
+            return ControlError(code=error["code"], msg=error["msg"], id=ok_id)
+        raise MalformedFrameError("invalid control error")
+    raise UnknownMessageError(f"unhandled message with keys {sorted(map(str, obj))[:5]}")
+
+
+def _event_type(data: object) -> str | None:
+    event_type = data.get("e") if isinstance(data, dict) else None
+    return event_type if isinstance(event_type, str) else None
+
+
+def _strict(decoder: msgspec.json.Decoder[Any], raw: bytes | str, what: str) -> Frame:
+    try:
+        frame: Frame = decoder.decode(raw)
+    except _DECODE_ERRORS as exc:
+        raise MalformedFrameError(f"{what}: {exc}") from None
+    return frame
+
+
+# One row of GET /api/v3/klines: open time, OHLCV as strings, close time, quote volume, trade
+# count, taker buy base and quote volumes, and an ignored field.
+RestKline = tuple[int, str, str, str, str, str, int, str, int, str, str, str]
+REST_KLINES = msgspec.json.Decoder(list[RestKline])
+
+
+def rest_kline_candle(
+    row: RestKline, symbol: str, interval: IntervalSpec, closed: bool
+) -> market_pb2.Candle:
+    """The candle of one REST kline row."""
+    return market_pb2.Candle(
+        symbol=symbol.upper(),
+        interval=interval.proto,
+        open_time=row[0],
+        close_time=row[6],
+        open=row[1],
+        high=row[2],
+        low=row[3],
+        close=row[4],
+        volume=row[5],
+        trade_count=row[8],
+        closed=closed,
+        quote_volume=row[7],
+    )

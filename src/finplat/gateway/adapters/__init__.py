@@ -1,0 +1,1 @@
+"""The gateway's adapters: channels to the upstream gRPC services and their health."""

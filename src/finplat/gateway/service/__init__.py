@@ -1,0 +1,3 @@
+"""The gateway application: the ASGI app, routing, forwarding, streaming, the WebSocket fan-out and
+the HTTP error mapping.
+"""

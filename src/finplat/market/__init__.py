@@ -1,0 +1,3 @@
+"""The market's vocabulary, shared by every service and pure: intervals, exact decimals and fixed
+point, candle aggregation.
+"""

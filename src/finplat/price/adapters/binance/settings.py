@@ -1,0 +1,87 @@
+"""Settings of the Binance side, embedded by the service's `PriceSettings` composition root."""
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from finplat.binance.streams import MAX_STREAMS_PER_CONNECTION, validate_kind
+from finplat.core.retry import RetryPolicy
+
+
+class RestRetryPolicy(RetryPolicy):
+    """REST retries: shorter waits than the feed's reconnects, a request is waited on.
+
+    Its own class, not a factory default, so that setting one field from the environment
+    (FINPLAT_PRICE_FEED__REST__RETRY__MAX_S) keeps the others at these values.
+    """
+
+    initial_s: float = Field(default=0.5, gt=0)
+    max_s: float = Field(default=30.0, gt=0)
+
+
+class RestSettings(BaseModel):
+    """The REST client: where, how long to wait, how much of the weight budget to use."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str = "https://api.binance.com"
+    timeout_s: float = Field(default=10.0, gt=0)
+    # Binance spot REQUEST_WEIGHT limit per minute and per IP (exchangeInfo `rateLimits`).
+    weight_limit_1m: int = Field(default=6000, ge=1)
+    # Pause until the next minute once the used weight reaches this share of the limit.
+    weight_headroom: float = Field(default=0.8, gt=0, le=1)
+    klines_page_limit: int = Field(default=1000, ge=1, le=1000)
+    retry: RestRetryPolicy = Field(default_factory=RestRetryPolicy)
+
+
+class FeedSettings(BaseModel):
+    """What to stream from where, and how to behave within Binance's connection rules."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ws_base_url: str = "wss://stream.binance.com:9443"
+    rest: RestSettings = Field(default_factory=RestSettings)
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    # Stream kinds per symbol: trade, aggTrade, miniTicker, ticker, kline_<interval>.
+    stream_kinds: tuple[str, ...] = ("trade", "kline_1m")
+    # Put on PriceUpdate.service.
+    service_name: str = "price-service"
+    max_streams_per_connection: int = Field(default=MAX_STREAMS_PER_CONNECTION, ge=1, le=1024)
+    # Streams named in the connection URL; the rest of a group is sent as SUBSCRIBE messages
+    # (keeps URLs short when a connection carries hundreds of streams).
+    streams_in_url: int = Field(default=100, ge=1)
+    subscribe_batch_size: int = Field(default=100, ge=1)
+    # Binance allows 5 incoming control messages per second per connection; stay under it.
+    control_messages_per_s: int = Field(default=4, ge=1, le=5)
+    # Binance allows 300 new connections per 5 minutes per IP.
+    max_connections_per_window: int = Field(default=300, ge=1)
+    connection_window_s: float = Field(default=300.0, gt=0)
+    # Binance closes a connection at 24 h; roll over before, opening the new one first.
+    rollover_after_s: float = Field(default=23.5 * 3600, gt=0)
+    open_timeout_s: float = Field(default=10.0, gt=0)
+    subscribe_timeout_s: float = Field(default=10.0, gt=0)
+    # Our own keepalive pings (Binance's pings are answered by the websockets library).
+    ping_interval_s: float | None = Field(default=20.0, gt=0)
+    ping_timeout_s: float | None = Field(default=20.0, gt=0)
+    # No frame for this long means a stalled connection: reconnect. None disables.
+    stall_timeout_s: float | None = Field(default=60.0, gt=0)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    # Bounded hand-over queue to the consumer (the sinks); price updates beyond are dropped.
+    queue_size: int = Field(default=10_000, ge=1)
+    dedup_window: int = Field(default=4096, ge=1)
+    dedup_max_keys: int = Field(default=10_000, ge=1)
+    # Fetch klines missed while disconnected over REST.
+    backfill_gaps: bool = True
+    max_frame_bytes: int = Field(default=1 << 20, ge=1024)
+
+    @field_validator("symbols")
+    @classmethod
+    def _upper_symbols(cls, symbols: tuple[str, ...]) -> tuple[str, ...]:
+        if not symbols:
+            raise ValueError("at least one symbol")
+        return tuple(symbol.upper() for symbol in symbols)
+
+    @field_validator("stream_kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        if not kinds:
+            raise ValueError("at least one stream kind")
+        return tuple(validate_kind(kind) for kind in kinds)

@@ -1,1 +1,0 @@
-"""Binance spot: wire format, stream names, WebSocket feed and REST client."""

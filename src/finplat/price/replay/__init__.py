@@ -1,1 +1,0 @@
-"""A Binance look-alike that replays real recorded market data, with fault injection."""

@@ -1,0 +1,206 @@
+"""Composition root of the price service: settings in, adapters and servers wired, run, stop.
+
+Feed -> pipeline -> {stream hub, Redis, InfluxDB ticks, InfluxDB candles, Kafka}; each sink has
+its own buffer and writer task, so any one store can be away without stopping the others.
+"""
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from finplat.core.clock import Clock
+from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
+from finplat.core.grpc_server import GrpcServer, ServiceBinding, start_server
+from finplat.kafka.producer import PriceUpdateProducer
+from finplat.kafka.serde import PriceUpdateSerializer, registry_client
+from finplat.market.intervals import INTERVALS
+from finplat.price.adapters.binance.feed import BinanceFeed
+from finplat.price.adapters.binance.rest import BinanceRest
+from finplat.price.adapters.influx_market import InfluxMarketStore
+from finplat.price.adapters.kafka_publisher import KafkaPublisher
+from finplat.price.adapters.redis_prices import RedisPriceStore
+from finplat.price.service.api import SERVICE_NAME, PriceServicer, add_price_service
+from finplat.price.service.metrics import LatencyMetrics, PriceCollector, PriceSources
+from finplat.price.service.pipeline import PricePipeline, TradeCandles, stored_intervals
+from finplat.price.service.settings import PriceSettings
+from finplat.price.service.sink_buffer import BufferedSink, WriteBatch
+from finplat.price.service.stream_hub import PriceHub
+
+logger = logging.getLogger(__name__)
+
+HEALTH_INTERVAL_S = 1.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Infrastructure:
+    """Where the external systems are."""
+
+    kafka: KafkaSettings
+    redis: RedisSettings
+    influx: InfluxSettings
+
+
+def _sink(
+    name: str, write: WriteBatch[T], batch_size: int, settings: PriceSettings
+) -> BufferedSink[T]:
+    return BufferedSink(
+        name,
+        write,
+        capacity=settings.sinks.buffer_capacity,
+        batch_size=batch_size,
+        retry=settings.sinks.retry(),
+        linger_s=settings.sinks.linger_ms / 1000,
+    )
+
+
+class PriceService:
+    """The running service: its stores, sinks, feed and gRPC server."""
+
+    def __init__(self, settings: PriceSettings, infra: Infrastructure, clock: Clock) -> None:
+        self.settings = settings
+        self._clock = clock
+        # Set once the gRPC server listens; `grpc_port` is then the bound port.
+        self.serving = asyncio.Event()
+        self.grpc_port = 0
+        sinks = settings.sinks
+        self.redis = RedisPriceStore(infra.redis)
+        self.influx = InfluxMarketStore(infra.influx)
+        self._registry = registry_client(infra.kafka)
+        producer = PriceUpdateProducer(
+            infra.kafka, PriceUpdateSerializer(self._registry, infra.kafka.topic)
+        )
+        self.publisher = KafkaPublisher(producer)
+        self.latest = _sink("redis", self.redis.write_latest, sinks.redis_batch_size, settings)
+        self.ticks = _sink(
+            "influxdb_ticks", self.influx.write_ticks, sinks.influx_batch_size, settings
+        )
+        self.candles = _sink(
+            "influxdb_candles", self.influx.write_candles, sinks.influx_batch_size, settings
+        )
+        self.kafka = _sink("kafka", self.publisher.write, sinks.kafka_batch_size, settings)
+        self.hub = PriceHub(settings.stream_queue_capacity, settings.stream_max_batch)
+        kinds = settings.feed.stream_kinds
+        from_trades = "trade" in kinds and "kline_1m" not in kinds
+        self.stored_intervals = stored_intervals(kinds, from_trades)
+        self.metrics_registry = CollectorRegistry()
+        latency = LatencyMetrics(self.metrics_registry)
+        self.pipeline = PricePipeline(
+            self.hub,
+            self.latest,
+            self.ticks,
+            self.candles,
+            self.kafka,
+            TradeCandles(
+                INTERVALS["1m"],
+                clock,
+                settings.trade_candle_clock_rate,
+                settings.trade_candle_lateness_ms,
+            )
+            if from_trades
+            else None,
+            on_publish=lambda u: latency.observe(u.timestamp, u.receive_timestamp, clock.time_ms()),
+        )
+
+    @property
+    def sinks(self) -> Mapping[str, BufferedSink[Any]]:
+        """Every buffered sink by name."""
+        named: tuple[BufferedSink[Any], ...] = (self.latest, self.ticks, self.candles, self.kafka)
+        return {sink.name: sink for sink in named}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set, then shut down in order: API, feed, sinks, stores."""
+        servicer = PriceServicer(
+            self.redis,
+            self.influx,
+            self.hub,
+            self._clock,
+            self.settings.feed.symbols,
+            self.stored_intervals,
+        )
+        server = await start_server(
+            self.settings.grpc_address,
+            [ServiceBinding(SERVICE_NAME, lambda server: add_price_service(servicer, server))],
+        )
+        self.grpc_port = server.port
+        self.serving.set()
+        try:
+            async with (
+                BinanceRest(self.settings.feed.rest) as rest,
+                BinanceFeed(self.settings.feed, rest=rest, clock=self._clock) as feed,
+            ):
+                self._serve_metrics(feed)
+                await self._run_tasks(feed, server, stop)
+        finally:
+            await server.stop(self.settings.shutdown_grace_s)
+            await self._drain()
+            await self.redis.close()
+            await self.influx.close()
+            self._registry.close()
+
+    def _serve_metrics(self, feed: BinanceFeed) -> None:
+        self.metrics_registry.register(
+            PriceCollector(PriceSources(feed, self.sinks, self.hub, self.publisher.producer))
+        )
+        if self.settings.metrics_port:
+            start_http_server(
+                self.settings.metrics_port, self.settings.grpc_host, registry=self.metrics_registry
+            )
+
+    async def _run_tasks(self, feed: BinanceFeed, server: GrpcServer, stop: asyncio.Event) -> None:
+        tasks = [
+            asyncio.create_task(sink.run(), name=f"sink-{sink.name}")
+            for sink in self.sinks.values()
+        ]
+        tasks.append(
+            asyncio.create_task(self.publisher.serve_deliveries(), name="kafka-deliveries")
+        )
+        tasks.append(asyncio.create_task(self._consume(feed), name="feed"))
+        tasks.append(asyncio.create_task(self._watch(feed, server), name="health"))
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        try:
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                error = None if task is stopper or task.cancelled() else task.exception()
+                if error is not None:
+                    raise error
+        finally:
+            for task in (*tasks, stopper):
+                task.cancel()
+            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+
+    async def _consume(self, feed: BinanceFeed) -> None:
+        async for item in feed:
+            self.pipeline.handle(item)
+
+    async def _watch(self, feed: BinanceFeed, server: GrpcServer) -> None:
+        """Keep health true to the feed and the stores, and close trade-built candles."""
+        last_frames, silent_s = -1, 0.0
+        stall_s = self.settings.feed.stall_timeout_s or 60.0
+        while True:
+            self.pipeline.tick()
+            silent_s = 0.0 if feed.stats.frames != last_frames else silent_s + HEALTH_INTERVAL_S
+            last_frames = feed.stats.frames
+            components = {
+                "finplat.price.feed": silent_s < stall_s,
+                **{
+                    f"finplat.price.sink.{name}": sink.stats.healthy
+                    for name, sink in self.sinks.items()
+                },
+            }
+            for name, serving in components.items():
+                await server.health.set_serving(serving, name)
+            await server.health.set_serving(self.latest.stats.healthy, SERVICE_NAME)
+            await server.health.set_serving(all(components.values()))
+            await asyncio.sleep(HEALTH_INTERVAL_S)
+
+    async def _drain(self) -> None:
+        timeout = self.settings.sinks.drain_timeout_s
+        for sink in self.sinks.values():
+            await sink.drain(timeout)
+        left = await self.publisher.flush(timeout)
+        logger.info("price service stopped", extra={"kafka_unacknowledged": left})

@@ -1,0 +1,134 @@
+"""Prometheus metrics of the price service.
+
+Counters live as plain integers on the objects that count (feed, sinks, hub, producer) so the
+hot path pays nothing; this collector reads them when Prometheus scrapes. Only latency, a
+distribution, is observed as it happens.
+"""
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from finplat.kafka.producer import PriceUpdateProducer
+from finplat.price.adapters.binance.feed import BinanceFeed
+from finplat.price.service.sink_buffer import BufferedSink
+from finplat.price.service.stream_hub import PriceHub
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+@dataclass
+class PriceSources:
+    """Everything the collector reads."""
+
+    feed: BinanceFeed
+    sinks: Mapping[str, BufferedSink[Any]]
+    hub: PriceHub
+    producer: PriceUpdateProducer
+
+
+class PriceCollector(Collector):
+    """Reads the counters of the running service at scrape time."""
+
+    def __init__(self, sources: PriceSources) -> None:
+        self._sources = sources
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._feed()
+        yield from self._sinks()
+        hub = self._sources.hub
+        yield _gauge(
+            "finplat_price_stream_subscribers", "StreamPrices subscribers", hub.subscribers
+        )
+        yield _counter(
+            "finplat_price_stream_cut_off", "Subscribers cut off as too slow", hub.cut_off
+        )
+        producer = self._sources.producer
+        deliveries = CounterMetricFamily(
+            "finplat_price_kafka_deliveries", "Kafka delivery reports", labels=["result"]
+        )
+        deliveries.add_metric(["delivered"], producer.delivered)
+        deliveries.add_metric(["failed"], producer.failed)
+        yield deliveries
+        yield _gauge(
+            "finplat_price_kafka_pending", "Messages not yet acknowledged", producer.pending()
+        )
+
+    def _feed(self) -> Iterable[Metric]:
+        feed = self._sources.feed
+        stats = feed.stats
+        messages = CounterMetricFamily(
+            "finplat_price_feed_messages", "Feed frames by outcome", labels=["outcome"]
+        )
+        for outcome in ("updates", "candles", "malformed", "unknown", "duplicates"):
+            messages.add_metric([outcome], getattr(stats, outcome))
+        messages.add_metric(["out_of_order"], stats.out_of_order)
+        messages.add_metric(["dropped"], stats.dropped_updates)
+        yield messages
+        yield _counter("finplat_price_feed_frames", "Frames received", stats.frames)
+        reconnects = sum(group.reconnects for group in feed.groups)
+        yield _counter("finplat_price_feed_reconnects", "Feed reconnections", reconnects)
+        yield _counter("finplat_price_feed_gaps", "Gaps detected after reconnects", stats.gaps)
+
+    def _sinks(self) -> Iterable[Metric]:
+        written = CounterMetricFamily(
+            "finplat_price_sink_written", "Items written per sink", labels=["sink"]
+        )
+        dropped = CounterMetricFamily(
+            "finplat_price_sink_dropped", "Items dropped, buffer full", labels=["sink"]
+        )
+        failures = CounterMetricFamily(
+            "finplat_price_sink_failures", "Failed write attempts per sink", labels=["sink"]
+        )
+        buffered = GaugeMetricFamily(
+            "finplat_price_sink_buffered", "Items waiting per sink", labels=["sink"]
+        )
+        healthy = GaugeMetricFamily(
+            "finplat_price_sink_up", "1 while the sink writes", labels=["sink"]
+        )
+        batch = GaugeMetricFamily(
+            "finplat_price_sink_last_batch_seconds", "Duration of the last write", labels=["sink"]
+        )
+        for name, sink in self._sources.sinks.items():
+            written.add_metric([name], sink.stats.written)
+            dropped.add_metric([name], sink.stats.dropped + sink.stats.rejected)
+            failures.add_metric([name], sink.stats.failures)
+            buffered.add_metric([name], len(sink))
+            healthy.add_metric([name], 1 if sink.stats.healthy else 0)
+            batch.add_metric([name], sink.stats.last_batch_s)
+        yield from (written, dropped, failures, buffered, healthy, batch)
+
+
+def _counter(name: str, documentation: str, value: float) -> Metric:
+    return CounterMetricFamily(name, documentation, value=value)
+
+
+def _gauge(name: str, documentation: str, value: float) -> Metric:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+class LatencyMetrics:
+    """End-to-end latency of each update, observed when it is published."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.exchange_to_publish = Histogram(
+            "finplat_price_exchange_to_publish_seconds",
+            "Exchange event time to publication",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.receive_to_publish = Histogram(
+            "finplat_price_receive_to_publish_seconds",
+            "Our receive time to publication",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+    def observe(self, exchange_ms: int, receive_ms: int, now_ms: int) -> None:
+        """Record one update's latencies (negative clock skew counts as zero)."""
+        self.exchange_to_publish.observe(max(0, now_ms - exchange_ms) / 1000)
+        self.receive_to_publish.observe(max(0, now_ms - receive_ms) / 1000)

@@ -1,0 +1,112 @@
+"""Routes each feed item to the stream hub and to every sink, never waiting on any of them."""
+
+from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar
+
+from finance.market.v1 import market_pb2
+from finplat.core.clock import Clock
+from finplat.market.intervals import IntervalSpec
+from finplat.price.domain.candles import CandleBuilder
+from finplat.price.service.stream_hub import PriceHub
+
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class Sink(Protocol[T_contra]):
+    """Anything that accepts items without blocking (a buffered sink, the Kafka publisher)."""
+
+    def offer(self, item: T_contra) -> None:
+        """Take one item; a full sink drops and counts, it never blocks."""
+        ...
+
+
+def stored_intervals(stream_kinds: Iterable[str], candles_from_trades: bool) -> frozenset[str]:
+    """Intervals written to the candle store as such; others are aggregated from 1m."""
+    intervals = {kind.removeprefix("kline_") for kind in stream_kinds if kind.startswith("kline_")}
+    if candles_from_trades:
+        intervals.add("1m")
+    return frozenset(intervals)
+
+
+class TradeCandles:
+    """Candles built from trades, for symbols whose klines are not streamed.
+
+    Buckets close when a later trade arrives, or when the exchange clock has passed their end
+    by `lateness_ms`. That clock is estimated from the last event time, running at `clock_rate`
+    since then (1 for the live exchange; the replay speed when replaying history), so empty
+    minutes after the last trade close too, without ever racing ahead of the data.
+    """
+
+    def __init__(
+        self, interval: IntervalSpec, clock: Clock, clock_rate: float, lateness_ms: int
+    ) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._rate = clock_rate
+        self._lateness_ms = lateness_ms
+        self._builders: dict[str, CandleBuilder] = {}
+        self._last_event_ms: int | None = None
+        self._last_event_at_s = 0.0
+
+    def add(self, trade: market_pb2.PriceUpdate) -> list[market_pb2.Candle]:
+        """Apply one trade; returns the candles it closed."""
+        builder = self._builders.get(trade.symbol)
+        if builder is None:
+            builder = self._builders[trade.symbol] = CandleBuilder(trade.symbol, self._interval)
+        if self._last_event_ms is None or trade.timestamp >= self._last_event_ms:
+            self._last_event_ms = trade.timestamp
+            self._last_event_at_s = self._clock.monotonic()
+        return builder.add_trade(trade.price, trade.volume, trade.timestamp)
+
+    def advance(self) -> list[market_pb2.Candle]:
+        """Closed candles due by the estimated exchange clock, then every forming candle."""
+        if self._last_event_ms is None:
+            return []
+        elapsed_ms = (self._clock.monotonic() - self._last_event_at_s) * 1000 * self._rate
+        now_ms = self._last_event_ms + int(elapsed_ms) - self._lateness_ms
+        out = [c for builder in self._builders.values() for c in builder.advance(now_ms)]
+        out.extend(c for builder in self._builders.values() if (c := builder.forming()))
+        return out
+
+
+class PricePipeline:
+    """One feed item in, every consumer served: hub, latest prices, ticks, candles, Kafka."""
+
+    def __init__(
+        self,
+        hub: PriceHub,
+        latest: Sink[market_pb2.PriceUpdate],
+        ticks: Sink[market_pb2.PriceUpdate],
+        candles: Sink[market_pb2.Candle],
+        kafka: Sink[market_pb2.PriceUpdate],
+        trade_candles: TradeCandles | None,
+        on_publish: Callable[[market_pb2.PriceUpdate], None] | None = None,
+    ) -> None:
+        self._on_publish = on_publish
+        self._hub = hub
+        self._latest = latest
+        self._ticks = ticks
+        self._candles = candles
+        self._kafka = kafka
+        self._trade_candles = trade_candles
+
+    def handle(self, item: market_pb2.PriceUpdate | market_pb2.Candle) -> None:
+        """Dispatch one normalised item."""
+        if isinstance(item, market_pb2.Candle):
+            self._candles.offer(item)
+            return
+        self._hub.publish(item)
+        if self._on_publish is not None:
+            self._on_publish(item)
+        self._latest.offer(item)
+        self._ticks.offer(item)
+        self._kafka.offer(item)
+        if self._trade_candles is not None and item.kind == market_pb2.EVENT_KIND_TRADE:
+            for candle in self._trade_candles.add(item):
+                self._candles.offer(candle)
+
+    def tick(self) -> None:
+        """Close trade-built candles whose time has passed, and store the forming ones."""
+        if self._trade_candles is not None:
+            for candle in self._trade_candles.advance():
+                self._candles.offer(candle)

@@ -1,1 +1,0 @@
-"""Where normalised updates go: bounded, batched, independent of each other."""
