@@ -27,7 +27,7 @@ subject, Redis key prefix and InfluxDB bucket, all deleted at the end.
    bandwidth-delay product with a ping about every message on a sparse stream, which the server
    answers; `--go-window BYTES` fixes the client's windows and turns that off, to see what the
    pings cost. Peers: the same with one subscriber, and
-   a bare grpc.aio server fanning out pre-built updates through the service's PriceHub, with
+   a bare grpc.aio server fanning out pre-built updates through the service's StreamHub, with
    its pre-encoded messages (the floor of gRPC Python on this machine, no feed and no sinks).
    Every process runs as `finplat price serve` does: on uvloop (`--loop asyncio` to compare)
    and with its quieter garbage collector (finplat.price.service.eventloop).
@@ -85,7 +85,7 @@ from finplat.price.service import eventloop
 from finplat.price.service.api import SERVICE_NAME
 from finplat.price.service.app import Infrastructure, PriceService
 from finplat.price.service.settings import PriceSettings
-from finplat.price.service.stream_hub import PriceHub
+from finplat.price.service.stream_hub import StreamHub
 from finplat.replay.client import Client
 from finplat.replay.server import ReplayServer
 from finplat.replay.settings import ReplaySettings
@@ -241,7 +241,7 @@ def stream_handler(
 
 
 async def serve_floor(subscribers: int) -> None:
-    hub = PriceHub()
+    hub = StreamHub()
 
     async def stream(request: Any, context: Any) -> AsyncIterator[bytes]:
         with hub.subscribe(request.symbols) as subscription:
@@ -944,7 +944,7 @@ _CLIENTS = {
 }
 
 
-def _subscribed(hub: PriceHub, count: int) -> bool:
+def _subscribed(hub: StreamHub, count: int) -> bool:
     return hub.subscribers >= count
 
 
@@ -976,7 +976,7 @@ async def stream(args: argparse.Namespace) -> None:
         async with Publisher.start("--role", "floor", "--subscribers", str(count)) as floor:
             rows.append(
                 await stream_phase(
-                    "bare grpc.aio fan-out (PriceHub, pre-encoded)",
+                    "bare grpc.aio fan-out (StreamHub, pre-encoded)",
                     floor,
                     f"127.0.0.1:{floor.port}",
                     count,

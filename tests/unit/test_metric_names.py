@@ -19,7 +19,7 @@ from finplat.price.adapters.binance.feed import BinanceFeed
 from finplat.price.adapters.binance.settings import FeedSettings
 from finplat.price.service.metrics import LatencyMetrics, PriceCollector, PriceSources
 from finplat.price.service.sink_buffer import BufferedSink
-from finplat.price.service.stream_hub import PriceHub
+from finplat.price.service.stream_hub import StreamHub
 from tests.paths import REPO_ROOT
 from tests.unit.backtest.service_support import FakeClock
 from tests.unit.backtest.test_metrics_endpoint import FakeConsumer, FakeResults, FakeStatsView
@@ -51,7 +51,9 @@ def _price_metrics() -> Iterable[Metric]:
     sink: BufferedSink[object] = BufferedSink(
         "redis", _never_written, capacity=1, batch_size=1, retry=RetryPolicy()
     )
-    sources = PriceSources(BinanceFeed(FeedSettings()), {"redis": sink}, PriceHub(), FakeProducer())
+    sources = PriceSources(
+        BinanceFeed(FeedSettings()), {"redis": sink}, StreamHub(), FakeProducer()
+    )
     registry = CollectorRegistry()
     LatencyMetrics(registry)
     return [*PriceCollector(sources).collect(), *registry.collect()]

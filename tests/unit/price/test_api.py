@@ -14,7 +14,7 @@ from finplat.core.grpc_server import ServiceBinding, start_server
 from finplat.market.intervals import IntervalSpec
 from finplat.price.adapters.errors import StoreUnavailableError
 from finplat.price.service.api import SERVICE_NAME, PriceServicer, add_price_service
-from finplat.price.service.stream_hub import PriceHub
+from finplat.price.service.stream_hub import StreamHub
 
 BTC = market_pb2.PriceUpdate(symbol="BTCUSDT", price="67012.34000000", timestamp=1, volume="0.1")
 
@@ -53,7 +53,7 @@ class Harness:
 
     stub: "price_service_pb2_grpc.PriceServiceAsyncStub"
     prices: FakeLatestPrices
-    hub: PriceHub
+    hub: StreamHub
 
 
 def _generated(servicer: PriceServicer, server: grpc.aio.Server) -> None:
@@ -65,7 +65,7 @@ def _generated(servicer: PriceServicer, server: grpc.aio.Server) -> None:
 @pytest_asyncio.fixture(params=[add_price_service, _generated], ids=["encoded", "generated"])
 async def service(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     prices = FakeLatestPrices()
-    hub = PriceHub(queue_capacity=5)
+    hub = StreamHub(queue_capacity=5)
     servicer = PriceServicer(
         prices, FakeCandleStore(), hub, SystemClock(), ["BTCUSDT", "ETHUSDT"], ["1m"]
     )
@@ -178,7 +178,7 @@ async def test_slow_stream_is_resource_exhausted(
     assert hub.subscribers == 0
 
 
-async def _until_subscribed(hub: PriceHub, count: int) -> None:
+async def _until_subscribed(hub: StreamHub, count: int) -> None:
     async with asyncio.timeout(5):
         while hub.subscribers < count:  # noqa: ASYNC110 - hub state, not an awaitable
             await asyncio.sleep(0.005)

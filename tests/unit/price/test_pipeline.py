@@ -5,7 +5,7 @@ from typing import Generic, TypeVar
 from finance.market.v1 import market_pb2
 from finplat.market.intervals import INTERVALS
 from finplat.price.service.pipeline import PricePipeline, TradeCandles, stored_intervals
-from finplat.price.service.stream_hub import PriceHub
+from finplat.price.service.stream_hub import StreamHub
 
 T = TypeVar("T")
 MINUTE = 60_000
@@ -51,9 +51,9 @@ def _trade(price: str, quantity: str, time_ms: int) -> market_pb2.PriceUpdate:
 def _pipeline(
     trade_candles: TradeCandles | None,
 ) -> tuple[
-    PricePipeline, PriceHub, list[FakeSink[market_pb2.PriceUpdate]], FakeSink[market_pb2.Candle]
+    PricePipeline, StreamHub, list[FakeSink[market_pb2.PriceUpdate]], FakeSink[market_pb2.Candle]
 ]:
-    hub = PriceHub()
+    hub = StreamHub()
     update_sinks: list[FakeSink[market_pb2.PriceUpdate]] = [FakeSink(), FakeSink(), FakeSink()]
     candles: FakeSink[market_pb2.Candle] = FakeSink()
     latest, ticks, kafka = update_sinks

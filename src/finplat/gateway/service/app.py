@@ -23,7 +23,7 @@ from finplat.gateway.domain.bindings import bindings_of
 from finplat.gateway.domain.openapi import openapi_document
 from finplat.gateway.service.forward import Forwarder, ForwardOptions
 from finplat.gateway.service.metrics import GatewayMetrics, MetricsMiddleware
-from finplat.gateway.service.price_fanout import PriceHub
+from finplat.gateway.service.price_fanout import PriceFanout
 from finplat.gateway.service.routes import grpc_routes
 from finplat.gateway.service.settings import GatewaySettings
 from finplat.gateway.service.status_to_http import GatewayError
@@ -116,23 +116,23 @@ def create_app(
             sse_keepalive_s=settings.sse_keepalive_s,
         ),
     )
-    hub = _price_hub(upstreams, pool, settings, metrics)
+    fanout = _price_fanout(upstreams, pool, settings, metrics)
     web = WebPage(settings.web_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await pool.open()
-        hub_task = asyncio.create_task(hub.run()) if hub is not None else None
+        fanout_task = asyncio.create_task(fanout.run()) if fanout is not None else None
         if not web.built():
             logger.warning("%s", web.missing_message().strip())
         logger.info("gateway ready", extra={"routes": len(bindings)})
         try:
             yield
         finally:
-            if hub_task is not None:
-                hub_task.cancel()
+            if fanout_task is not None:
+                fanout_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await hub_task
+                    await fanout_task
             await pool.close()
 
     app = FastAPI(
@@ -184,9 +184,9 @@ def create_app(
         error = GatewayError(grpc.StatusCode.INTERNAL, "internal error")
         return Response(error.body(), 500, media_type="application/json")
 
-    if hub is not None:
+    if fanout is not None:
         socket = PriceSocket(
-            hub,
+            fanout,
             metrics,
             queue_frames=settings.ws_send_queue_frames,
             max_symbols=settings.ws_max_symbols,
@@ -208,16 +208,16 @@ def create_app(
     return app
 
 
-def _price_hub(
+def _price_fanout(
     upstreams: Sequence[Upstream],
     pool: UpstreamPool,
     settings: GatewaySettings,
     metrics: GatewayMetrics,
-) -> PriceHub | None:
+) -> PriceFanout | None:
     if not any(PRICE_SERVICE.full_name == s.full_name for u in upstreams for s in u.services):
         return None  # no price upstream, no /ws/prices
     stream_prices = PRICE_SERVICE.methods_by_name["StreamPrices"]
-    return PriceHub(
+    return PriceFanout(
         lambda: pool.stream(stream_prices)(price_service_pb2.StreamPricesRequest()),
         batch_interval_s=settings.ws_batch_interval_ms / 1000,
         ping_interval_s=settings.ws_ping_interval_s,

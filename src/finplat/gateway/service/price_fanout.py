@@ -78,7 +78,7 @@ def encode_update(update: market_pb2.PriceUpdate) -> str:
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
 
 
-class PriceHub:
+class PriceFanout:
     def __init__(
         self,
         open_stream: Callable[[], StreamCall],

@@ -30,7 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from finplat.gateway.service.asgi import bearer_token_ok
 from finplat.gateway.service.metrics import GatewayMetrics
-from finplat.gateway.service.price_fanout import ALL_SYMBOLS, ClientQueue, PriceHub
+from finplat.gateway.service.price_fanout import ALL_SYMBOLS, ClientQueue, PriceFanout
 from finplat.gateway.service.status_to_http import GatewayError
 
 logger = logging.getLogger(__name__)
@@ -45,14 +45,14 @@ class PriceSocket:
 
     def __init__(
         self,
-        hub: PriceHub,
+        fanout: PriceFanout,
         metrics: GatewayMetrics,
         *,
         queue_frames: int,
         max_symbols: int,
         api_token: str | None,
     ) -> None:
-        self.hub = hub
+        self.fanout = fanout
         self.metrics = metrics
         self.queue_frames = queue_frames
         self.max_symbols = max_symbols
@@ -68,7 +68,7 @@ class PriceSocket:
         await send({"type": "websocket.accept"})
         client = ClientQueue(self.queue_frames)
         batched = query.get("batch", ["false"])[-1].lower() in ("1", "true", "yes")
-        self.hub.connect(client)
+        self.fanout.connect(client)
         self.metrics.websockets.inc()
         try:
             symbols: set[str] = set()
@@ -80,7 +80,7 @@ class PriceSocket:
                     client.offer(_frame({"type": "error", "message": str(exc)}))
             await self._session(client, receive, send, batched, symbols)
         finally:
-            self.hub.disconnect(client)
+            self.fanout.disconnect(client)
             self.metrics.websockets.dec()
 
     async def _session(
@@ -144,7 +144,7 @@ class PriceSocket:
         updated = current | requested if action == "subscribe" else current - requested
         if len(updated) > self.max_symbols:
             raise ValueError(f"at most {self.max_symbols} symbols per connection")
-        self.hub.subscribe(client, frozenset(updated), batched=batched)
+        self.fanout.subscribe(client, frozenset(updated), batched=batched)
         client.offer(_frame({"type": "subscribed", "symbols": sorted(updated)}))
         return updated
 

@@ -18,7 +18,7 @@ from finplat.price.service.candle_query import (
     query_candles,
     validate,
 )
-from finplat.price.service.stream_hub import PriceHub, SlowSubscriberError
+from finplat.price.service.stream_hub import SlowSubscriberError, StreamHub
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class PriceServicer(price_service_pb2_grpc.PriceServiceServicer):
         self,
         prices: LatestPrices,
         candles: CandleStore,
-        hub: PriceHub,
+        hub: StreamHub,
         clock: Clock,
         tracked_symbols: Collection[str],
         stored_intervals: Collection[str],

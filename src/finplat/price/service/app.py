@@ -28,7 +28,7 @@ from finplat.price.service.metrics import LatencyMetrics, PriceCollector, PriceS
 from finplat.price.service.pipeline import PricePipeline, TradeCandles, stored_intervals
 from finplat.price.service.settings import PriceSettings
 from finplat.price.service.sink_buffer import BufferedSink, WriteBatch
-from finplat.price.service.stream_hub import PriceHub
+from finplat.price.service.stream_hub import StreamHub
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class PriceService:
             "influxdb_candles", self.influx.write_candles, sinks.influx_batch_size, settings
         )
         self.kafka = _sink("kafka", self.publisher.write, sinks.kafka_batch_size, settings)
-        self.hub = PriceHub(settings.stream_queue_capacity, settings.stream_max_batch)
+        self.hub = StreamHub(settings.stream_queue_capacity, settings.stream_max_batch)
         kinds = settings.feed.stream_kinds
         from_trades = "trade" in kinds and "kline_1m" not in kinds
         self.stored_intervals = stored_intervals(kinds, from_trades)

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from finplat.kafka.producer import PriceUpdateProducer
 from finplat.price.adapters.binance.feed import BinanceFeed
 from finplat.price.service.sink_buffer import BufferedSink
-from finplat.price.service.stream_hub import PriceHub
+from finplat.price.service.stream_hub import StreamHub
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -27,7 +27,7 @@ class PriceSources:
 
     feed: BinanceFeed
     sinks: Mapping[str, BufferedSink[Any]]
-    hub: PriceHub
+    hub: StreamHub
     producer: PriceUpdateProducer
 
 

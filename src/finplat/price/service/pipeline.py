@@ -7,7 +7,7 @@ from finance.market.v1 import market_pb2
 from finplat.core.clock import Clock
 from finplat.market.intervals import IntervalSpec
 from finplat.price.domain.candles import CandleBuilder
-from finplat.price.service.stream_hub import PriceHub
+from finplat.price.service.stream_hub import StreamHub
 
 T_contra = TypeVar("T_contra", contravariant=True)
 
@@ -74,7 +74,7 @@ class PricePipeline:
 
     def __init__(
         self,
-        hub: PriceHub,
+        hub: StreamHub,
         latest: Sink[market_pb2.PriceUpdate],
         ticks: Sink[market_pb2.PriceUpdate],
         candles: Sink[market_pb2.Candle],

@@ -144,7 +144,7 @@ class Subscription:
             yield await self.next_batch()
 
 
-class PriceHub:
+class StreamHub:
     """One log per distinct symbol filter, so a publish costs per filter, not per subscriber."""
 
     def __init__(

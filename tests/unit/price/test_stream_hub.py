@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from finance.market.v1 import market_pb2, price_service_pb2
-from finplat.price.service.stream_hub import PriceHub, SlowSubscriberError
+from finplat.price.service.stream_hub import SlowSubscriberError, StreamHub
 
 
 def _update(symbol: str, n: int) -> market_pb2.PriceUpdate:
@@ -14,7 +14,7 @@ def _update(symbol: str, n: int) -> market_pb2.PriceUpdate:
 
 @pytest.mark.asyncio
 async def test_subscriber_gets_only_its_symbols_in_order() -> None:
-    hub = PriceHub()
+    hub = StreamHub()
     with hub.subscribe(["btcusdt"]) as btc, hub.subscribe() as everything:
         hub.publish(_update("BTCUSDT", 1))
         hub.publish(_update("ETHUSDT", 2))
@@ -29,7 +29,7 @@ async def test_subscriber_gets_only_its_symbols_in_order() -> None:
 
 @pytest.mark.asyncio
 async def test_batches_are_capped() -> None:
-    hub = PriceHub(max_batch=2)
+    hub = StreamHub(max_batch=2)
     with hub.subscribe() as subscription:
         for n in range(5):
             hub.publish(_update("BTCUSDT", n))
@@ -41,7 +41,7 @@ async def test_batches_are_capped() -> None:
 
 @pytest.mark.asyncio
 async def test_slow_subscriber_is_cut_off_and_others_continue() -> None:
-    hub = PriceHub(queue_capacity=3)
+    hub = StreamHub(queue_capacity=3)
     with hub.subscribe() as slow, hub.subscribe() as fast:
         for n in range(3):
             hub.publish(_update("BTCUSDT", n))
@@ -59,7 +59,7 @@ async def test_slow_subscriber_is_cut_off_and_others_continue() -> None:
 
 @pytest.mark.asyncio
 async def test_waiting_subscriber_wakes_on_publish_and_detaches() -> None:
-    hub = PriceHub()
+    hub = StreamHub()
     with hub.subscribe(["ETHUSDT"]) as subscription:
         waiting = asyncio.create_task(subscription.next_batch())
         await asyncio.sleep(0)
@@ -73,7 +73,7 @@ async def test_waiting_subscriber_wakes_on_publish_and_detaches() -> None:
 
 @pytest.mark.asyncio
 async def test_message_is_the_encoded_response_of_the_batch() -> None:
-    hub = PriceHub()
+    hub = StreamHub()
     # Long enough that the element's length takes two varint bytes.
     big = market_pb2.PriceUpdate(symbol="BTCUSDT", price="1" * 200, timestamp=2, event_id="9")
     with hub.subscribe(["BTCUSDT"]) as subscription:
@@ -98,7 +98,7 @@ async def test_message_is_the_encoded_response_of_the_batch() -> None:
 
 @pytest.mark.asyncio
 async def test_subscribers_with_the_same_filter_read_at_their_own_pace() -> None:
-    hub = PriceHub()
+    hub = StreamHub()
     with (
         hub.subscribe(["BTCUSDT", "ethusdt"]) as first,
         hub.subscribe(["ETHUSDT", "BTCUSDT"]) as second,
@@ -118,7 +118,7 @@ async def test_subscribers_with_the_same_filter_read_at_their_own_pace() -> None
 
 @pytest.mark.asyncio
 async def test_updates_published_while_a_message_is_in_flight_go_together() -> None:
-    hub = PriceHub()
+    hub = StreamHub()
     with hub.subscribe() as subscription:
         received: list[list[int]] = []
 
@@ -141,7 +141,7 @@ async def test_updates_published_while_a_message_is_in_flight_go_together() -> N
 
 @pytest.mark.asyncio
 async def test_skip_ahead_jumps_to_the_newest_updates_without_cutting_off() -> None:
-    hub = PriceHub(queue_capacity=4, max_batch=2, skip_ahead=True)
+    hub = StreamHub(queue_capacity=4, max_batch=2, skip_ahead=True)
     with hub.subscribe() as slow, hub.subscribe() as fast:
         for n in range(10):
             hub.publish(_update("BTCUSDT", n))
@@ -158,7 +158,7 @@ async def test_skip_ahead_jumps_to_the_newest_updates_without_cutting_off() -> N
 
 @pytest.mark.asyncio
 async def test_cancelled_waiter_leaves_the_others_waiting() -> None:
-    hub = PriceHub()
+    hub = StreamHub()
     with hub.subscribe() as leaving, hub.subscribe() as staying:
         gone = asyncio.create_task(leaving.next_batch())
         waiting = asyncio.create_task(staying.next_batch())
@@ -172,7 +172,7 @@ async def test_cancelled_waiter_leaves_the_others_waiting() -> None:
 
 
 def test_publish_without_subscribers_keeps_nothing() -> None:
-    hub = PriceHub()
+    hub = StreamHub()
     with hub.subscribe(["ETHUSDT"]):
         pass
     hub.publish(_update("ETHUSDT", 1))
@@ -182,7 +182,7 @@ def test_publish_without_subscribers_keeps_nothing() -> None:
 
 
 def test_log_keeps_at_most_twice_its_capacity() -> None:
-    hub = PriceHub(queue_capacity=10)
+    hub = StreamHub(queue_capacity=10)
     with hub.subscribe():
         for n in range(1000):
             hub.publish(_update("BTCUSDT", n))
