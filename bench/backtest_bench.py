@@ -37,9 +37,11 @@ import vectorbt as vbt  # type: ignore[import-untyped]
 from backtesting import Strategy  # type: ignore[import-untyped]
 from backtesting.lib import FractionalBacktest  # type: ignore[import-untyped]
 
-from finplat.backtest.domain.bars import Bars, daily_kline_paths, load_klines
+from finplat.backtest.adapters.kline_files import load_bars
+from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import EngineConfig, run_strategy
 from finplat.backtest.domain.sweep import Backend, run_sweep
+from finplat.binance.archive import daily_kline_paths
 from finplat.replay.settings import ReplaySettings
 
 FAST, SLOW, FEE = 10, 30, 0.001
@@ -56,7 +58,7 @@ def data_dir() -> Path:
 def million_bars(n: int) -> tuple[Bars, str]:
     """Real contiguous 1m klines (2024-10-01 .. 2025-01-07), tiled with shifted times to ``n``."""
     paths = daily_kline_paths(data_dir(), "BTCUSDT", "1m", date(2024, 10, 1), date(2025, 1, 7))
-    real = load_klines(paths)
+    real = load_bars(paths)
     span = int(real.open_time_ms[-1] - real.open_time_ms[0]) + 60_000
     copies = -(-n // len(real))
     bars = Bars.concat([real.shift_time(i * span) for i in range(copies)]).slice(0, n)

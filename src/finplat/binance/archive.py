@@ -11,8 +11,10 @@
   is_best_match (`True`/`False`).
 * REST JSON: the `/api/v3/klines` response, an array of 12-element arrays.
 
-Klines are kept as compact canonical CSV lines (`KlineTable`) and turned into `Candle`s on
-demand: a quarter of 1m klines as protobuf objects would take several times the memory.
+This is the one reader of those files: the replay exchange serves them, the backtest builds its
+bars from them. Klines are kept as compact canonical CSV lines (`KlineTable`) and turned into
+`Candle`s on demand: a quarter of 1m klines as protobuf objects would take several times the
+memory.
 """
 
 import csv
@@ -23,7 +25,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -120,7 +122,10 @@ def _kline_lines(path: Path) -> Iterator[str]:
                 return
             if len(row) < 11:
                 raise DataError(f"{path}:{number}: expected 12 kline columns, got {len(row)}")
-            open_time, close_time = int(row[0]), int(row[6])
+            try:
+                open_time, close_time = int(row[0]), int(row[6])
+            except ValueError as exc:
+                raise DataError(f"{path}:{number}: {exc}") from None
             if open_time >= _MICROSECONDS_FROM:
                 open_time, close_time = open_time // 1000, close_time // 1000
             yield ",".join((str(open_time), *row[1:6], str(close_time), *row[7:11]))
@@ -138,8 +143,9 @@ def _ohlcv_lines(rows: Iterable[list[str]], path: Path) -> Iterator[str]:
         )
 
 
-def load_kline_table(symbol: str, paths: Iterable[Path], interval: str = "1m") -> KlineTable:
-    """Read kline files (12-column or OHLCV-only) into one table; files may come in any order."""
+def read_kline_lines(paths: Iterable[Path]) -> tuple["array[int]", list[str]]:
+    """Kline files (12-column or OHLCV-only), in any order, as canonical lines sorted by open
+    time, and those open times; a kline found in two files is kept once."""
     chunks = sorted(([line for line in _kline_lines(path)] for path in paths), key=_first_time)
     open_times: array[int] = array("q")
     lines: list[str] = []
@@ -150,6 +156,12 @@ def load_kline_table(symbol: str, paths: Iterable[Path], interval: str = "1m") -
                 continue  # the same kline in two files (overlapping downloads): keep the first
             open_times.append(open_time)
             lines.append(line)
+    return open_times, lines
+
+
+def load_kline_table(symbol: str, paths: Iterable[Path], interval: str = "1m") -> KlineTable:
+    """Read kline files (12-column or OHLCV-only) into one table; files may come in any order."""
+    open_times, lines = read_kline_lines(paths)
     return KlineTable(symbol.upper(), parse_interval(interval), open_times, lines)
 
 
@@ -187,6 +199,19 @@ def kline_files(
     """`klines/spot/<SYMBOL>/1m/*.csv[.gz]` whose date (in the name) is within [first, last]."""
     folder = data_dir / "klines" / "spot" / symbol.upper() / "1m"
     return [path for path in sorted(folder.glob("*.csv*")) if _date_within(path, first, last)]
+
+
+def daily_kline_paths(
+    data_dir: Path, symbol: str, interval: str, first: date, last: date
+) -> list[Path]:
+    """The daily files `first..last` (inclusive) of one interval, whether they exist or not, so
+    that a caller can name the days that are missing."""
+    folder = data_dir / "klines" / "spot" / symbol / interval
+    days = (last - first).days + 1
+    return [
+        folder / f"{symbol}-{interval}-{(first + timedelta(d)).isoformat()}.csv.gz"
+        for d in range(days)
+    ]
 
 
 def ohlcv_files(data_dir: Path, symbol: str) -> list[Path]:

@@ -4,7 +4,9 @@ from datetime import date
 
 import pytest
 
-from finplat.backtest.domain.bars import Bars, daily_kline_paths, load_klines
+from finplat.backtest.adapters.kline_files import load_bars
+from finplat.backtest.domain.bars import Bars
+from finplat.binance.archive import daily_kline_paths
 from tests.paths import market_data_dir
 
 
@@ -12,7 +14,7 @@ def btc_1m(start: date, end: date) -> Bars:
     paths = daily_kline_paths(market_data_dir(), "BTCUSDT", "1m", start, end)
     if not paths[0].is_file():
         pytest.fail(f"kline data not found under {market_data_dir()}; set FINPLAT_DATA_DIR")
-    return load_klines(paths)
+    return load_bars(paths)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import grpc
 from typing_extensions import override
 
 from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
-from finplat.backtest.domain.bars import daily_kline_paths
+from finplat.binance.archive import daily_kline_paths
 
 Context = grpc.aio.ServicerContext[object, object]
 _MICROSECONDS = 100_000_000_000_000

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finplat.backtest.domain.bars import Bars, read_kline_csv
+from finplat.backtest.adapters.kline_files import load_bars
+from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.errors import BacktestError, DataFileError, InvalidBarsError
 from tests.unit.backtest.conftest import btc_1m
 
@@ -38,16 +39,16 @@ def test_arrays_are_read_only(q4_bars: Bars) -> None:
 def test_plain_csv_and_missing_file(tmp_path: Path) -> None:
     csv = tmp_path / "x.csv"
     csv.write_text("1000,1,2,0.5,1.5,10,1059,0,0,0,0,0\n1060,1.5,2,1,1,5,1119,0,0,0,0,0\n")
-    bars = read_kline_csv(csv)
+    bars = load_bars([csv])
     assert bars.open_time_ms.tolist() == [1000, 1060]
     assert bars.close.tolist() == [1.5, 1.0]
     with pytest.raises(DataFileError):
-        read_kline_csv(tmp_path / "missing.csv.gz")
+        load_bars([tmp_path / "missing.csv.gz"])
     broken = tmp_path / "broken.csv.gz"
     with gzip.open(broken, "wt") as fh:
         fh.write("not,a,kline\n")
     with pytest.raises(DataFileError):
-        read_kline_csv(broken)
+        load_bars([broken])
 
 
 def test_invalid_bars_are_rejected() -> None:

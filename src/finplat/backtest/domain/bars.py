@@ -1,23 +1,18 @@
-"""OHLCV bar container and a loader for Binance archive kline CSVs (ms or µs timestamps)."""
+"""OHLCV bars: the columnar container every backtest reads (file loading is an adapter's)."""
 
 from __future__ import annotations
 
-import gzip
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from finplat.backtest.domain.errors import DataFileError, InvalidBarsError
+from finplat.backtest.domain.errors import InvalidBarsError
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-# Open times at or above this are microseconds: 1e14 ms would be the year 5138.
-_MICROSECOND_THRESHOLD = 100_000_000_000_000
 _PRICE_FIELDS = ("open", "high", "low", "close", "volume")
 
 
@@ -90,35 +85,3 @@ class Bars:
             self.close,
             self.volume,
         )
-
-
-def read_kline_csv(path: Path) -> Bars:
-    """Read one headerless Binance kline CSV (optionally ``.gz``); µs open times become ms."""
-    if not path.is_file():
-        raise DataFileError(f"kline file not found: {path}")
-    try:
-        with gzip.open(path, "rt") if path.suffix == ".gz" else path.open() as fh:
-            # Timestamps (< 2**53) are exact in float64, so one float parse covers all columns.
-            raw = np.loadtxt(fh, delimiter=",", usecols=range(6), dtype=np.float64, ndmin=2)
-    except (OSError, ValueError) as exc:
-        raise DataFileError(f"cannot parse kline file {path}: {exc}") from exc
-    times = raw[:, 0].astype(np.int64)
-    times = np.where(times >= _MICROSECOND_THRESHOLD, times // 1000, times)
-    return Bars(times, raw[:, 1], raw[:, 2], raw[:, 3], raw[:, 4], raw[:, 5])
-
-
-def daily_kline_paths(
-    data_dir: Path, symbol: str, interval: str, start: date, end: date
-) -> list[Path]:
-    """Paths of the daily archive files ``start..end`` (inclusive) in the Binance layout."""
-    folder = data_dir / "klines" / "spot" / symbol / interval
-    days = (end - start).days + 1
-    return [
-        folder / f"{symbol}-{interval}-{(start + timedelta(d)).isoformat()}.csv.gz"
-        for d in range(days)
-    ]
-
-
-def load_klines(paths: Iterable[Path]) -> Bars:
-    """Read and concatenate kline files in the given order."""
-    return Bars.concat([read_kline_csv(p) for p in paths])
