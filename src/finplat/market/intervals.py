@@ -72,6 +72,8 @@ _SPECS = (
 )
 INTERVALS: dict[str, IntervalSpec] = {spec.code: spec for spec in _SPECS}
 _BY_PROTO = {spec.proto: spec for spec in _SPECS}
+# Proto JSON spelling of each interval ("INTERVAL_1M", "INTERVAL_1MO"), taken from the enum.
+_BY_ENUM_NAME = {market_pb2.Interval.Name(spec.proto): spec for spec in _SPECS}
 
 
 def parse_interval(code: str) -> IntervalSpec:
@@ -82,6 +84,22 @@ def parse_interval(code: str) -> IntervalSpec:
         raise ValueError(
             f"unknown interval {code!r}; expected one of {', '.join(INTERVALS)}"
         ) from None
+
+
+def parse_interval_or_enum_name(text: str) -> IntervalSpec:
+    """The interval for a Binance code ("1m") or an `Interval` enum name ("INTERVAL_1M").
+
+    For string fields a client may fill from a `Candle.interval` it received as JSON. Both
+    forms are exact: "1M" is a month, "INTERVAL_1M" a minute and "INTERVAL_1MO" a month.
+    The result's `.code` is the Binance notation, the canonical form to store and echo.
+    """
+    spec = INTERVALS.get(text) or _BY_ENUM_NAME.get(text)
+    if spec is None:
+        raise ValueError(
+            f"unknown interval {text!r}; expected a Binance code ({', '.join(INTERVALS)})"
+            f" or an Interval enum name ({', '.join(_BY_ENUM_NAME)})"
+        )
+    return spec
 
 
 def interval_from_proto(value: market_pb2.Interval.ValueType) -> IntervalSpec:

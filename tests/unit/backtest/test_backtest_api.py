@@ -143,6 +143,82 @@ async def test_stored_run_can_be_fetched_and_listed(service: Harness) -> None:
 
 
 @pytest.mark.asyncio
+async def test_enum_name_interval_runs_like_the_binance_code_and_is_echoed_as_it(
+    service: Harness,
+) -> None:
+    by_code = (await service.stub.RunBacktest(_request(end_ms=NOV_1_MS + DAY_MS))).backtest
+    request = _request(end_ms=NOV_1_MS + DAY_MS)
+    request.data.interval = "INTERVAL_1M"  # as Candle.interval reads in JSON
+
+    by_name = (await service.stub.RunBacktest(request)).backtest
+    fetched = await service.stub.GetBacktest(backtest_service_pb2.GetBacktestRequest(id=by_name.id))
+    chart = await service.stub.GetBacktestChart(
+        backtest_service_pb2.GetBacktestChartRequest(id=by_name.id)
+    )
+
+    assert by_name.data.interval == "1m"
+    assert fetched.backtest.data.interval == "1m"
+    assert "on BTCUSDT 1m" in chart.chart.data.decode()
+    # The price service is asked in Binance notation: 2 chunks per run, then 2 for the chart.
+    assert [r.interval for r in service.prices.requests] == ["1m"] * 6
+    assert by_name.bar_count == by_code.bar_count == 1440
+    assert by_name.metrics == by_code.metrics
+    assert list(by_name.trades) == list(by_code.trades)
+    assert list(by_name.equity_curve) == list(by_code.equity_curve)
+    assert by_name.data.start_time == by_code.data.start_time
+    assert by_name.data.end_time == by_code.data.end_time
+
+
+@pytest.mark.asyncio
+async def test_sweep_echoes_an_enum_name_interval_in_binance_notation(service: Harness) -> None:
+    base = _request(end_ms=NOV_1_MS + DAY_MS)
+    base.data.interval = "INTERVAL_1M"
+    request = backtest_service_pb2.RunSweepRequest(
+        strategy="sma_crossover",
+        grid={"fast": backtest_pb2.ParameterRange(start=5, stop=10, step=5)},
+        data=base.data, config=base.config,
+    )  # fmt: skip
+
+    sweep = (await service.stub.RunSweep(request)).sweep
+
+    assert sweep.data.interval == "1m"
+    assert len(sweep.results) == 2
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("interval", "message"),
+    [
+        ("INTERVAL_7M", "data.interval: unknown interval 'INTERVAL_7M'"),
+        ("INTERVAL_UNSPECIFIED", "data.interval: unknown interval 'INTERVAL_UNSPECIFIED'"),
+        ("interval_1m", "or an Interval enum name (INTERVAL_1S, INTERVAL_1M,"),
+    ],
+)
+async def test_unknown_interval_names_are_invalid_argument(
+    service: Harness, interval: str, message: str
+) -> None:
+    request = _request()
+    request.data.interval = interval
+
+    code, details = await _error(service.stub.RunBacktest(request))
+
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in details
+    assert service.prices.requests == []
+
+
+@pytest.mark.asyncio
+async def test_bar_limit_message_names_the_interval_in_binance_notation(service: Harness) -> None:
+    request = _request(end_ms=NOV_1_MS + 200 * DAY_MS)
+    request.data.interval = "INTERVAL_1M"
+
+    code, details = await _error(service.stub.RunBacktest(request))
+
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "time range holds more than 100000 1m bars" in details
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("request_", "code", "message"),
     [

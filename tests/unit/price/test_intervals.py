@@ -5,7 +5,12 @@ from datetime import UTC, datetime
 import pytest
 
 from finance.market.v1 import market_pb2
-from finplat.market.intervals import INTERVALS, interval_from_proto, parse_interval
+from finplat.market.intervals import (
+    INTERVALS,
+    interval_from_proto,
+    parse_interval,
+    parse_interval_or_enum_name,
+)
 
 
 def _ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
@@ -53,3 +58,56 @@ def test_close_time_is_the_last_millisecond(code: str, open_ms: int, close_ms: i
 def test_unknown_interval_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown interval"):
         parse_interval("7m")
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("INTERVAL_1S", "1s"), ("INTERVAL_1M", "1m"), ("INTERVAL_3M", "3m"),
+        ("INTERVAL_5M", "5m"), ("INTERVAL_15M", "15m"), ("INTERVAL_30M", "30m"),
+        ("INTERVAL_1H", "1h"), ("INTERVAL_2H", "2h"), ("INTERVAL_4H", "4h"),
+        ("INTERVAL_6H", "6h"), ("INTERVAL_8H", "8h"), ("INTERVAL_12H", "12h"),
+        ("INTERVAL_1D", "1d"), ("INTERVAL_3D", "3d"), ("INTERVAL_1W", "1w"),
+        ("INTERVAL_1MO", "1M"),
+    ],
+)  # fmt: skip
+def test_enum_name_parses_to_the_same_interval_as_its_binance_code(name: str, code: str) -> None:
+    by_name = parse_interval_or_enum_name(name)
+
+    assert by_name == parse_interval(code)
+    assert by_name.code == code
+    assert parse_interval_or_enum_name(code) == parse_interval(code)
+
+
+def test_every_enum_value_but_unspecified_has_a_name_that_parses() -> None:
+    names = [v.name for v in market_pb2.Interval.DESCRIPTOR.values if v.number != 0]
+
+    assert len(names) == 16
+    assert all(parse_interval_or_enum_name(n).proto == market_pb2.Interval.Value(n) for n in names)
+
+
+def test_minute_and_month_stay_apart_in_both_forms() -> None:
+    assert parse_interval_or_enum_name("INTERVAL_1M").fixed_ms == 60_000
+    assert parse_interval_or_enum_name("1m").fixed_ms == 60_000
+    assert parse_interval_or_enum_name("INTERVAL_1MO").fixed_ms is None
+    assert parse_interval_or_enum_name("1M").fixed_ms is None
+
+
+@pytest.mark.parametrize(
+    "text", ["INTERVAL_UNSPECIFIED", "INTERVAL_7M", "interval_1m", "Interval_1M", "1H", "", "1mo"]
+)
+def test_unknown_interval_or_enum_name_is_refused_listing_both_forms(text: str) -> None:
+    with pytest.raises(ValueError, match="unknown interval") as caught:
+        parse_interval_or_enum_name(text)
+
+    message = str(caught.value)
+    assert f"unknown interval {text!r}" in message
+    assert "Binance code (1s, 1m, 3m," in message
+    assert "Interval enum name (INTERVAL_1S, INTERVAL_1M, INTERVAL_3M," in message
+    assert message.endswith("INTERVAL_1W, INTERVAL_1MO)")
+
+
+def test_parse_interval_itself_still_takes_binance_codes_only() -> None:
+    # Its callers pass the code on to Binance, which knows no enum names.
+    with pytest.raises(ValueError, match="unknown interval 'INTERVAL_1M'"):
+        parse_interval("INTERVAL_1M")

@@ -231,7 +231,11 @@ class DataRange(_message.Message):
     symbol: _builtins.str
     """Exchange symbol, for example "BTCUSDT"."""
     interval: _builtins.str
-    """Bar interval in Binance notation, for example "1m" or "1h"."""
+    """Bar interval. Requests may use Binance notation ("1m", "1h", "1M" for a month) or the
+    name of the finance.market.v1.Interval enum ("INTERVAL_1M", "INTERVAL_1H",
+    "INTERVAL_1MO"), as found in Candle.interval in JSON. Responses and stored runs
+    always use Binance notation.
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """First bar open time, inclusive."""

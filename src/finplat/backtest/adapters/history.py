@@ -13,27 +13,21 @@ import grpc
 import numpy as np
 
 from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
-from finplat.backtest.domain.bars import Bars, daily_kline_paths, load_klines
+from finplat.backtest.adapters.kline_files import load_bars
+from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.errors import DataFileError
 from finplat.backtest.errors import BarsUnavailableError, NoDataError
 from finplat.backtest.service.convert import timestamp
-
-_MINUTE = 60_000
-_DAY = 1440 * _MINUTE
-# Fixed lengths of Binance intervals; None for the calendar month.
-INTERVALS: dict[str, int | None] = {
-    "1s": 1000, "1m": _MINUTE, "3m": 3 * _MINUTE, "5m": 5 * _MINUTE, "15m": 15 * _MINUTE,
-    "30m": 30 * _MINUTE, "1h": 60 * _MINUTE, "2h": 120 * _MINUTE, "4h": 240 * _MINUTE,
-    "6h": 360 * _MINUTE, "8h": 480 * _MINUTE, "12h": 720 * _MINUTE, "1d": _DAY, "3d": 3 * _DAY,
-    "1w": 7 * _DAY, "1M": None,
-}  # fmt: skip
+from finplat.binance.archive import daily_kline_paths
+from finplat.market.intervals import parse_interval
 
 
 def interval_ms(code: str) -> int | None:
-    """Length of an interval in ms (None for "1M"); ValueError when unknown."""
-    if code not in INTERVALS:
-        raise ValueError(f"unknown interval {code!r}; expected one of {', '.join(INTERVALS)}")
-    return INTERVALS[code]
+    """Length of an interval in ms (None for "1M"); ValueError when unknown.
+
+    Binance codes only: the code is sent as is to the price service's GetCandles.
+    """
+    return parse_interval(code).fixed_ms
 
 
 def candles_to_bars(candles: Sequence[market_pb2.Candle]) -> Bars:
@@ -112,7 +106,7 @@ class LocalKlineBars:
                 f"{len(missing)} of {len(paths)} day files missing, first {missing[0]}"
             )
         try:
-            bars = load_klines(paths)
+            bars = load_bars(paths)
         except DataFileError as exc:
             raise NoDataError(str(exc)) from exc
         times = bars.open_time_ms

@@ -9,12 +9,12 @@ from typing import Any
 import grpc
 
 from finance.backtest.v1 import backtest_pb2
-from finplat.backtest.adapters.history import interval_ms
 from finplat.backtest.domain.engine import EngineConfig
 from finplat.backtest.domain.errors import InvalidConfigError, InvalidParameterError
 from finplat.backtest.domain.strategies import StrategyParams, StrategySpec
 from finplat.backtest.domain.strategies.registry import STRATEGIES
 from finplat.backtest.service.convert import PROTO_METRICS, PROTO_TO_DOMAIN_METRIC, engine_config
+from finplat.market.intervals import parse_interval_or_enum_name
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,32}$")
 DEFAULT_RANK_BY = "sharpe"
@@ -77,22 +77,28 @@ def config(raw: backtest_pb2.BacktestConfig) -> EngineConfig:
 
 
 def data_range(data: backtest_pb2.DataRange, max_bars: int) -> DataQuery:
-    """A checked symbol, interval and non-empty time range of at most `max_bars` bars."""
+    """A checked symbol, interval and non-empty time range of at most `max_bars` bars.
+
+    The interval may be a Binance code ("1m") or an `Interval` enum name ("INTERVAL_1M");
+    the query carries the Binance code.
+    """
     symbol = data.symbol.strip().upper()
     if not _SYMBOL.match(symbol):
         raise _invalid(f"data.symbol must be 1-32 letters or digits, got {data.symbol!r}")
     try:
-        step_ms = interval_ms(data.interval)
+        interval = parse_interval_or_enum_name(data.interval)
     except ValueError as exc:
         raise _invalid(f"data.interval: {exc}") from exc
+    step_ms = interval.fixed_ms
     if not (data.HasField("start_time") and data.HasField("end_time")):
         raise _invalid("data.start_time and data.end_time are required")
     start, end = data.start_time.ToMilliseconds(), data.end_time.ToMilliseconds()
     if start >= end:
         raise _invalid(f"empty or inverted time range: start {start} ms >= end {end} ms")
     if step_ms is not None and (end - start) // step_ms > max_bars:
-        raise _invalid(f"time range holds more than {max_bars} {data.interval} bars")
-    return DataQuery(symbol, data.interval, start, end)
+        raise _invalid(f"time range holds more than {max_bars} {interval.code} bars")
+    # The Binance code whichever form was sent: it is what is fetched, stored and echoed.
+    return DataQuery(symbol, interval.code, start, end)
 
 
 def grid(
