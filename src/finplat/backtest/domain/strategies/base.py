@@ -70,10 +70,14 @@ class StrategyParams:
         return {spec.name: getattr(self, spec.name) for spec in self.SCHEMA}
 
 
+@dataclass(frozen=True, slots=True)
 class FastBelowSlowParams(StrategyParams):
-    """Params of a crossover of a fast and a slow average: the fast one must be shorter."""
+    """Params of a crossover of a fast and a slow average: the fast one must be shorter.
 
-    __slots__ = ()
+    A frozen slots dataclass holding the two fields, so that a subclass (itself a frozen
+    slots dataclass) adds only its ``STRATEGY``, its ``SCHEMA`` and any further fields.
+    """
+
     fast: int
     slow: int
 

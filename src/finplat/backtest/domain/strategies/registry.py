@@ -1,4 +1,6 @@
-"""Strategy registry: adding a strategy is one module plus one line in ``_SPECS``."""
+"""Strategy registry: adding a strategy is one module (a crossover: a spec in ``crossovers``)
+plus one line in ``_SPECS``.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +9,14 @@ from types import MappingProxyType
 from typing import Any
 
 from finplat.backtest.domain.errors import UnknownStrategyError
-from finplat.backtest.domain.strategies import (
-    bollinger_reversion,
-    ema_cross,
-    macd_cross,
-    rsi_reversion,
-    sma_cross,
-)
+from finplat.backtest.domain.strategies import bollinger_reversion, crossovers, rsi_reversion
 from finplat.backtest.domain.strategies.base import StrategyParams, StrategySpec
 
 _SPECS: tuple[StrategySpec[Any], ...] = (
-    sma_cross.SPEC,
-    ema_cross.SPEC,
+    crossovers.SMA_SPEC,
+    crossovers.EMA_SPEC,
     rsi_reversion.SPEC,
-    macd_cross.SPEC,
+    crossovers.MACD_SPEC,
     bollinger_reversion.SPEC,
 )
 
