@@ -17,7 +17,6 @@ client has a bounded queue, and a client that lets it fill is dropped (see `Clie
 import asyncio
 import json
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,14 +26,15 @@ import grpc
 from google.protobuf import json_format, message
 
 from finance.market.v1 import market_pb2
+from finplat.core.retry import Backoff, RetryPolicy
 from finplat.gateway.service.metrics import GatewayMetrics
 
 logger = logging.getLogger(__name__)
 
 ALL_SYMBOLS = "*"
 StreamCall = grpc.aio.UnaryStreamCall[message.Message, message.Message]
-_BACKOFF_START_S = 0.2
-_BACKOFF_CAP_S = 10.0
+# Waits between reopenings of the upstream call; a call that delivered updates starts over.
+_UPSTREAM_RETRY = RetryPolicy(initial_s=0.2, max_s=10.0, multiplier=2, jitter=0.5)
 
 
 class ClientQueue:
@@ -190,7 +190,7 @@ class PriceFanout:
             action()
 
     async def _pump(self) -> None:
-        backoff = _BACKOFF_START_S
+        backoff = Backoff(_UPSTREAM_RETRY)
         while True:
             await self._demand.wait()
             received = await self._relay_once()
@@ -198,9 +198,10 @@ class PriceFanout:
                 continue  # stopped on purpose: wait for the next subscriber
             # Tell subscribers there may be a gap, rather than letting them wonder.
             self.notice("price stream interrupted; reconnecting")
-            backoff = _BACKOFF_START_S if received else min(backoff * 2, _BACKOFF_CAP_S)
+            if received:
+                backoff.reset()
             self._metrics.upstream_stream_restarts.inc()
-            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))  # jitter
+            await asyncio.sleep(backoff.next_delay_s())
 
     async def _relay_once(self) -> bool:
         """Relay one upstream call until it ends; whether it delivered anything."""
