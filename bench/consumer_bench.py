@@ -4,8 +4,9 @@ Produces COUNT Avro PriceUpdates (Confluent framing, schema in the registry) to 
 on the running Kafka, then measures on that topic, in the same run:
 
   1. confluent-kafka's raw consume() rate (no decoding): the ceiling of any consumer;
-  2. decoding alone, in memory, with confluent's AvroDeserializer and with our lean
-     deserializer (generic `from_record` conversion and the direct constructor);
+  2. decoding alone, in memory, with confluent-kafka's own AvroDeserializer (the library, built
+     here as the peer) and with our lean `PriceUpdateDeserializer` (generic `from_record`
+     conversion and the direct constructor);
   3. decode-and-count in memory (decode, de-dup, statistics; no Kafka, no SQLite);
   4. the real consumer end to end: poll, decode, de-dup, count, persist state and offsets to
      SQLite per batch, commit; timed from its start (group join included) and from its first
@@ -20,21 +21,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 from finance.market.v1 import market_pb2
-from finplat.backtest.avro_decode import LeanPriceUpdateDeserializer
 from finplat.backtest.domain.stats import StreamStats
 from finplat.backtest.service.app import build_consumer
 from finplat.backtest.service.processor import BatchProcessor
 from finplat.backtest.service.settings import BacktestSettings
+from finplat.contract import avro
 from finplat.core.connections import KafkaSettings
 from finplat.kafka.admin import ensure_topic
 from finplat.kafka.consumer import Record
@@ -90,6 +96,20 @@ def raw_poll(settings: KafkaSettings, count: int) -> tuple[list[bytes], float]:
     return values, elapsed
 
 
+def confluent_decoder(registry: SchemaRegistryClient, topic: str) -> Callable[[bytes], object]:
+    """The peer: confluent-kafka's AvroDeserializer, read with our schema, into the proto."""
+    schema = json.dumps(avro.schema_of(market_pb2.PriceUpdate.DESCRIPTOR))
+
+    def from_dict(record: dict[str, Any], _: SerializationContext) -> market_pb2.PriceUpdate:
+        return avro.from_record(record, market_pb2.PriceUpdate)
+
+    inner: Callable[[bytes | None, SerializationContext], Any] = AvroDeserializer(
+        registry, schema, from_dict
+    )
+    context = SerializationContext(topic, MessageField.VALUE)
+    return lambda value: inner(value, context)
+
+
 def timed(values: list[bytes], decode: Callable[[bytes], object]) -> float:
     started = time.perf_counter()
     for value in values:
@@ -117,7 +137,7 @@ def decode_and_count(settings: KafkaSettings, values: list[bytes]) -> float:
     with registry_client(settings) as registry:
         stats = StreamStats(time.monotonic, 100_000)
         processor = BatchProcessor(
-            stats, LeanPriceUpdateDeserializer(registry), NoDeadLetters(), NoStore(),  # type: ignore[arg-type]
+            stats, PriceUpdateDeserializer(registry), NoDeadLetters(), NoStore(),  # type: ignore[arg-type]
             threading.Lock(), 10.0,
         )  # fmt: skip
         records = [Record(settings.topic, 0, i, None, v, ()) for i, v in enumerate(values)]
@@ -165,9 +185,9 @@ def main() -> None:
     produced_s = produce(settings, count)
     values, raw_s = raw_poll(settings, count)
     with registry_client(settings) as registry:
-        confluent = PriceUpdateDeserializer(registry, settings.topic)
-        generic = LeanPriceUpdateDeserializer(registry, generic_conversion=True)
-        lean = LeanPriceUpdateDeserializer(registry)
+        confluent = confluent_decoder(registry, settings.topic)
+        generic = PriceUpdateDeserializer(registry, generic_conversion=True)
+        lean = PriceUpdateDeserializer(registry)
         rows = [
             ("produce (confluent AvroSerializer)", produced_s),
             ("raw poll, confluent consume()", raw_s),

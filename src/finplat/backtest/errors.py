@@ -23,7 +23,3 @@ class BarsUnavailableError(BacktestServiceError):
 
 class InvalidUpdateError(BacktestServiceError):
     """A decoded PriceUpdate carries values the statistics cannot count (bad decimals)."""
-
-
-class RegistryUnavailableError(BacktestServiceError):
-    """The Schema Registry could not be asked for a writer schema; retry, do not dead-letter."""

@@ -45,7 +45,7 @@ def run_probe(settings: KafkaSettings, symbol: str, count: int, timeout_s: float
     """Produce `count` updates, then read the topic from where it ended until all are back."""
     registry = registry_client(settings)
     consumer = PriceUpdateConsumer(settings, group_id=f"{PROBE_SERVICE}-{uuid.uuid4().hex}")
-    decode = PriceUpdateDeserializer(registry, settings.topic)
+    decode = PriceUpdateDeserializer(registry)
     try:
         start = consumer.topic_end_offsets(timeout_s)
         sent = probe_updates(symbol, count, int(time.time() * 1000))

@@ -67,7 +67,7 @@ def _exchange_ten_thousand(topic_settings: KafkaSettings, registry: SchemaRegist
     producer = PriceUpdateProducer(
         topic_settings, PriceUpdateSerializer(registry, topic_settings.topic)
     )
-    decode = PriceUpdateDeserializer(registry, topic_settings.topic)
+    decode = PriceUpdateDeserializer(registry)
     group = f"test-group-{uuid.uuid4().hex}"
     sent = [_update(index) for index in range(TOTAL)]
 

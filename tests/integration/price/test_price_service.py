@@ -95,7 +95,7 @@ def _as_rows(candles: list[market_pb2.Candle]) -> list[Row]:
 
 def _kafka_updates(kafka: KafkaSettings, expected: int) -> list[market_pb2.PriceUpdate]:
     with registry_client(kafka) as registry:
-        decode = PriceUpdateDeserializer(registry, kafka.topic)
+        decode = PriceUpdateDeserializer(registry)
         consumer = PriceUpdateConsumer(kafka, f"test-{uuid.uuid4().hex}")
         consumer.subscribe()
         updates: list[market_pb2.PriceUpdate] = []

@@ -14,13 +14,13 @@ from finplat.backtest.adapters.consumer_state import (
     SavedState,
     TopicPartitionKey,
 )
-from finplat.backtest.avro_decode import LeanPriceUpdateDeserializer
 from finplat.backtest.domain.dedup import DedupChanges
 from finplat.backtest.domain.stats import StreamStats
 from finplat.backtest.errors import StoreError
 from finplat.backtest.service.processor import BatchProcessor
 from finplat.core.retry import RetryPolicy
 from finplat.kafka.consumer import OnAssign, OnRevoke, Record
+from finplat.kafka.serde import PriceUpdateDeserializer
 from tests.support import eventually_async
 from tests.unit.backtest.service_support import (
     TOPIC,
@@ -104,7 +104,7 @@ def _consumer(source: FakeSource, store: Any) -> tuple[StatsConsumer, StreamStat
     lock = threading.Lock()
     stats = StreamStats(FakeClock(), dedup_capacity=1000)
     processor = BatchProcessor(
-        stats, LeanPriceUpdateDeserializer(FakeRegistry()), FakeDeadLetters(), store, lock, 1.0
+        stats, PriceUpdateDeserializer(FakeRegistry()), FakeDeadLetters(), store, lock, 1.0
     )
     consumer = StatsConsumer(
         source, processor, stats, lock, max_messages=3, poll_timeout_s=0.01,

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from finplat.backtest.adapters.consumer_state import ConsumerStateStore
-from finplat.backtest.avro_decode import LeanPriceUpdateDeserializer
 from finplat.backtest.domain.stats import StreamStats
 from finplat.backtest.service.processor import BatchOutcome, BatchProcessor
 from finplat.kafka.errors import DeliveryError
+from finplat.kafka.serde import PriceUpdateDeserializer
 from tests.unit.backtest.service_support import (
     TOPIC,
     FakeClock,
@@ -29,7 +29,7 @@ class Service:
         self.store = ConsumerStateStore(path)
         self.processor = BatchProcessor(
             self.stats,
-            LeanPriceUpdateDeserializer(FakeRegistry()),
+            PriceUpdateDeserializer(FakeRegistry()),
             dead_letters,
             self.store,
             threading.Lock(),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from finplat.backtest.domain.stats import StatsSnapshot, StreamStats
-from finplat.backtest.errors import RegistryUnavailableError, StoreError
+from finplat.backtest.errors import StoreError
 from finplat.backtest.service.processor import BatchProcessor
 from finplat.core.retry import Backoff, RetryPolicy
 from finplat.kafka.consumer import OnAssign, OnRevoke, Record
@@ -24,8 +24,9 @@ from finplat.kafka.errors import KafkaAdapterError
 
 logger = logging.getLogger(__name__)
 
-# Failures a batch recovers from by restoring the saved state and reading again.
-RECOVERABLE = (KafkaAdapterError, StoreError, RegistryUnavailableError)
+# Failures a batch recovers from by restoring the saved state and reading again; the
+# Kafka adapter's include a Schema Registry outage (`RegistryUnavailableError`).
+RECOVERABLE = (KafkaAdapterError, StoreError)
 
 
 class Source(Protocol):

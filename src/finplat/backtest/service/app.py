@@ -24,7 +24,6 @@ from finplat.backtest.adapters.consumer_state import ConsumerStateStore
 from finplat.backtest.adapters.dead_letter import DeadLetterProducer
 from finplat.backtest.adapters.history import PriceServiceBars
 from finplat.backtest.adapters.results_store import ResultStore
-from finplat.backtest.avro_decode import LeanPriceUpdateDeserializer
 from finplat.backtest.domain.stats import StatsSnapshot, StreamStats
 from finplat.backtest.service.api import BacktestServicer
 from finplat.backtest.service.metrics import (
@@ -41,7 +40,7 @@ from finplat.core.grpc_server import GrpcServer, ServiceBinding, start_server
 from finplat.kafka.admin import ensure_topic
 from finplat.kafka.consumer import PriceUpdateConsumer
 from finplat.kafka.errors import KafkaAdapterError
-from finplat.kafka.serde import registry_client
+from finplat.kafka.serde import PriceUpdateDeserializer, registry_client
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ def build_consumer(
     registry = registry_client(kafka)
     processor = BatchProcessor(
         stats,
-        LeanPriceUpdateDeserializer(registry),
+        PriceUpdateDeserializer(registry),
         dead_letters,
         state,
         lock,

@@ -1,11 +1,10 @@
-"""The lean deserializer: Confluent framing, cached writer schemas, resolution, bad input."""
+"""The PriceUpdate decoder: Confluent framing, cached writer schemas, resolution, bad input."""
 
 import pytest
 
 from finance.market.v1 import market_pb2
-from finplat.backtest.avro_decode import LeanPriceUpdateDeserializer
-from finplat.backtest.errors import RegistryUnavailableError
-from finplat.kafka.errors import DecodeError
+from finplat.kafka.errors import DecodeError, RegistryUnavailableError
+from finplat.kafka.serde import PriceUpdateDeserializer
 from tests.unit.backtest.service_support import (
     SCHEMA_ID,
     FakeRegistry,
@@ -30,7 +29,7 @@ FULL = market_pb2.PriceUpdate(
 @pytest.mark.parametrize("generic", [False, True])
 def test_round_trip_and_schema_fetched_once(generic: bool) -> None:
     registry = FakeRegistry()
-    decode = LeanPriceUpdateDeserializer(registry, generic_conversion=generic)
+    decode = PriceUpdateDeserializer(registry, generic_conversion=generic)
 
     decoded = [decode(encode(FULL)) for _ in range(3)]
 
@@ -42,7 +41,7 @@ def test_older_writer_schema_is_resolved_with_defaults() -> None:
     old = price_update_schema()
     old["fields"] = old["fields"][:5]  # before kind, event_id, exchange, receive_timestamp
     registry = FakeRegistry({3: old})
-    decode = LeanPriceUpdateDeserializer(registry)
+    decode = PriceUpdateDeserializer(registry)
 
     decoded = decode(encode(FULL, schema_id=3, schema=old))
 
@@ -67,7 +66,7 @@ def test_older_writer_schema_is_resolved_with_defaults() -> None:
     ],
 )
 def test_bad_messages_raise_decode_error(value: bytes | None, message: str) -> None:
-    decode = LeanPriceUpdateDeserializer(FakeRegistry())
+    decode = PriceUpdateDeserializer(FakeRegistry())
 
     with pytest.raises(DecodeError, match=message):
         decode(value)
@@ -76,7 +75,7 @@ def test_bad_messages_raise_decode_error(value: bytes | None, message: str) -> N
 def test_registry_outage_is_retriable_not_poison() -> None:
     registry = FakeRegistry()
     registry.failing.add(SCHEMA_ID)
-    decode = LeanPriceUpdateDeserializer(registry)
+    decode = PriceUpdateDeserializer(registry)
 
     with pytest.raises(RegistryUnavailableError):
         decode(encode(update("1")))
