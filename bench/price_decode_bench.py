@@ -22,11 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from finplat.binance import archive
-from finplat.binance.wire import Kline, decode_frame
+from finplat.binance.wire import Kline, MarketEventBase, decode_frame
 from finplat.price.adapters.binance.feed import BinanceFeed
 from finplat.price.adapters.binance.settings import FeedSettings
 from finplat.price.domain.dedup import Deduplicator
-from finplat.price.domain.normalise import Normaliser, sequence
 from finplat.replay.frames import combined, kline_payload, trade_payload
 from finplat.replay.settings import ReplaySettings
 
@@ -67,15 +66,16 @@ def _decode(frames: list[bytes]) -> None:
 
 
 def _decode_normalise(frames: list[bytes]) -> None:
-    normaliser, dedup = Normaliser("bench"), Deduplicator()
+    dedup = Deduplicator()
     receive_ms = time.time_ns() // 1_000_000
     for raw in frames:
         event = decode_frame(raw)
-        key, number = sequence(event)  # type: ignore[arg-type]  # only market events here
+        assert isinstance(event, MarketEventBase)  # only market events here
+        key, number = event.sequence()
         dedup.check(key, number)
-        normaliser.price_update(event, receive_ms)  # type: ignore[arg-type]
+        event.parse_to_price_update("bench", receive_ms)
         if isinstance(event, Kline):
-            normaliser.candle(event)
+            event.parse_to_candle()
 
 
 def _feed_path(frames: list[bytes]) -> None:

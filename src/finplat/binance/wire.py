@@ -6,23 +6,77 @@ sent. Events are told apart by `e` (a msgspec tagged union), so a combined-strea
 decoded in one pass. Anything else goes down a slow path that classifies it as a control
 reply, a control error, an unknown message or a malformed frame; callers count those.
 The same structs encode the frames of the replay server.
+
+Each market event turns itself into the platform's values (`parse_to_price_update`,
+`parse_to_candle`) and names its de-duplication sequence (`sequence`), so that the feed hands
+the domain plain `PriceUpdate`s and `Candle`s and no domain module knows this format.
+`event_id`, unique per (symbol, kind) as the contract requires:
+
+* trade: the trade id (`"5455447976"`);
+* aggTrade: the aggregate trade id;
+* kline: `"<interval>:<open_time>:<event_time>"` (`"1m:1633998480000:1633998523963"`); the
+  interval is part of it because 1m and 5m klines of one symbol share the kind KLINE;
+* miniTicker / 24hrTicker: `"mini:<event_time>"` / `"24h:<event_time>"`, both kind TICKER.
 """
 
-from typing import Any
+import re
+from typing import Any, TypeAlias
 
 import msgspec
 from msgspec import Struct, field
 
 from finance.market.v1 import market_pb2
 from finplat.binance.errors import MalformedFrameError, UnknownMessageError
-from finplat.market.intervals import IntervalSpec
+from finplat.market.intervals import IntervalSpec, parse_interval
+
+EXCHANGE = "binance"
+# Exchange decimals: digits with an optional fraction, no sign, exponent or spaces.
+_DECIMAL = re.compile(r"\d{1,20}(?:\.\d{1,20})?")
+# (symbol, kind, sub-stream): the key along which an event's sequence number grows.
+SequenceKey = tuple[str, int, str]
+EventKind: TypeAlias = market_pb2.EventKind.ValueType
 
 
-class Trade(Struct, frozen=True, gc=False, tag_field="e", tag="trade"):
-    """`<symbol>@trade`: one trade."""
+class MarketEventBase(Struct, frozen=True, gc=False, tag_field="e"):
+    """What every market event has: its time and symbol, and its parsing into our values."""
 
     event_time: int = field(name="E")
     symbol: str = field(name="s")
+
+    def _price_fields(self) -> tuple[str, str, EventKind, str]:
+        """Price, volume, EventKind and event id of the update this event makes."""
+        raise NotImplementedError
+
+    def sequence(self) -> tuple[SequenceKey, int]:
+        """The event's sequence key and the number that grows along it, for de-duplication."""
+        raise NotImplementedError
+
+    def parse_to_price_update(
+        self, service: str, receive_ms: int, exchange: str = EXCHANGE
+    ) -> market_pb2.PriceUpdate:
+        """The platform's update of this event; `receive_ms` is when our feed got the frame.
+
+        Raises MalformedFrameError when a price or quantity is not a plain decimal string.
+        """
+        price, volume, kind, event_id = self._price_fields()
+        if not (_DECIMAL.fullmatch(price) and _DECIMAL.fullmatch(volume)):
+            raise MalformedFrameError(f"not a decimal price/volume: {price!r} {volume!r}")
+        return market_pb2.PriceUpdate(
+            symbol=self.symbol,
+            price=price,
+            timestamp=self.event_time,
+            volume=volume,
+            service=service,
+            kind=kind,
+            event_id=event_id,
+            exchange=exchange,
+            receive_timestamp=receive_ms,
+        )
+
+
+class Trade(MarketEventBase, frozen=True, gc=False, tag="trade"):
+    """`<symbol>@trade`: one trade."""
+
     trade_id: int = field(name="t")
     price: str = field(name="p")
     quantity: str = field(name="q")
@@ -30,12 +84,16 @@ class Trade(Struct, frozen=True, gc=False, tag_field="e", tag="trade"):
     is_buyer_maker: bool = field(name="m")
     ignore: bool = field(name="M", default=True)
 
+    def _price_fields(self) -> tuple[str, str, EventKind, str]:
+        return self.price, self.quantity, market_pb2.EVENT_KIND_TRADE, str(self.trade_id)
 
-class AggTrade(Struct, frozen=True, gc=False, tag_field="e", tag="aggTrade"):
+    def sequence(self) -> tuple[SequenceKey, int]:
+        return (self.symbol, market_pb2.EVENT_KIND_TRADE, ""), self.trade_id
+
+
+class AggTrade(MarketEventBase, frozen=True, gc=False, tag="aggTrade"):
     """`<symbol>@aggTrade`: trades of one taker order at one price."""
 
-    event_time: int = field(name="E")
-    symbol: str = field(name="s")
     agg_id: int = field(name="a")
     price: str = field(name="p")
     quantity: str = field(name="q")
@@ -44,6 +102,12 @@ class AggTrade(Struct, frozen=True, gc=False, tag_field="e", tag="aggTrade"):
     trade_time: int = field(name="T")
     is_buyer_maker: bool = field(name="m")
     ignore: bool = field(name="M", default=True)
+
+    def _price_fields(self) -> tuple[str, str, EventKind, str]:
+        return self.price, self.quantity, market_pb2.EVENT_KIND_AGG_TRADE, str(self.agg_id)
+
+    def sequence(self) -> tuple[SequenceKey, int]:
+        return (self.symbol, market_pb2.EVENT_KIND_AGG_TRADE, ""), self.agg_id
 
 
 class KlineData(Struct, frozen=True, gc=False):
@@ -67,20 +131,50 @@ class KlineData(Struct, frozen=True, gc=False):
     taker_buy_quote_volume: str = field(name="Q")
     ignore: str = field(name="B", default="0")
 
+    def parse_to_candle(self) -> market_pb2.Candle:
+        """The candle so far; `closed` follows Binance's `x` (MalformedFrameError for an
+        interval we do not know)."""
+        try:
+            interval = parse_interval(self.interval).proto
+        except ValueError as exc:
+            raise MalformedFrameError(str(exc)) from None
+        return market_pb2.Candle(
+            symbol=self.symbol,
+            interval=interval,
+            open_time=self.open_time,
+            close_time=self.close_time,
+            open=self.open,
+            high=self.high,
+            low=self.low,
+            close=self.close,
+            volume=self.volume,
+            trade_count=self.trade_count,
+            closed=self.closed,
+            quote_volume=self.quote_volume,
+        )
 
-class Kline(Struct, frozen=True, gc=False, tag_field="e", tag="kline"):
+
+class Kline(MarketEventBase, frozen=True, gc=False, tag="kline"):
     """`<symbol>@kline_<interval>`: the current candle, pushed while it forms and at close."""
 
-    event_time: int = field(name="E")
-    symbol: str = field(name="s")
     kline: KlineData = field(name="k")
 
+    def _price_fields(self) -> tuple[str, str, EventKind, str]:
+        k = self.kline
+        event_id = f"{k.interval}:{k.open_time}:{self.event_time}"
+        return k.close, k.volume, market_pb2.EVENT_KIND_KLINE, event_id
 
-class MiniTicker(Struct, frozen=True, gc=False, tag_field="e", tag="24hrMiniTicker"):
+    def sequence(self) -> tuple[SequenceKey, int]:
+        return (self.symbol, market_pb2.EVENT_KIND_KLINE, self.kline.interval), self.event_time
+
+    def parse_to_candle(self) -> market_pb2.Candle:
+        """The candle this event carries (see `KlineData.parse_to_candle`)."""
+        return self.kline.parse_to_candle()
+
+
+class MiniTicker(MarketEventBase, frozen=True, gc=False, tag="24hrMiniTicker"):
     """`<symbol>@miniTicker`: rolling 24 h open, high, low, close and volumes."""
 
-    event_time: int = field(name="E")
-    symbol: str = field(name="s")
     close: str = field(name="c")
     open: str = field(name="o")
     high: str = field(name="h")
@@ -88,12 +182,17 @@ class MiniTicker(Struct, frozen=True, gc=False, tag_field="e", tag="24hrMiniTick
     volume: str = field(name="v")
     quote_volume: str = field(name="q")
 
+    def _price_fields(self) -> tuple[str, str, EventKind, str]:
+        event_id = f"mini:{self.event_time}"
+        return self.close, self.volume, market_pb2.EVENT_KIND_TICKER, event_id
 
-class Ticker(Struct, frozen=True, gc=False, tag_field="e", tag="24hrTicker"):
+    def sequence(self) -> tuple[SequenceKey, int]:
+        return (self.symbol, market_pb2.EVENT_KIND_TICKER, "mini"), self.event_time
+
+
+class Ticker(MarketEventBase, frozen=True, gc=False, tag="24hrTicker"):
     """`<symbol>@ticker`: the full rolling 24 h statistics."""
 
-    event_time: int = field(name="E")
-    symbol: str = field(name="s")
     price_change: str = field(name="p")
     price_change_percent: str = field(name="P")
     weighted_average_price: str = field(name="w")
@@ -114,6 +213,13 @@ class Ticker(Struct, frozen=True, gc=False, tag_field="e", tag="24hrTicker"):
     first_trade_id: int = field(name="F")
     last_trade_id: int = field(name="L")
     trade_count: int = field(name="n")
+
+    def _price_fields(self) -> tuple[str, str, EventKind, str]:
+        event_id = f"24h:{self.event_time}"
+        return self.last_price, self.volume, market_pb2.EVENT_KIND_TICKER, event_id
+
+    def sequence(self) -> tuple[SequenceKey, int]:
+        return (self.symbol, market_pb2.EVENT_KIND_TICKER, "24h"), self.event_time
 
 
 class ServerShutdown(Struct, frozen=True, gc=False, tag_field="e", tag="serverShutdown"):

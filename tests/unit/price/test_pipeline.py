@@ -4,7 +4,8 @@ from typing import Generic, TypeVar
 
 from finance.market.v1 import market_pb2
 from finplat.market.intervals import INTERVALS
-from finplat.price.service.pipeline import PricePipeline, TradeCandles, stored_intervals
+from finplat.price.domain.candles import TradeCandles
+from finplat.price.service.pipeline import PricePipeline, stored_intervals
 from finplat.price.service.stream_hub import StreamHub
 
 T = TypeVar("T")

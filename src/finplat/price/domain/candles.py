@@ -4,6 +4,8 @@ Binance emits a kline for every interval once a symbol trades, including interva
 trade: those have trade count 0, volume 0 and open = high = low = close = the previous close.
 The builder does the same: a trade in a later bucket closes the current one and every empty
 bucket in between, and `advance(now)` closes buckets whose time has passed without trades.
+`TradeCandles` keeps one builder per symbol for the live feed and estimates the exchange's
+clock so that minutes without trades close too.
 Arithmetic is exact (Decimal); output strings use Binance's 8-decimal format.
 """
 
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from finance.market.v1 import market_pb2
+from finplat.core.clock import Clock
 from finplat.market.decimals import CONTEXT, ZERO, format8, to_decimal
 from finplat.market.intervals import IntervalSpec
 
@@ -101,3 +104,44 @@ class CandleBuilder:
             trade_count=bucket.trade_count,
             closed=closed,
         )
+
+
+class TradeCandles:
+    """Candles built from trades, for symbols whose klines are not streamed.
+
+    Buckets close when a later trade arrives, or when the exchange clock has passed their end
+    by `lateness_ms`. That clock is estimated from the last event time, running at `clock_rate`
+    since then (1 for the live exchange; the replay speed when replaying history), so empty
+    minutes after the last trade close too, without ever racing ahead of the data.
+    """
+
+    def __init__(
+        self, interval: IntervalSpec, clock: Clock, clock_rate: float, lateness_ms: int
+    ) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._rate = clock_rate
+        self._lateness_ms = lateness_ms
+        self._builders: dict[str, CandleBuilder] = {}
+        self._last_event_ms: int | None = None
+        self._last_event_at_s = 0.0
+
+    def add(self, trade: market_pb2.PriceUpdate) -> list[market_pb2.Candle]:
+        """Apply one trade; returns the candles it closed."""
+        builder = self._builders.get(trade.symbol)
+        if builder is None:
+            builder = self._builders[trade.symbol] = CandleBuilder(trade.symbol, self._interval)
+        if self._last_event_ms is None or trade.timestamp >= self._last_event_ms:
+            self._last_event_ms = trade.timestamp
+            self._last_event_at_s = self._clock.monotonic()
+        return builder.add_trade(trade.price, trade.volume, trade.timestamp)
+
+    def advance(self) -> list[market_pb2.Candle]:
+        """Closed candles due by the estimated exchange clock, then every forming candle."""
+        if self._last_event_ms is None:
+            return []
+        elapsed_ms = (self._clock.monotonic() - self._last_event_at_s) * 1000 * self._rate
+        now_ms = self._last_event_ms + int(elapsed_ms) - self._lateness_ms
+        out = [c for builder in self._builders.values() for c in builder.advance(now_ms)]
+        out.extend(c for builder in self._builders.values() if (c := builder.forming()))
+        return out

@@ -23,9 +23,10 @@ from finplat.price.adapters.binance.rest import BinanceRest
 from finplat.price.adapters.influx_market import InfluxMarketStore
 from finplat.price.adapters.kafka_publisher import KafkaPublisher
 from finplat.price.adapters.redis_prices import RedisPriceStore
+from finplat.price.domain.candles import TradeCandles
 from finplat.price.service.api import SERVICE_NAME, PriceServicer, add_price_service
 from finplat.price.service.metrics import LatencyMetrics, PriceCollector, PriceSources
-from finplat.price.service.pipeline import PricePipeline, TradeCandles, stored_intervals
+from finplat.price.service.pipeline import PricePipeline, stored_intervals
 from finplat.price.service.settings import PriceSettings
 from finplat.price.service.sink_buffer import BufferedSink, WriteBatch
 from finplat.price.service.stream_hub import StreamHub

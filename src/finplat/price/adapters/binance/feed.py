@@ -42,7 +42,6 @@ from finplat.price.adapters.binance.settings import FeedSettings
 from finplat.price.adapters.errors import FeedError
 from finplat.price.domain.dedup import Deduplicator, Verdict
 from finplat.price.domain.gaps import Gap, GapTracker
-from finplat.price.domain.normalise import Normaliser, sequence
 from finplat.price.errors import PriceError
 
 logger = logging.getLogger(__name__)
@@ -89,7 +88,7 @@ class BinanceFeed:
         self._clock = clock or SystemClock()
         rng = rng or random.Random()
         self._queue: asyncio.Queue[FeedItem] = asyncio.Queue(settings.queue_size)
-        self._normaliser = Normaliser(settings.service_name)
+        self._service_name = settings.service_name
         self._dedup = Deduplicator(settings.dedup_window, settings.dedup_max_keys)
         self._gaps = GapTracker()
         self._runner: asyncio.Task[None] | None = None
@@ -173,7 +172,7 @@ class BinanceFeed:
             frame = decode_frame(raw)
             if isinstance(frame, ControlReply | ControlError | ServerShutdown):
                 return frame
-            key, number = sequence(frame)
+            key, number = frame.sequence()
             verdict = self._dedup.check(key, number)
             if verdict is Verdict.DUPLICATE:
                 stats.duplicates += 1
@@ -181,8 +180,8 @@ class BinanceFeed:
             if verdict is Verdict.OUT_OF_ORDER:
                 stats.out_of_order += 1
                 _log_counted("out-of-order event", stats.out_of_order, raw)
-            update = self._normaliser.price_update(frame, receive_ms)
-            candle = self._normaliser.candle(frame) if isinstance(frame, Kline) else None
+            update = frame.parse_to_price_update(self._service_name, receive_ms)
+            candle = frame.parse_to_candle() if isinstance(frame, Kline) else None
         except MalformedFrameError as exc:
             stats.malformed += 1
             _log_counted(f"malformed frame: {exc}", stats.malformed, raw)

@@ -1,4 +1,4 @@
-"""Wire events -> PriceUpdate and Candle, on the recorded real frames."""
+"""Binance events parsed into PriceUpdate and Candle, on the recorded real frames."""
 
 import json
 from pathlib import Path
@@ -16,7 +16,6 @@ from finplat.binance.wire import (
     Trade,
     decode_frame,
 )
-from finplat.price.domain.normalise import Normaliser, sequence
 
 WS = Path("ws_messages")
 RECEIVED_MS = 1_762_578_805_400
@@ -39,7 +38,7 @@ def _kline(data_dir: Path) -> Kline:
 def test_trade_becomes_a_price_update_with_its_trade_id(data_dir: Path) -> None:
     event = _event(data_dir, "FinanceTechnologyProjects/trade.json")
 
-    update = Normaliser("price-service").price_update(event, RECEIVED_MS)
+    update = event.parse_to_price_update("price-service", RECEIVED_MS)
 
     assert update == market_pb2.PriceUpdate(
         symbol="BTCUSDT",
@@ -57,7 +56,7 @@ def test_trade_becomes_a_price_update_with_its_trade_id(data_dir: Path) -> None:
 def test_agg_trade_uses_the_aggregate_id(data_dir: Path) -> None:
     event = _event(data_dir, "FinanceTechnologyProjects/aggTrade.json")
 
-    update = Normaliser("svc").price_update(event, RECEIVED_MS)
+    update = event.parse_to_price_update("svc", RECEIVED_MS)
 
     assert (update.kind, update.event_id, update.price, update.volume) == (
         market_pb2.EVENT_KIND_AGG_TRADE,
@@ -70,7 +69,7 @@ def test_agg_trade_uses_the_aggregate_id(data_dir: Path) -> None:
 def test_kline_update_carries_close_volume_and_interval_open_event_id(data_dir: Path) -> None:
     event = _kline(data_dir)
 
-    update = Normaliser("svc").price_update(event, RECEIVED_MS)
+    update = event.parse_to_price_update("svc", RECEIVED_MS)
 
     assert (update.symbol, update.price, update.volume, update.timestamp) == (
         "NKNUSDT",
@@ -83,7 +82,7 @@ def test_kline_update_carries_close_volume_and_interval_open_event_id(data_dir: 
 
 
 def test_kline_becomes_a_forming_candle(data_dir: Path) -> None:
-    candle = Normaliser("svc").candle(_kline(data_dir))
+    candle = _kline(data_dir).parse_to_candle()
 
     assert candle == market_pb2.Candle(
         symbol="NKNUSDT",
@@ -109,7 +108,7 @@ def test_kline_becomes_a_forming_candle(data_dir: Path) -> None:
     ],
 )
 def test_tickers_are_ticker_updates(data_dir: Path, name: str, price: str, event_id: str) -> None:
-    update = Normaliser("svc").price_update(_event(data_dir, name), RECEIVED_MS)
+    update = _event(data_dir, name).parse_to_price_update("svc", RECEIVED_MS)
 
     assert (update.kind, update.price, update.event_id) == (
         market_pb2.EVENT_KIND_TICKER,
@@ -123,8 +122,8 @@ def test_sequences_separate_kline_intervals_and_ticker_kinds(data_dir: Path) -> 
     mini = _event(data_dir, "FinanceTechnologyProjects/miniTicker.json")
     ticker = _event(data_dir, "FinanceTechnologyProjects/ticker.json")
 
-    assert sequence(kline) == (("NKNUSDT", market_pb2.EVENT_KIND_KLINE, "1m"), 1633998523963)
-    assert sequence(mini)[0] != sequence(ticker)[0]
+    assert kline.sequence() == (("NKNUSDT", market_pb2.EVENT_KIND_KLINE, "1m"), 1633998523963)
+    assert mini.sequence()[0] != ticker.sequence()[0]
 
 
 @pytest.mark.parametrize("price", ["", "1e5", "-1.0", "NaN", " 1.0", "1,5"])
@@ -143,4 +142,4 @@ def test_a_price_that_is_not_a_plain_decimal_is_malformed(price: str) -> None:
     assert isinstance(event, Trade)
 
     with pytest.raises(MalformedFrameError):
-        Normaliser("svc").price_update(event, RECEIVED_MS)
+        event.parse_to_price_update("svc", RECEIVED_MS)
