@@ -38,9 +38,9 @@ from backtesting import Strategy  # type: ignore[import-untyped]
 from backtesting.lib import FractionalBacktest  # type: ignore[import-untyped]
 
 from finplat.backtest.adapters.kline_files import load_bars
+from finplat.backtest.adapters.sweep_executor import Backend, run_sweep
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import EngineConfig, run_strategy
-from finplat.backtest.domain.sweep import Backend, run_sweep
 from finplat.binance.archive import daily_kline_paths
 from finplat.replay.settings import ReplaySettings
 

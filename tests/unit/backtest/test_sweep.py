@@ -4,10 +4,11 @@ import math
 
 import pytest
 
+from finplat.backtest.adapters.sweep_executor import run_sweep
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import EngineConfig, run_strategy
 from finplat.backtest.domain.errors import InvalidConfigError, InvalidParameterError
-from finplat.backtest.domain.sweep import expand_grid, run_sweep
+from finplat.backtest.domain.sweep import expand_grid
 
 GRID = {"fast": [5, 10, 20], "slow": [10, 30]}
 

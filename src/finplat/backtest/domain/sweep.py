@@ -1,14 +1,15 @@
-"""Parameter sweeps: a validated grid, run on several cores, ranked by one metric."""
+"""Parameter sweeps: a validated grid, the work of a chunk of combinations, and the ranking.
+
+Where the chunks run (threads, processes, a cluster) is an executor's business, in
+`finplat.backtest.adapters.sweep_executor`; this module only says what each one computes.
+"""
 
 from __future__ import annotations
 
 import itertools
 import math
-import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
-from typing import Literal
 
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import EngineConfig, run_backtest
@@ -21,7 +22,6 @@ from finplat.backtest.domain.metrics import Metrics, bars_per_year
 from finplat.backtest.domain.strategies import Indicators, StrategyParams, get_strategy
 from finplat.backtest.domain.strategies.base import Number
 
-Backend = Literal["process", "thread", "serial"]
 METRIC_NAMES = tuple(f.name for f in fields(Metrics))
 # Metrics where smaller is better; everything else ranks descending.
 _LOWER_IS_BETTER = frozenset({"max_drawdown", "max_drawdown_duration_bars", "annual_volatility"})
@@ -78,7 +78,7 @@ def expand_grid(
 
 
 @dataclass(frozen=True, slots=True)
-class _Job:
+class SweepJob:
     """Everything a worker needs; the indicator memo is shared by the combos it runs."""
 
     bars: Bars
@@ -87,6 +87,7 @@ class _Job:
     indicators: Indicators
 
     def run(self, chunk: Sequence[StrategyParams]) -> list[Metrics]:
+        """The metrics of each combination of `chunk`, in its order."""
         spec = get_strategy(self.strategy)
         return [
             run_backtest(self.bars, spec.signal(self.bars, p, self.indicators), self.config).metrics
@@ -94,22 +95,20 @@ class _Job:
         ]
 
 
-# Set only inside process-pool workers (each process has its own copy).
-_PROCESS_JOB: list[_Job] = []
+@dataclass(frozen=True, slots=True)
+class SweepPlan:
+    """A checked sweep: the combinations to run, those skipped, and how to rank them."""
 
+    job: SweepJob
+    combos: list[StrategyParams]
+    skipped: list[SkippedCombo]
+    rank_by: str
 
-def _init_process(bars: Bars, strategy: str, config: EngineConfig) -> None:
-    _PROCESS_JOB[:] = [_Job(bars, strategy, config, Indicators(bars))]
-
-
-def _run_in_process(chunk: Sequence[StrategyParams]) -> list[Metrics]:
-    return _PROCESS_JOB[0].run(chunk)
-
-
-def _chunks(items: Sequence[StrategyParams], n: int) -> list[Sequence[StrategyParams]]:
-    # Contiguous chunks keep combos sharing a first parameter (and its indicator) together.
-    size = math.ceil(len(items) / n)
-    return [items[i : i + size] for i in range(0, len(items), size)]
+    def report(self, metrics: Sequence[Metrics]) -> SweepReport:
+        """The report of the metrics of every combination, given in `combos` order."""
+        results = [SweepResult(p, m) for p, m in zip(self.combos, metrics, strict=True)]
+        results.sort(key=_rank_key(self.rank_by, self.rank_by not in _LOWER_IS_BETTER))
+        return SweepReport(self.job.strategy, self.rank_by, tuple(results), tuple(self.skipped))
 
 
 def _rank_key(metric: str, descending: bool) -> Callable[[SweepResult], tuple[bool, float]]:
@@ -120,28 +119,16 @@ def _rank_key(metric: str, descending: bool) -> Callable[[SweepResult], tuple[bo
     return key
 
 
-def run_sweep(
+def plan_sweep(
     bars: Bars,
     strategy: str,
     grid: Mapping[str, Sequence[object]],
     config: EngineConfig | None = None,
     rank_by: str = "sharpe",
-    *,
-    workers: int = 2,
-    backend: Backend = "thread",
-) -> SweepReport:
-    """Backtest every valid combo and rank by ``rank_by``.
-
-    ``thread`` (default) runs ``workers`` threads sharing one indicator memo (each SMA length
-    is computed once); numba kernels are ``nogil`` and numpy releases the GIL, so threads use
-    both cores. Measured on 1M bars x 100 combos it is as fast as or faster than
-    ``process``, which forks workers with a memo each (and forking a threaded host process,
-    e.g. a gRPC server, is unsafe). ``serial`` runs in the calling thread.
-    """
+) -> SweepPlan:
+    """Check the sweep and expand its grid; InvalidConfigError or InvalidBarsError if unfit."""
     if rank_by not in METRIC_NAMES:
         raise InvalidConfigError(f"rank_by must be one of {METRIC_NAMES}, got {rank_by!r}")
-    if workers < 1:
-        raise InvalidConfigError(f"workers must be >= 1, got {workers}")
     if len(bars) < 2:
         raise InvalidBarsError("need at least 2 bars")
     cfg = config or EngineConfig()
@@ -149,22 +136,4 @@ def run_sweep(
         # Derive once rather than per combo (a median over all bar spacings).
         cfg = replace(cfg, bars_per_year=bars_per_year(bars.open_time_ms))
     combos, skipped = expand_grid(strategy, grid)
-    job = _Job(bars, strategy, cfg, Indicators(bars))
-    if backend == "serial" or workers == 1 or len(combos) <= 1:
-        metrics = job.run(combos)
-    elif backend == "thread":
-        with ThreadPoolExecutor(workers) as threads:
-            metrics = [m for part in threads.map(job.run, _chunks(combos, workers)) for m in part]
-    else:
-        # fork: workers inherit the bars and compiled kernels instead of re-importing them.
-        with ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_init_process,
-            initargs=(bars, strategy, cfg),
-        ) as procs:
-            parts = procs.map(_run_in_process, _chunks(combos, workers))
-            metrics = [m for part in parts for m in part]
-    results = [SweepResult(p, m) for p, m in zip(combos, metrics, strict=True)]
-    results.sort(key=_rank_key(rank_by, rank_by not in _LOWER_IS_BETTER))
-    return SweepReport(strategy, rank_by, tuple(results), tuple(skipped))
+    return SweepPlan(SweepJob(bars, strategy, cfg, Indicators(bars)), combos, skipped, rank_by)

@@ -12,6 +12,7 @@ from typing import Protocol
 import grpc
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
+from finplat.backtest.adapters.sweep_executor import run_sweep
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import BacktestResult, run_strategy
 from finplat.backtest.domain.errors import (
@@ -19,7 +20,6 @@ from finplat.backtest.domain.errors import (
     InvalidConfigError,
     InvalidParameterError,
 )
-from finplat.backtest.domain.sweep import run_sweep
 from finplat.backtest.errors import BarsUnavailableError, NoDataError
 from finplat.backtest.service import convert, validation
 from finplat.backtest.service.validation import DataQuery, RequestError

@@ -1,0 +1,73 @@
+"""Runs a sweep's chunks of combinations on a pool of threads or processes, or in line."""
+
+import math
+import multiprocessing
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Literal
+
+from finplat.backtest.domain.bars import Bars
+from finplat.backtest.domain.engine import EngineConfig
+from finplat.backtest.domain.errors import InvalidConfigError
+from finplat.backtest.domain.metrics import Metrics
+from finplat.backtest.domain.strategies import Indicators, StrategyParams
+from finplat.backtest.domain.sweep import SweepJob, SweepReport, plan_sweep
+
+Backend = Literal["process", "thread", "serial"]
+
+# Set only inside process-pool workers (each process has its own copy).
+_PROCESS_JOB: list[SweepJob] = []
+
+
+def _init_process(bars: Bars, strategy: str, config: EngineConfig) -> None:
+    _PROCESS_JOB[:] = [SweepJob(bars, strategy, config, Indicators(bars))]
+
+
+def _run_in_process(chunk: Sequence[StrategyParams]) -> list[Metrics]:
+    return _PROCESS_JOB[0].run(chunk)
+
+
+def _chunks(items: Sequence[StrategyParams], n: int) -> list[Sequence[StrategyParams]]:
+    # Contiguous chunks keep combos sharing a first parameter (and its indicator) together.
+    size = math.ceil(len(items) / n)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def run_sweep(
+    bars: Bars,
+    strategy: str,
+    grid: Mapping[str, Sequence[object]],
+    config: EngineConfig | None = None,
+    rank_by: str = "sharpe",
+    *,
+    workers: int = 2,
+    backend: Backend = "thread",
+) -> SweepReport:
+    """Backtest every valid combo and rank by ``rank_by``.
+
+    ``thread`` (default) runs ``workers`` threads sharing one indicator memo (each SMA length
+    is computed once); numba kernels are ``nogil`` and numpy releases the GIL, so threads use
+    both cores. Measured on 1M bars x 100 combos it is as fast as or faster than
+    ``process``, which forks workers with a memo each (and forking a threaded host process,
+    e.g. a gRPC server, is unsafe). ``serial`` runs in the calling thread.
+    """
+    if workers < 1:
+        raise InvalidConfigError(f"workers must be >= 1, got {workers}")
+    plan = plan_sweep(bars, strategy, grid, config, rank_by)
+    job, combos = plan.job, plan.combos
+    if backend == "serial" or workers == 1 or len(combos) <= 1:
+        metrics = job.run(combos)
+    elif backend == "thread":
+        with ThreadPoolExecutor(workers) as threads:
+            metrics = [m for part in threads.map(job.run, _chunks(combos, workers)) for m in part]
+    else:
+        # fork: workers inherit the bars and compiled kernels instead of re-importing them.
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_init_process,
+            initargs=(job.bars, job.strategy, job.config),
+        ) as procs:
+            parts = procs.map(_run_in_process, _chunks(combos, workers))
+            metrics = [m for part in parts for m in part]
+    return plan.report(metrics)
