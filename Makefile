@@ -97,11 +97,12 @@ lint-proto: install ## buf lint, format and breaking-change check
 	$(BUF) format --diff --exit-code --path proto/finance
 	scripts/buf-breaking.sh $(BUF)
 
-lint: install lint-proto check-generated ## ruff, mypy, buf and freshness checks
+lint: install lint-proto check-generated ## ruff, mypy, import direction, buf and freshness checks
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
 	$(BIN)/mypy bench/*.py
+	$(BIN)/lint-imports --no-cache
 	npm run --prefix web --silent check
 
 test-unit: install system-deps ## Unit tests only (no stack; promtool and small local servers)

@@ -12,13 +12,13 @@ import pytest_asyncio
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
 from finance.market.v1 import price_service_pb2_grpc
-from finplat.backtest.adapters.consumer import PartitionLag
 from finplat.backtest.adapters.history import PriceServiceBars
 from finplat.backtest.adapters.results_store import ResultStore
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import EngineConfig, PositionMode, run_strategy
 from finplat.backtest.domain.stats import StatsSnapshot, SymbolSnapshot
 from finplat.backtest.service.api import BacktestServicer
+from finplat.backtest.service.consumer import PartitionLag
 from finplat.backtest.service.runs import Limits
 from finplat.core.grpc_server import ServiceBinding, start_server
 from tests.paths import market_data_dir

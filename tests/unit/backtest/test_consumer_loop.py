@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from finplat.backtest.adapters.consumer import PartitionLag, StatsConsumer
 from finplat.backtest.adapters.consumer_state import (
     ConsumerStateStore,
     SavedState,
@@ -17,6 +16,7 @@ from finplat.backtest.adapters.consumer_state import (
 from finplat.backtest.domain.dedup import DedupChanges
 from finplat.backtest.domain.stats import StreamStats
 from finplat.backtest.errors import StoreError
+from finplat.backtest.service.consumer import PartitionLag, StatsConsumer
 from finplat.backtest.service.processor import BatchProcessor
 from finplat.core.retry import RetryPolicy
 from finplat.kafka.consumer import OnAssign, OnRevoke, Record

@@ -8,9 +8,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from finance.backtest.v1 import backtest_pb2
-from finplat.backtest.adapters.consumer import PartitionLag
 from finplat.backtest.domain.stats import StatsSnapshot, StreamStats
 from finplat.backtest.errors import StoreError
+from finplat.backtest.service.consumer import PartitionLag
 from finplat.backtest.service.metrics import (
     BacktestCollector,
     BacktestSources,

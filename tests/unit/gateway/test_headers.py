@@ -2,7 +2,7 @@
 
 import pytest
 
-from finplat.gateway.domain.headers import incoming_metadata, outgoing_headers, parse_grpc_timeout
+from finplat.gateway.service.headers import incoming_metadata, outgoing_headers, parse_grpc_timeout
 from finplat.gateway.service.status_to_http import GatewayError
 
 

@@ -17,7 +17,6 @@ from finplat.backtest.adapters.kline_files import load_bars
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.errors import DataFileError
 from finplat.backtest.errors import BarsUnavailableError, NoDataError
-from finplat.backtest.service.convert import timestamp
 from finplat.binance.archive import daily_kline_paths
 from finplat.market.intervals import parse_interval
 
@@ -68,12 +67,10 @@ class PriceServiceBars:
         while chunk_start < end_ms:
             chunk_end = min(end_ms, chunk_start + span)
             request = price_service_pb2.GetCandlesRequest(
-                symbol=symbol,
-                interval=interval,
-                start_time=timestamp(chunk_start),
-                end_time=timestamp(chunk_end),
-                limit=self._chunk,
+                symbol=symbol, interval=interval, limit=self._chunk
             )
+            request.start_time.FromMilliseconds(chunk_start)
+            request.end_time.FromMilliseconds(chunk_end)
             try:
                 response = await self._stub.GetCandles(request, timeout=self._timeout_s)
             except grpc.aio.AioRpcError as exc:

@@ -16,13 +16,13 @@ from google.protobuf.duration_pb2 import Duration
 from typing_extensions import override
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
-from finplat.backtest.adapters.consumer import PartitionLag
 from finplat.backtest.adapters.results_store import InvalidPageTokenError
 from finplat.backtest.domain.stats import StatsSnapshot
 from finplat.backtest.domain.strategies.registry import STRATEGIES
 from finplat.backtest.errors import BarsUnavailableError, NoDataError, NotFoundError, StoreError
 from finplat.backtest.service import runs
 from finplat.backtest.service.charts import render_backtest_html
+from finplat.backtest.service.consumer import PartitionLag
 from finplat.backtest.service.convert import timestamp
 from finplat.backtest.service.ids import new_id
 from finplat.backtest.service.validation import RequestError

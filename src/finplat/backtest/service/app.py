@@ -19,13 +19,13 @@ from prometheus_client import CollectorRegistry
 
 from finance.backtest.v1 import backtest_service_pb2_grpc
 from finance.market.v1 import price_service_pb2_grpc
-from finplat.backtest.adapters.consumer import PartitionLag, StatsConsumer
 from finplat.backtest.adapters.consumer_state import ConsumerStateStore
 from finplat.backtest.adapters.dead_letter import DeadLetterProducer
 from finplat.backtest.adapters.history import PriceServiceBars
 from finplat.backtest.adapters.results_store import ResultStore
 from finplat.backtest.domain.stats import StatsSnapshot, StreamStats
 from finplat.backtest.service.api import BacktestServicer
+from finplat.backtest.service.consumer import PartitionLag, StatsConsumer
 from finplat.backtest.service.metrics import (
     BacktestCollector,
     BacktestSources,

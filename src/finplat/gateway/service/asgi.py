@@ -5,7 +5,7 @@ from collections.abc import Iterable
 
 from starlette.types import Receive, Scope, Send
 
-from finplat.gateway.domain.headers import outgoing_headers
+from finplat.gateway.service.headers import outgoing_headers
 from finplat.gateway.service.status_to_http import GatewayError
 
 JSON_CONTENT_TYPE = (b"content-type", b"application/json")

@@ -12,7 +12,6 @@ from starlette.types import Receive, Scope, Send
 from finplat.gateway.adapters.upstream import UpstreamPool
 from finplat.gateway.domain import marshal
 from finplat.gateway.domain.bindings import Binding
-from finplat.gateway.domain.headers import Metadata, incoming_metadata, outgoing_headers
 from finplat.gateway.domain.query import (
     FieldValueError,
     parse_query_string,
@@ -27,6 +26,7 @@ from finplat.gateway.service.asgi import (
     send_error,
     send_json,
 )
+from finplat.gateway.service.headers import Metadata, incoming_metadata, outgoing_headers
 from finplat.gateway.service.status_to_http import GatewayError, from_rpc_error, invalid_argument
 from finplat.gateway.service.streaming import forward_stream
 

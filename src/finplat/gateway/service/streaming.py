@@ -19,8 +19,8 @@ from starlette.types import Receive, Scope, Send
 
 from finplat.gateway.domain import marshal
 from finplat.gateway.domain.bindings import Binding
-from finplat.gateway.domain.headers import outgoing_headers
 from finplat.gateway.service.asgi import header
+from finplat.gateway.service.headers import outgoing_headers
 from finplat.gateway.service.status_to_http import GatewayError, from_rpc_error
 
 logger = logging.getLogger(__name__)
