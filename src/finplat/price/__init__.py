@@ -1,1 +1,2 @@
-"""Price service: Binance feed, normalisation, candles, sinks and the gRPC API."""
+"""Price service: domain/ (pure), adapters/ (Binance, Redis, InfluxDB, Kafka), service/ (wiring,
+the gRPC API, the stream hub), and its command line."""

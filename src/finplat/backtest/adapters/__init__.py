@@ -1,3 +1,2 @@
-"""The backtest service's adapters: the results store, the Kafka consumer and its state, dead
-letters, candle history and kline files.
-"""
+"""The backtest service's adapters: the results store and consumer state (SQLite), dead letters
+(Kafka), candle history (the price service, or kline files), and the sweep executor."""

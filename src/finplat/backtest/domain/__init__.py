@@ -1,1 +1,2 @@
-"""Pure backtest domain: bars, indicators, strategies, engine, metrics and sweeps."""
+"""Pure backtest domain: bars, indicators, strategies, engine, metrics, sweep plans, and the
+exact statistics of the price stream with their de-duplication window."""

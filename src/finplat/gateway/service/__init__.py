@@ -1,3 +1,2 @@
-"""The gateway application: the ASGI app, routing, forwarding, streaming, the WebSocket fan-out and
-the HTTP error mapping.
-"""
+"""The gateway application: the ASGI app, routing, forwarding with header and deadline mapping,
+streaming, the WebSocket fan-out and the gRPC-status-to-HTTP mapping."""

@@ -1,1 +1,2 @@
-"""The price service's stores, one adapter per external system."""
+"""The price service's adapters, one per external system: the live Binance client, Redis,
+InfluxDB and the Kafka publisher."""

@@ -1,1 +1,1 @@
-"""Pure price-domain logic: normalisation, de-duplication, candles. No I/O, no clock."""
+"""Pure price-domain logic: de-duplication, gap detection, candles built from trades."""
