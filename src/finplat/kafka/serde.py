@@ -31,6 +31,19 @@ from finplat.contract.errors import ContractError
 from finplat.core.connections import KafkaSettings
 from finplat.kafka.errors import DecodeError, RegistryUnavailableError
 
+# confluent-kafka's registry client speaks HTTP through httpx2 where it is installed (2.16 on)
+# and httpx otherwise; neither's errors derive from OSError, and a missed one ended the
+# services at the first registry outage, so both families are caught.
+try:
+    import httpx2
+
+    _HTTP_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, httpx2.HTTPError)
+except ImportError:  # an older confluent-kafka, on httpx alone
+    _HTTP_ERRORS = (httpx.HTTPError,)
+# The registry could not be reached or answered with an error: retry later, the data is fine.
+_REGISTRY_FAILED: tuple[type[Exception], ...] = (SchemaRegistryError, OSError, *_HTTP_ERRORS)
+# Fetching a writer schema by id (a 404 SchemaRegistryError is handled first, as bad data).
+_FETCH_FAILED: tuple[type[Exception], ...] = (OSError, ValueError, *_HTTP_ERRORS)
 _MAGIC = 0
 _HEADER = struct.Struct(">bI")
 # Registry answers that mean "this id does not exist": the message, not the registry, is bad.
@@ -65,7 +78,7 @@ class PriceUpdateSerializer:
         """Confluent-framed Avro; ContractError for an update Avro cannot hold."""
         try:
             encoded: bytes = self._inner(update, self._context)
-        except (SchemaRegistryError, httpx.HTTPError, OSError) as exc:
+        except _REGISTRY_FAILED as exc:
             raise RegistryUnavailableError(f"schema registry: {exc}") from exc
         except SerializationError as exc:
             # The serializer wraps what to_dict raised; bad data stays a contract error.
@@ -128,7 +141,7 @@ class PriceUpdateDeserializer:
             if exc.http_status_code == _NOT_FOUND:
                 raise DecodeError(f"unknown writer schema id {schema_id}") from exc
             raise RegistryUnavailableError(f"cannot fetch schema {schema_id}: {exc}") from exc
-        except (OSError, ValueError) as exc:
+        except _FETCH_FAILED as exc:
             raise RegistryUnavailableError(f"cannot fetch schema {schema_id}: {exc}") from exc
         try:
             writer_json = _plain(json.loads(registered.schema_str))
