@@ -9,6 +9,8 @@ from decimal import Decimal, InvalidOperation
 
 SCALE_DIGITS = 8
 _SCALE = 10**SCALE_DIGITS
+# InfluxDB's integers are signed 64-bit: a larger value would make it refuse the whole batch.
+_INT64 = range(-(2**63), 2**63)
 
 
 class FixedPointError(ValueError):
@@ -16,7 +18,8 @@ class FixedPointError(ValueError):
 
 
 def to_e8(text: str) -> int:
-    """`"67012.34000000"` -> `6701234000000`; refuses anything that would lose a digit."""
+    """`"67012.34000000"` -> `6701234000000`; refuses anything that would lose a digit or
+    not fit a signed 64-bit integer (|value| < about 9.2e10)."""
     try:
         value = Decimal(text)
     except InvalidOperation as exc:
@@ -26,6 +29,8 @@ def to_e8(text: str) -> int:
     scaled = value.scaleb(SCALE_DIGITS)
     if scaled != scaled.to_integral_value():
         raise FixedPointError(f"more than {SCALE_DIGITS} decimals: {text!r}")
+    if int(scaled) not in _INT64:
+        raise FixedPointError(f"beyond a 64-bit integer once scaled by 10^{SCALE_DIGITS}: {text!r}")
     return int(scaled)
 
 

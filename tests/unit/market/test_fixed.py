@@ -43,6 +43,23 @@ def test_refuses_what_it_cannot_hold(text: str) -> None:
         to_e8(text)
 
 
-@given(st.decimals(min_value=-(10**12), max_value=10**12, places=8, allow_nan=False))
+def test_holds_exactly_the_signed_64_bit_range() -> None:
+    # InfluxDB's integer fields are int64; one value past them made it refuse a whole batch.
+    assert to_e8("92233720368.54775807") == 9_223_372_036_854_775_807
+    assert to_e8("-92233720368.54775808") == -9_223_372_036_854_775_808
+    for text in ("92233720368.54775808", "-92233720368.54775809", "1e30"):
+        with pytest.raises(FixedPointError, match="64-bit"):
+            to_e8(text)
+
+
+# Every value InfluxDB can hold: 8 decimals within a signed 64-bit integer.
+@given(
+    st.decimals(
+        min_value=Decimal("-92233720368.54775808"),
+        max_value=Decimal("92233720368.54775807"),
+        places=8,
+        allow_nan=False,
+    )
+)
 def test_roundtrip_keeps_the_value(value: Decimal) -> None:
     assert Decimal(from_e8(to_e8(str(value)))) == value
