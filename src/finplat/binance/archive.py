@@ -143,10 +143,19 @@ def _ohlcv_lines(rows: Iterable[list[str]], path: Path) -> Iterator[str]:
         )
 
 
+def _read_kline_file(path: Path) -> list[str]:
+    try:
+        return list(_kline_lines(path))
+    except (OSError, EOFError, ValueError, csv.Error) as exc:
+        # A damaged file (truncated or corrupt gzip, bad UTF-8, a bad date) is a data error
+        # like a missing one, never a crash of the reader's caller.
+        raise DataError(f"cannot read klines of {path}: {exc}") from exc
+
+
 def read_kline_lines(paths: Iterable[Path]) -> tuple["array[int]", list[str]]:
     """Kline files (12-column or OHLCV-only), in any order, as canonical lines sorted by open
     time, and those open times; a kline found in two files is kept once."""
-    chunks = sorted(([line for line in _kline_lines(path)] for path in paths), key=_first_time)
+    chunks = sorted((_read_kline_file(path) for path in paths), key=_first_time)
     open_times: array[int] = array("q")
     lines: list[str] = []
     for chunk in chunks:

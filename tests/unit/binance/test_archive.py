@@ -104,3 +104,20 @@ def test_a_short_row_is_a_data_error(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match="12 kline columns"):
         archive.load_klines(path, "BTCUSDT")
+
+
+def test_a_truncated_gzip_is_a_data_error(data_dir: Path, tmp_path: Path) -> None:
+    whole = (data_dir / KLINES / "BTCUSDT-1m-2025-01-01.csv.gz").read_bytes()
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(whole[: len(whole) // 2])  # a download that stopped half way
+
+    with pytest.raises(DataError, match="cannot read klines of"):
+        archive.load_klines(path, "BTCUSDT")
+
+
+def test_a_file_that_is_not_gzip_is_a_data_error(tmp_path: Path) -> None:
+    path = tmp_path / "plain.csv.gz"
+    path.write_text("1000,1,2,0.5,1.5,10,1059,0,0,0,0,0\n")
+
+    with pytest.raises(DataError, match="cannot read klines of"):
+        archive.load_klines(path, "BTCUSDT")
