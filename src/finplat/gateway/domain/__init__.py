@@ -1,3 +1,3 @@
-"""grpc-gateway's rules as pure functions: path templates, bindings, query and header parsing, JSON
+"""grpc-gateway's rules as pure functions: path templates, bindings, query parsing, JSON
 marshalling, OpenAPI.
 """
