@@ -1,4 +1,4 @@
-"""Small helpers shared by tests: readiness waits instead of sleeps."""
+"""Small helpers shared by tests: readiness waits instead of sleeps, free ports, certificates."""
 
 import asyncio
 import contextlib
@@ -6,7 +6,10 @@ import inspect
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
+
+import trustme
 
 T = TypeVar("T")
 
@@ -43,3 +46,15 @@ def free_ports(count: int = 1) -> list[int]:
         for sock in sockets:
             sock.bind(("127.0.0.1", 0))
         return [sock.getsockname()[1] for sock in sockets]
+
+
+def write_certificates(folder: Path, *names: str) -> tuple[Path, Path, Path]:
+    """A new CA (trustme) and a server certificate for `names` signed by it, as PEM files:
+    (CA file, certificate chain, private key)."""
+    authority = trustme.CA()
+    issued = authority.issue_cert(*names)
+    ca, chain, key = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    authority.cert_pem.write_to_path(str(ca))
+    issued.private_key_pem.write_to_path(str(key))
+    chain.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    return ca, chain, key

@@ -65,16 +65,21 @@ def _deny(handler: Handler) -> Handler:
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
-    # grpc.aio accepts a plain coroutine for streaming handlers too (they may use
-    # context.write), so one aborting coroutine serves all four shapes.
+    # Streaming responses get an async generator, the shape interceptors outside this one (the
+    # per-RPC metrics) iterate; grpc.aio alone would accept a coroutine too.
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(_abort, **options)
     if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(_abort, **options)
+        return grpc.unary_stream_rpc_method_handler(_abort_stream, **options)
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(_abort, **options)
-    return grpc.stream_stream_rpc_method_handler(_abort, **options)
+    return grpc.stream_stream_rpc_method_handler(_abort_stream, **options)
 
 
 async def _abort(_: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
     await context.abort(grpc.StatusCode.UNAUTHENTICATED, _MESSAGE)
+
+
+async def _abort_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    await _abort(request, context)
+    yield  # never reached (abort raises): the yield makes this a generator

@@ -1,4 +1,5 @@
-"""The gRPC server every service runs: its servicers, standard health, reflection, clean stop."""
+"""The gRPC server every service runs: its servicers, standard health, reflection, per-RPC
+metrics, the token check and TLS, clean stop."""
 
 import logging
 from collections.abc import Callable, Sequence
@@ -8,6 +9,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
+
+from finplat.core.grpc_metrics import ServerMetricsInterceptor
+from finplat.core.grpc_security import ServerSecurity
 
 logger = logging.getLogger(__name__)
 
@@ -64,18 +69,35 @@ class GrpcServer:
         logger.info("gRPC server stopped", extra={"port": self.port})
 
 
+def _interceptors(
+    security: ServerSecurity, metrics: CollectorRegistry | None
+) -> list[grpc.aio.ServerInterceptor]:
+    # The metrics interceptor goes first, outermost, so calls refused by the token check are
+    # counted too, under UNAUTHENTICATED.
+    chain: list[grpc.aio.ServerInterceptor] = []
+    if metrics is not None:
+        chain.append(ServerMetricsInterceptor(metrics))
+    return chain + security.interceptors()
+
+
 async def start_server(
     address: str,
     services: Sequence[ServiceBinding],
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    security: ServerSecurity | None = None,
+    metrics: CollectorRegistry | None = None,
 ) -> GrpcServer:
     """Bind `address` (port 0 picks a free one), register everything and start serving.
 
+    `security` sets TLS and the bearer token (none by default); with `metrics`, per-RPC
+    counters and a latency histogram (`grpc_server_*`) are registered there.
     Health starts NOT_SERVING: the composition root flips it once its dependencies are ready, so
     a load balancer or the gateway never routes to a half-started service.
     """
+    security = security or ServerSecurity()
     # gRPC sets SO_REUSEPORT by default, which lets a second instance share the port silently.
-    server = grpc.aio.server(interceptors=list(interceptors), options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(
+        interceptors=_interceptors(security, metrics), options=[("grpc.so_reuseport", 0)]
+    )
     for service in services:
         service.register(server)
     health_servicer = HealthServicer()
@@ -89,12 +111,24 @@ async def start_server(
         ],
         server,
     )
+    credentials = security.server_credentials()
     try:
-        port = server.add_insecure_port(address)
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
         raise OSError(f"cannot bind gRPC server to {address}: address in use or invalid") from exc
     await server.start()
     health = Health(health_servicer, names)
     await health.set_all(serving=False)
-    logger.info("gRPC server listening", extra={"address": address, "port": port})
+    logger.info(
+        "gRPC server listening",
+        extra={
+            "address": address,
+            "port": port,
+            "tls": credentials is not None,
+            "token_required": security.api_token is not None,
+        },
+    )
     return GrpcServer(server=server, port=port, health=health)

@@ -15,16 +15,18 @@ import grpc
 import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import SecretStr
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
 from finance.market.v1 import market_pb2, price_service_pb2_grpc
 from finplat.core.connections import KafkaSettings
+from finplat.core.grpc_security import ChannelSecurity, ServerSecurity, bearer_metadata
 from finplat.core.grpc_server import ServiceBinding, start_server
 from finplat.kafka.admin import ensure_topic
 from finplat.kafka.producer import PriceUpdateProducer
 from finplat.kafka.serde import PriceUpdateSerializer, registry_client
 from tests.paths import market_data_dir
-from tests.support import free_ports
+from tests.support import free_ports, write_certificates
 from tests.unit.backtest.fake_price_service import FakePriceService, btc_candles
 
 pytestmark = pytest.mark.integration
@@ -162,3 +164,70 @@ async def test_serve_stats_backtests_sigterm_and_restart(
     assert (first_exit, second_exit) == (0, 0)
     assert log.count('"consumer closed"') == 2
     assert log.count('"gRPC server stopped"') == 2
+
+
+@pytest.mark.asyncio
+async def test_behind_a_token_and_tls_it_refuses_strangers_and_dials_the_price_service_so(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    # One CA signs both servers' certificates; one token guards both, as `finplat up` sets it.
+    ca, chain, key = write_certificates(tmp_path, "127.0.0.1")
+    token = SecretStr("backtest-door-key")
+    prices = FakePriceService(
+        {"BTCUSDT": btc_candles(market_data_dir(), date(2024, 11, 1), date(2024, 11, 1))}
+    )
+    binding = ServiceBinding(
+        "finance.market.v1.PriceService",
+        lambda s: price_service_pb2_grpc.add_PriceServiceServicer_to_server(prices, s),
+    )
+    guarded = ServerSecurity(api_token=token, tls_cert_file=chain, tls_key_file=key)
+    price_server = await start_server("127.0.0.1:0", [binding], security=guarded)
+    port = free_ports()[0]
+    env = {
+        **os.environ,
+        "FINPLAT_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "FINPLAT_KAFKA_SCHEMA_REGISTRY_URL": kafka_settings.schema_registry_url,
+        "FINPLAT_BACKTEST_CONSUMER_ENABLED": "false",
+        "FINPLAT_BACKTEST_GRPC_PORT": str(port),
+        "FINPLAT_BACKTEST_METRICS_PORT": "0",
+        "FINPLAT_BACKTEST_RESULTS_PATH": str(tmp_path / "results.sqlite3"),
+        "FINPLAT_BACKTEST_CONSUMER_STATE_PATH": str(tmp_path / "consumer.sqlite3"),
+        "FINPLAT_BACKTEST_API_TOKEN": token.get_secret_value(),
+        "FINPLAT_BACKTEST_TLS_CERT_FILE": str(chain),
+        "FINPLAT_BACKTEST_TLS_KEY_FILE": str(key),
+        "FINPLAT_BACKTEST_TLS_CA_FILE": str(ca),
+        "FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": f"127.0.0.1:{price_server.port}",
+        "FINPLAT_BACKTEST_PRICE_SERVICE_API_TOKEN": token.get_secret_value(),
+    }
+    service = Service(env, tmp_path / "service.log")
+    request = backtest_service_pb2.RunBacktestRequest(
+        strategy="sma_crossover", data=backtest_pb2.DataRange(symbol="BTCUSDT", interval="1m")
+    )
+    request.data.start_time.FromMilliseconds(NOV_1_MS)
+    request.data.end_time.FromMilliseconds(NOV_1_MS + 86_400_000)
+    address = f"127.0.0.1:{port}"
+    try:
+        service.start()
+        async with ChannelSecurity(tls_ca_file=ca).open_channel(address) as tls:
+            await _wait_serving(tls)
+            stub = backtest_service_pb2_grpc.BacktestServiceStub(tls)
+            ran = await stub.RunBacktest(request, metadata=bearer_metadata(token))
+            with pytest.raises(grpc.aio.AioRpcError) as without_token:
+                await stub.GetStats(backtest_service_pb2.GetStatsRequest(), timeout=5)
+        async with grpc.aio.insecure_channel(address) as plaintext:
+            with pytest.raises(grpc.aio.AioRpcError) as over_plaintext:
+                await backtest_service_pb2_grpc.BacktestServiceStub(plaintext).GetStats(
+                    backtest_service_pb2.GetStatsRequest(),
+                    metadata=bearer_metadata(token),
+                    timeout=5,
+                )
+        exit_code = await service.terminate()
+    finally:
+        service.kill()
+        await price_server.stop(0)
+
+    # The backtest read its 1,440 bars through the price service's TLS port, with the token.
+    assert ran.backtest.bar_count == 1440
+    assert without_token.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert over_plaintext.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert exit_code == 0

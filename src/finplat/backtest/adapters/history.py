@@ -52,10 +52,12 @@ class PriceServiceBars:
         stub: "price_service_pb2_grpc.PriceServiceAsyncStub",
         chunk: int = 5000,
         timeout_s: float = 30.0,
+        metadata: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self._stub = stub
         self._chunk = chunk
         self._timeout_s = timeout_s
+        self._metadata = metadata
 
     async def load(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> Bars:
         """Closed bars opening in [start_ms, end_ms); NoDataError when there are none."""
@@ -72,7 +74,9 @@ class PriceServiceBars:
             request.start_time.FromMilliseconds(chunk_start)
             request.end_time.FromMilliseconds(chunk_end)
             try:
-                response = await self._stub.GetCandles(request, timeout=self._timeout_s)
+                response = await self._stub.GetCandles(
+                    request, timeout=self._timeout_s, metadata=self._metadata
+                )
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.NOT_FOUND:
                     raise NoDataError(f"price service: {exc.details()}") from exc

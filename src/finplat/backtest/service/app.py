@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import grpc
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import CollectorRegistry
 
@@ -36,6 +35,7 @@ from finplat.backtest.service.processor import BatchProcessor
 from finplat.backtest.service.runs import Limits
 from finplat.backtest.service.settings import BacktestSettings
 from finplat.core.connections import KafkaSettings
+from finplat.core.grpc_security import bearer_metadata
 from finplat.core.grpc_server import GrpcServer, ServiceBinding, start_server
 from finplat.kafka.admin import ensure_topic
 from finplat.kafka.consumer import PriceUpdateConsumer
@@ -199,12 +199,14 @@ async def serve(settings: BacktestSettings, kafka: KafkaSettings) -> None:
                         settings.max_sweep_combinations, settings.sweep_workers)  # fmt: skip
         async with (
             metrics_server(registry, settings.grpc_host, settings.metrics_port),
-            grpc.aio.insecure_channel(settings.price_service_address) as channel,
+            settings.open_channel(settings.price_service_address) as channel,
         ):
+            token = settings.price_service_api_token
             bars = PriceServiceBars(
                 price_service_pb2_grpc.PriceServiceStub(channel),
                 settings.candles_per_request,
                 settings.price_service_timeout_s,
+                metadata=bearer_metadata(token),
             )
             servicer = BacktestServicer(view, bars, stored, limits, settings.max_concurrent_runs)
             binding = ServiceBinding(
@@ -213,7 +215,9 @@ async def serve(settings: BacktestSettings, kafka: KafkaSettings) -> None:
                     servicer, s
                 ),
             )
-            server = await start_server(settings.grpc_address, [binding])
+            server = await start_server(
+                settings.grpc_address, [binding], security=settings, metrics=registry
+            )
             try:
                 # The store is open: backtests can be served whatever the consumer's state.
                 await server.health.set_all(True)

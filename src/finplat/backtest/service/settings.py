@@ -2,12 +2,17 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from finplat.core.grpc_security import ChannelSecurity, ServerSecurity
 
-class BacktestSettings(BaseSettings):
-    """Where the service listens, what it reads and stores, and its limits."""
+
+class BacktestSettings(BaseSettings, ServerSecurity, ChannelSecurity):
+    """Where the service listens, what it reads and stores, and its limits.
+
+    The gRPC server's TLS and token come from `ServerSecurity`; `tls_ca_file` and
+    `tls_server_name` (from `ChannelSecurity`) are how it dials the price service."""
 
     model_config = SettingsConfigDict(env_prefix="FINPLAT_BACKTEST_", frozen=True, extra="forbid")
 
@@ -36,6 +41,8 @@ class BacktestSettings(BaseSettings):
     stats_log_interval_s: float = Field(default=30.0, gt=0)
 
     price_service_address: str = "127.0.0.1:50051"
+    # Bearer token sent to the price service, when that one asks for a token.
+    price_service_api_token: SecretStr | None = None
     # Deadline of each GetCandles call.
     price_service_timeout_s: float = Field(default=30.0, gt=0)
     # Candles per GetCandles call; the price service answers at most 5000.

@@ -126,6 +126,8 @@ class PriceService:
         server = await start_server(
             self.settings.grpc_address,
             [ServiceBinding(SERVICE_NAME, lambda server: add_price_service(servicer, server))],
+            security=self.settings,
+            metrics=self.metrics_registry,
         )
         self.grpc_port = server.port
         self.serving.set()

@@ -3,6 +3,7 @@
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from finplat.core.grpc_security import ServerSecurity
 from finplat.core.retry import RetryPolicy
 from finplat.price.adapters.binance.settings import FeedSettings
 
@@ -35,8 +36,11 @@ class SinkSettings(BaseModel):
         return RetryPolicy(initial_s=self.retry_initial_s, max_s=self.retry_max_s)
 
 
-class PriceSettings(BaseSettings):
-    """Env prefix `FINPLAT_PRICE_`; nested fields with `__`, e.g. `FINPLAT_PRICE_FEED__SYMBOLS`."""
+class PriceSettings(BaseSettings, ServerSecurity):
+    """Env prefix `FINPLAT_PRICE_`; nested fields with `__`, e.g. `FINPLAT_PRICE_FEED__SYMBOLS`.
+
+    The gRPC server's TLS and token settings (`FINPLAT_PRICE_API_TOKEN`, ...) come from
+    `ServerSecurity`."""
 
     model_config = SettingsConfigDict(
         env_prefix="FINPLAT_PRICE_", env_nested_delimiter="__", frozen=True, extra="forbid"
