@@ -2,8 +2,9 @@
 metrics, the token check and TLS, clean stop."""
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -20,6 +21,24 @@ logger = logging.getLogger(__name__)
 OVERALL = ""
 
 
+class ListingHealthServicer(HealthServicer):  # type: ignore[misc]
+    """grpcio-health-checking's servicer plus the `List` call grpc.health.v1 gained in 2024
+    (grpc-go serves it; the Python package does not yet), so a client such as the gateway's
+    `/health` can see every dependency a service reports without knowing their names."""
+
+    async def List(  # noqa: N802 - the protocol's method name
+        self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> health_pb2.HealthListResponse:
+        # The base class keeps the statuses here, graceful shutdown included.
+        statuses = dict(self._server_status)
+        return health_pb2.HealthListResponse(
+            statuses={
+                name: health_pb2.HealthCheckResponse(status=status)
+                for name, status in statuses.items()
+            }
+        )
+
+
 @dataclass(frozen=True)
 class ServiceBinding:
     """One servicer to expose: its full proto name and the generated `add_..._to_server`."""
@@ -34,6 +53,25 @@ class Health:
     def __init__(self, servicer: HealthServicer, names: Sequence[str]) -> None:
         self._servicer = servicer
         self._names = [OVERALL, *names]
+        self._reasons: dict[str, str | None] = {}
+
+    async def report(self, dependencies: Mapping[str, str | None]) -> None:
+        """Report each dependency by name, None when it serves, else the reason it does not;
+        the server as a whole serves only when all of them do.
+
+        grpc.health.v1 has no field for a reason, so each change is logged with it: the status
+        names which dependency is out, the log says why.
+        """
+        for name, reason in dependencies.items():
+            if name in self._reasons and self._reasons[name] == reason:
+                continue
+            self._reasons[name] = reason
+            if reason is None:
+                logger.info("dependency serving", extra={"dependency": name})
+            else:
+                logger.warning("dependency not serving: %s", reason, extra={"dependency": name})
+            await self.set_serving(reason is None, name)
+        await self.set_serving(all(reason is None for reason in dependencies.values()))
 
     async def set_serving(self, serving: bool, name: str = OVERALL) -> None:
         """Report one service (or, by default, the whole server) as serving or not."""
@@ -100,7 +138,7 @@ async def start_server(
     )
     for service in services:
         service.register(server)
-    health_servicer = HealthServicer()
+    health_servicer = ListingHealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [service.name for service in services]
     reflection.enable_server_reflection(

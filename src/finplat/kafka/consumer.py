@@ -21,16 +21,13 @@ from confluent_kafka import (
 )
 
 from finplat.core.connections import KafkaSettings
-from finplat.kafka.errors import KafkaAdapterError
+from finplat.kafka.errors import BROKERS_DOWN, KafkaAdapterError
 
 logger = logging.getLogger(__name__)
 
 OnAssign = Callable[[list[int]], Mapping[int, int]]
 """Partitions assigned -> the offset to start each at (missing: the beginning)."""
 OnRevoke = Callable[[list[int]], None]
-
-# Errors that mean "no broker reachable right now"; librdkafka keeps retrying meanwhile.
-_DOWN = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +102,7 @@ class PriceUpdateConsumer:
         )
 
     def _on_error(self, error: KafkaError) -> None:
-        self.brokers_down = error.code() in _DOWN
+        self.brokers_down = error.code() in BROKERS_DOWN
         logger.warning(
             "kafka client error: %s",
             error.str(),

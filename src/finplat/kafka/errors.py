@@ -1,5 +1,10 @@
 """Errors of the Kafka adapter, translated from confluent-kafka's."""
 
+from confluent_kafka import KafkaError
+
+# librdkafka's errors that mean "no broker reachable right now"; it keeps retrying meanwhile.
+BROKERS_DOWN = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT})
+
 
 class KafkaAdapterError(Exception):
     """Root of the adapter's errors."""

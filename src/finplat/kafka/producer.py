@@ -7,7 +7,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from finance.market.v1 import market_pb2
 from finplat.core.connections import KafkaSettings
-from finplat.kafka.errors import DeliveryError, QueueFullError
+from finplat.kafka.errors import BROKERS_DOWN, DeliveryError, QueueFullError
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +36,28 @@ class PriceUpdateProducer:
                 "acks": "all",
                 "linger.ms": 5,
                 "compression.type": "lz4",
+                "error_cb": self._on_error,
                 **(config or {}),
             }
         )
         self.delivered = 0
         self.failed = 0
+        self.brokers_down = False
+        """True from a broker-unreachable error until a delivery succeeds again."""
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() in BROKERS_DOWN:
+            self.brokers_down = True
+        logger.warning(
+            "kafka client error: %s",
+            error.str(),
+            extra={"code": error.name(), "fatal": error.fatal(), "topic": self._topic},
+        )
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
             self.delivered += 1
+            self.brokers_down = False
             return
         self.failed += 1
         logger.error(

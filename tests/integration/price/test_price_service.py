@@ -165,8 +165,9 @@ async def test_replayed_klines_are_served_stored_and_published(
     assert _sample(metrics, 'finplat_price_feed_messages_total{outcome="malformed"}') == 0
     assert _sample(metrics, "finplat_price_receive_to_publish_seconds_count") >= 2 * len(btc)
     assert price.price.kind == market_pb2.EVENT_KIND_KLINE
-    rpc = 'grpc_type="UNARY",grpc_service="finance.market.v1.PriceService",grpc_method="GetPrice"'
-    assert _sample(metrics, f'grpc_server_handled_total{{{rpc},grpc_code="OK"}}') == 1
+    # Per-RPC metrics, labels in the exposition's (alphabetical) order.
+    rpc = 'grpc_method="GetPrice",grpc_service="finance.market.v1.PriceService",grpc_type="UNARY"'
+    assert _sample(metrics, f'grpc_server_handled_total{{grpc_code="OK",{rpc}}}') == 1
     assert _sample(metrics, f"grpc_server_handling_seconds_count{{{rpc}}}") == 1
     assert len(streamed) > len(btc) // 2
     assert [u.timestamp for u in streamed] == sorted(u.timestamp for u in streamed)

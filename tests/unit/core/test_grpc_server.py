@@ -95,3 +95,27 @@ async def test_health_command_follows_the_server() -> None:
 
     assert (before.exit_code, before.output) == (1, f"{address} (server): NOT_SERVING\n")
     assert (after.exit_code, after.output) == (0, f"{address} {PRICE_SERVICE}: SERVING\n")
+
+
+@pytest.mark.asyncio
+async def test_reported_dependencies_are_listed_and_fold_into_the_overall_status() -> None:
+    server = await start_server("127.0.0.1:0", [_binding()])
+    statuses = health_pb2.HealthCheckResponse
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            await server.health.report({"deps.kafka": "no broker reachable", "deps.redis": None})
+            while_out = await stub.List(health_pb2.HealthListRequest())
+            await server.health.report({"deps.kafka": None, "deps.redis": None})
+            back = await _status(channel, "")
+    finally:
+        await server.stop(grace_s=0)
+
+    listed = {name: reply.status for name, reply in while_out.statuses.items()}
+    assert listed == {
+        "": statuses.NOT_SERVING,
+        PRICE_SERVICE: statuses.NOT_SERVING,  # still starting: nothing flipped it yet
+        "deps.kafka": statuses.NOT_SERVING,
+        "deps.redis": statuses.SERVING,
+    }
+    assert back == statuses.SERVING

@@ -245,11 +245,24 @@ async def _fail(request: Any, context: Any) -> None:
     await context.abort(code, request.message, trailing_metadata=trailing)
 
 
+class FakeListingHealth(health.HealthServicer):  # type: ignore[misc]
+    """grpcio's health servicer with the `List` call our services add (ListingHealthServicer)."""
+
+    def List(  # noqa: N802 - the protocol's method name
+        self, request: health_pb2.HealthListRequest, context: grpc.ServicerContext
+    ) -> health_pb2.HealthListResponse:
+        with self._lock:
+            statuses = dict(self._server_status)
+        return health_pb2.HealthListResponse(
+            statuses={n: health_pb2.HealthCheckResponse(status=s) for n, s in statuses.items()}
+        )
+
+
 @dataclass
 class FakeUpstream:
     server: grpc.aio.Server
     address: str
-    health: health.HealthServicer
+    health: FakeListingHealth
     price: FakePriceService
     backtest: FakeBacktestService
     things: FakeThingService
@@ -265,7 +278,7 @@ async def start_fake_upstream(
     fakes = FakeUpstream(
         server=server,
         address="",
-        health=health.HealthServicer(),
+        health=FakeListingHealth(),
         price=FakePriceService(recorder),
         backtest=FakeBacktestService(recorder),
         things=FakeThingService(thing_service, recorder),

@@ -63,6 +63,31 @@ async def test_health_is_503_when_a_service_does_not_serve(
     assert body["upstreams"]["price"]["status"] == "SERVING"
 
 
+async def test_health_is_503_naming_the_dependency_when_a_service_reports_one_out(
+    client: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
+    # What the price service does while no Kafka broker is reachable: the dependency by name,
+    # and the server as a whole, not serving; its API's own name still serving.
+    upstream.health.set("finplat.price.kafka", health_pb2.HealthCheckResponse.NOT_SERVING)
+    upstream.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    try:
+        response = await client.get("/health")
+    finally:
+        upstream.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        upstream.health.set("finplat.price.kafka", health_pb2.HealthCheckResponse.SERVING)
+    recovered = await client.get("/health")
+
+    assert response.status_code == 503
+    price = response.json()["upstreams"]["price"]
+    assert price["status"] == "NOT_SERVING"
+    assert price["services"] == {"finance.market.v1.PriceService": "SERVING"}
+    assert price["dependencies"] == {"finplat.price.kafka": "NOT_SERVING"}
+    assert recovered.status_code == 200
+    assert recovered.json()["upstreams"]["price"]["dependencies"] == {
+        "finplat.price.kafka": "SERVING"
+    }
+
+
 async def test_health_is_503_when_an_upstream_is_down(dead_upstream_url: str) -> None:
     async with httpx.AsyncClient(base_url=dead_upstream_url) as http:
         response = await http.get("/health")

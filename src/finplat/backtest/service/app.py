@@ -134,12 +134,10 @@ async def _log_periodically(
 
 
 async def _watch_health(consumer: StatsConsumer, server: GrpcServer) -> None:
-    reported: bool | None = None
+    """The consumer as a dependency: the overall status (what the gateway's /health reads)
+    follows it; the API's own name stays serving, backtests need no Kafka."""
     while True:
-        healthy = consumer.healthy
-        if healthy != reported:
-            await server.health.set_serving(healthy, CONSUMER_HEALTH)
-            reported = healthy
+        await server.health.report({CONSUMER_HEALTH: consumer.unhealthy_reason()})
         await asyncio.sleep(_HEALTH_POLL_S)
 
 

@@ -86,7 +86,15 @@ class StatsConsumer:
     @property
     def healthy(self) -> bool:
         """Polling, with a broker reachable."""
-        return self.running and not self._source.brokers_down
+        return self.unhealthy_reason() is None
+
+    def unhealthy_reason(self) -> str | None:
+        """Why the consumer is not healthy, or None when it is."""
+        if not self.running:
+            return "the consumer is not polling"
+        if self._source.brokers_down:
+            return "no Kafka broker reachable"
+        return None
 
     def snapshot(self) -> tuple[StatsSnapshot, tuple[PartitionLag, ...]]:
         """Statistics and lag per assigned partition, consistent with each other."""

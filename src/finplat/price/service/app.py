@@ -46,6 +46,11 @@ class Infrastructure:
     influx: InfluxSettings
 
 
+def _sink_reason(sink: BufferedSink[Any]) -> str | None:
+    """Why a sink's store is not serving, or None when it is."""
+    return None if sink.stats.healthy else f"{sink.name}: {sink.stats.last_error}"
+
+
 def _sink(
     name: str, write: WriteBatch[T], batch_size: int, settings: PriceSettings
 ) -> BufferedSink[T]:
@@ -188,17 +193,23 @@ class PriceService:
             self.pipeline.tick()
             silent_s = 0.0 if feed.stats.frames != last_frames else silent_s + HEALTH_INTERVAL_S
             last_frames = feed.stats.frames
-            components = {
-                "finplat.price.feed": silent_s < stall_s,
-                **{
-                    f"finplat.price.sink.{name}": sink.stats.healthy
-                    for name, sink in self.sinks.items()
-                },
-            }
-            for name, serving in components.items():
-                await server.health.set_serving(serving, name)
+            feed_reason = (
+                f"no frame from the feed for {silent_s:.0f} s" if silent_s >= stall_s else None
+            )
+            await server.health.report(
+                {
+                    "finplat.price.feed": feed_reason,
+                    **{
+                        f"finplat.price.sink.{name}": _sink_reason(sink)
+                        for name, sink in self.sinks.items()
+                    },
+                    "finplat.price.kafka": "no Kafka broker reachable"
+                    if self.publisher.producer.brokers_down
+                    else None,
+                }
+            )
+            # The API itself answers from Redis: its own name follows the latest-price store.
             await server.health.set_serving(self.latest.stats.healthy, SERVICE_NAME)
-            await server.health.set_serving(all(components.values()))
             await asyncio.sleep(HEALTH_INTERVAL_S)
 
     async def _drain(self) -> None:
