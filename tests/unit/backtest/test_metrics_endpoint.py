@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from finance.backtest.v1 import backtest_pb2
 from finplat.backtest.domain.stats import StatsSnapshot, StreamStats
+from finplat.backtest.domain.update_checks import RejectReason
 from finplat.backtest.errors import StoreError
 from finplat.backtest.service.consumer import PartitionLag
 from finplat.backtest.service.metrics import (
@@ -70,7 +71,8 @@ def _stats() -> StreamStats:
     for event_id, symbol in [("1", "BTCUSDT"), ("2", "BTCUSDT"), ("3", "ETHUSDT")]:
         stats.observe(update(event_id, symbol=symbol))
     stats.observe(update("1", symbol="BTCUSDT"))  # a redelivery
-    stats.decode_errors = 2
+    stats.reject(RejectReason.UNDECODABLE)
+    stats.reject(RejectReason.SYMBOL)
     stats.dead_lettered = 2
     return stats
 
@@ -111,6 +113,9 @@ async def test_endpoint_exports_the_consumer_statistics_lag_and_runs() -> None:
         ("finplat_backtest_symbol_messages_total", (("symbol", "ETHUSDT"),)): 1,
         ("finplat_backtest_decode_errors_total", ()): 2,
         ("finplat_backtest_dead_lettered_total", ()): 2,
+        ("finplat_backtest_rejected_messages_total", (("reason", "undecodable"),)): 1,
+        ("finplat_backtest_rejected_messages_total", (("reason", "invalid_symbol"),)): 1,
+        ("finplat_backtest_rejected_messages_total", (("reason", "invalid_price"),)): 0,
         ("finplat_backtest_duplicates_total", ()): 1,
         ("finplat_backtest_consumer_lag", (("partition", "0"), ("topic", "price-updates"))): 10,
         ("finplat_backtest_consumer_lag", (("partition", "2"), ("topic", "price-updates"))): 0,

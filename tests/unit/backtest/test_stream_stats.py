@@ -1,12 +1,14 @@
 """Live statistics: exact counts, decimals and rates, computed by hand."""
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from finance.market.v1 import market_pb2
 from finplat.backtest.domain.dedup import DedupWindow
 from finplat.backtest.domain.stats import RateWindow, StreamStats
+from finplat.backtest.domain.update_checks import RejectReason
 from finplat.backtest.errors import InvalidUpdateError
 from tests.unit.backtest.service_support import FakeClock, update
 
@@ -69,25 +71,50 @@ def test_rate_window_covers_the_last_sixty_whole_seconds() -> None:
 
 
 @pytest.mark.parametrize(
-    ("price", "volume", "message"),
+    ("bad", "message"),
     [
-        ("abc", "1", "price is not a decimal"),
-        ("NaN", "1", "price is not finite"),
-        ("0", "1", "price must be positive"),
-        ("1", "-2", "volume must not be negative"),
-        ("1" * 41, "1", "too many digits"),
+        ({"symbol": "btcusdt"}, "invalid_symbol: "),
+        ({"symbol": "B" * 10_000}, "invalid_symbol: "),
+        ({"price": "NaN"}, "invalid_price: price is not a plain decimal"),
+        ({"price": "0"}, "invalid_price: price must be positive"),
+        ({"volume": "-2"}, "invalid_volume: volume is not a plain decimal"),
+        ({"timestamp": -5}, "invalid_timestamp: "),
     ],
 )
-def test_invalid_values_raise_before_anything_is_counted(
-    price: str, volume: str, message: str
+def test_invalid_updates_raise_before_anything_is_counted(
+    bad: dict[str, Any], message: str
 ) -> None:
     stats = StreamStats(FakeClock(), dedup_capacity=10)
 
     with pytest.raises(InvalidUpdateError, match=message):
-        stats.observe(update("1", price=price, volume=volume))
+        stats.observe(update("1", **bad))
 
-    assert stats.total == 0
+    assert (stats.total, stats.snapshot().symbols, len(stats.dedup)) == (0, (), 0)
+    assert stats.to_state()["symbols"] == {}
     assert stats.observe(update("1", price="5", volume="1")) is True  # its key was not taken
+
+
+def test_rejections_count_per_reason_and_as_decode_errors() -> None:
+    stats = StreamStats(FakeClock(), dedup_capacity=10)
+
+    stats.reject(RejectReason.SYMBOL)
+    stats.reject(RejectReason.UNDECODABLE)
+    stats.reject(RejectReason.SYMBOL)
+
+    snapshot = stats.snapshot()
+    assert snapshot.rejected == {"invalid_symbol": 2, "undecodable": 1}
+    assert (snapshot.decode_errors, snapshot.total_messages) == (3, 0)
+
+
+def test_a_state_saved_before_reasons_existed_loads_with_none() -> None:
+    stats = StreamStats(FakeClock(), dedup_capacity=10)
+    stats.reject(RejectReason.PRICE)
+
+    stats.load_state(
+        {"total": 4, "decode_errors": 2, "dead_lettered": 2, "duplicates": 0, "symbols": {}}
+    )
+
+    assert (stats.snapshot().rejected, stats.decode_errors) == ({}, 2)
 
 
 def test_updates_without_event_id_are_always_counted() -> None:
@@ -101,9 +128,12 @@ def test_updates_without_event_id_are_always_counted() -> None:
 
 def test_state_round_trip_keeps_counts_and_exact_values() -> None:
     stats = StreamStats(FakeClock(), dedup_capacity=10)
-    stats.observe(update("1", price="1.10", volume="0.123456789012345678901234567"))
+    stats.observe(update("1", price="1.10", volume="0.12345678901234567890"))
     stats.observe(update("2", price="0.9", volume="2"))
-    stats.decode_errors, stats.dead_lettered = 3, 2
+    stats.reject(RejectReason.VOLUME)
+    stats.reject(RejectReason.UNDECODABLE)
+    stats.reject(RejectReason.VOLUME)
+    stats.dead_lettered = 2
     restored = StreamStats(FakeClock(), dedup_capacity=10)
 
     restored.load_state(stats.to_state())
@@ -111,9 +141,10 @@ def test_state_round_trip_keeps_counts_and_exact_values() -> None:
 
     snap = restored.snapshot()
     assert (snap.total_messages, snap.decode_errors, snap.dead_lettered) == (3, 3, 2)
+    assert snap.rejected == {"invalid_volume": 2, "undecodable": 1}
     sym = snap.symbols[0]
     assert (sym.min_price, sym.max_price, sym.last_price) == ("0.9", "1.2", "1.2")
-    assert Decimal(sym.volume) == Decimal("3.123456789012345678901234567")
+    assert Decimal(sym.volume) == Decimal("3.12345678901234567890")
 
 
 def test_dedup_window_forgets_the_oldest_key_first() -> None:

@@ -1,12 +1,15 @@
 """Live statistics of the price-updates stream: pure, clock injected, persisted as plain data.
 
-Counts are exact and survive redelivery (a `DedupWindow` on (symbol, kind, event_id)) and
-restarts (`to_state` / `load_state`, written by the consumer with its offsets). Prices and
-volumes stay exact decimals: the strings as received for last/min/max, a `Decimal` sum for
-volume. The rate window is not persisted: after a restart it describes the new process.
+Only updates that pass `update_checks` are counted, so no bad field reaches a statistic, a
+metric label or the stored state; the rejected ones are counted per reason. Counts are exact
+and survive redelivery (a `DedupWindow` on (symbol, kind, event_id)) and restarts
+(`to_state` / `load_state`, written by the consumer with its offsets). Prices and volumes stay
+exact decimals: the strings as received for last/min/max, a `Decimal` sum for volume. The
+rate window is not persisted: after a restart it describes the new process.
 """
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
@@ -14,35 +17,14 @@ from typing import Any
 
 from finance.market.v1 import market_pb2
 from finplat.backtest.domain.dedup import DedupWindow, event_key
-from finplat.backtest.errors import InvalidUpdateError
+from finplat.backtest.domain.update_checks import RejectReason, check_update
 
 Clock = Callable[[], float]
 """Monotonic seconds (`time.monotonic` in production)."""
 
 RATE_WINDOW_S = 60
-# Bounds that keep every sum exact under `_EXACT`: 40 digits, exponents within +-30.
-_MAX_DIGITS = 40
-_MAX_EXPONENT = 30
+# `check_update` bounds every value to 40 digits with exponent -20..0: sums stay exact here.
 _EXACT = Context(prec=120, traps=[Inexact, Rounded, InvalidOperation])
-
-
-def parse_decimal(text: str, name: str) -> Decimal:
-    """A finite decimal within the bounds above, or `InvalidUpdateError` naming the field."""
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise InvalidUpdateError(f"{name} is not a decimal: {text!r}") from None
-    if not value.is_finite():
-        raise InvalidUpdateError(f"{name} is not finite: {text!r}")
-    sign_digits_exponent = value.as_tuple()  # a finite decimal's exponent is an int
-    exponent = sign_digits_exponent.exponent
-    if (
-        not isinstance(exponent, int)
-        or len(sign_digits_exponent.digits) > _MAX_DIGITS
-        or abs(exponent) > _MAX_EXPONENT
-    ):
-        raise InvalidUpdateError(f"{name} has too many digits: {text!r}")
-    return value
 
 
 class RateWindow:
@@ -112,6 +94,9 @@ class StatsSnapshot:
     dead_lettered: int
     duplicates: int
     uptime_s: float
+    # Messages dead-lettered instead of counted, per `RejectReason` value; reasons never seen
+    # are absent.
+    rejected: Mapping[str, int] = field(default_factory=dict)
 
 
 def _row(s: _Symbol) -> tuple[int, int, int, str, str, str, str]:
@@ -132,17 +117,19 @@ class StreamStats:
         self.decode_errors = 0
         self.dead_lettered = 0
         self.duplicates = 0
+        self.rejected: Counter[str] = Counter()
+
+    def reject(self, reason: RejectReason) -> None:
+        """Count one message that will be dead-lettered instead of counted."""
+        self.decode_errors += 1
+        self.rejected[reason.value] += 1
 
     def observe(self, update: market_pb2.PriceUpdate) -> bool:
-        """Count one update; False for a duplicate. Invalid values raise before any change."""
-        if not update.symbol:
-            raise InvalidUpdateError("symbol is empty")
-        price = parse_decimal(update.price, "price")
-        if price <= 0:
-            raise InvalidUpdateError(f"price must be positive: {update.price!r}")
-        volume = parse_decimal(update.volume, "volume") if update.volume else Decimal(0)
-        if volume < 0:
-            raise InvalidUpdateError(f"volume must not be negative: {update.volume!r}")
+        """Count one update; False for a duplicate.
+
+        An invalid update raises `RejectedUpdateError` before any change, its key included.
+        """
+        checked = check_update(update)
         # Without an event id nothing identifies a redelivery: such updates are always counted.
         if update.event_id and not self.dedup.add(
             event_key(update.symbol, update.kind, update.event_id)
@@ -150,7 +137,7 @@ class StreamStats:
             self.duplicates += 1
             return False
         self.total += 1
-        self._count(update, price, volume)
+        self._count(update, checked.price, checked.volume)
         return True
 
     def _count(self, update: market_pb2.PriceUpdate, price: Decimal, volume: Decimal) -> None:
@@ -197,6 +184,7 @@ class StreamStats:
             dead_lettered=self.dead_lettered,
             duplicates=self.duplicates,
             uptime_s=now - self._started,
+            rejected=dict(self.rejected),
         )
 
     def to_state(self) -> dict[str, Any]:
@@ -206,6 +194,7 @@ class StreamStats:
             "decode_errors": self.decode_errors,
             "dead_lettered": self.dead_lettered,
             "duplicates": self.duplicates,
+            "rejected": dict(self.rejected),
             "symbols": {name: [*_row(s)] for name, s in self._symbols.items()},
         }
 
@@ -215,6 +204,8 @@ class StreamStats:
         self.decode_errors = int(state["decode_errors"])
         self.dead_lettered = int(state["dead_lettered"])
         self.duplicates = int(state["duplicates"])
+        # States saved before rejections were told apart by reason have none.
+        self.rejected = Counter({k: int(v) for k, v in state.get("rejected", {}).items()})
         self._symbols = {}
         for name, row in state["symbols"].items():
             count, first_ms, last_ms, last_price, min_price, max_price, volume = row

@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from finance.backtest.v1 import backtest_pb2
+from finplat.backtest.domain.update_checks import RejectReason
 from finplat.backtest.service.api import Results, StatsView
 
 
@@ -105,9 +106,19 @@ class BacktestCollector(Collector):
         yield per_symbol
         yield CounterMetricFamily(
             "finplat_backtest_decode_errors",
-            "Messages that could not be decoded",
+            "Messages not counted because they could not be decoded or failed validation",
             value=snapshot.decode_errors,
         )
+        rejected = CounterMetricFamily(
+            "finplat_backtest_rejected_messages",
+            "Messages dead-lettered instead of counted, by reason: undecodable, or the field"
+            " that failed validation",
+            labels=["reason"],
+        )
+        # Every reason from the start, zeros included, so rate() sees the first rejection.
+        for reason in RejectReason:
+            rejected.add_metric([reason.value], snapshot.rejected.get(reason.value, 0))
+        yield rejected
         yield CounterMetricFamily(
             "finplat_backtest_dead_lettered",
             "Messages sent to the dead-letter topic",

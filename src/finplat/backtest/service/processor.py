@@ -1,4 +1,8 @@
-"""One batch of records: decode, count, dead-letter the unreadable, persist with the offsets.
+"""One batch of records: decode, count, dead-letter the rejected, persist with the offsets.
+
+A record is rejected when it cannot be decoded or its update fails the statistics' checks;
+either way it is counted once under its `RejectReason`, dead-lettered with the reason, and
+leaves no trace in the statistics.
 
 The unit of work of the consumer, free of Kafka's client so it can be tested on its own. After
 `process` raises, the in-memory state may hold part of the failed batch: the caller must call
@@ -16,7 +20,7 @@ from finance.market.v1 import market_pb2
 from finplat.backtest.adapters.consumer_state import SavedState, TopicPartitionKey
 from finplat.backtest.domain.dedup import DedupChanges
 from finplat.backtest.domain.stats import StreamStats
-from finplat.backtest.errors import InvalidUpdateError
+from finplat.backtest.domain.update_checks import RejectedUpdateError, RejectReason
 from finplat.kafka.consumer import Record
 from finplat.kafka.errors import DecodeError
 
@@ -26,7 +30,7 @@ Decoder = Callable[[bytes | None], market_pb2.PriceUpdate]
 
 
 class DeadLetters(Protocol):
-    """Where unreadable messages go (`DeadLetterProducer`)."""
+    """Where rejected messages go (`DeadLetterProducer`)."""
 
     def send(self, record: Record, reason: str) -> None:
         """Queue one dead letter."""
@@ -116,8 +120,11 @@ class BatchProcessor:
                         counted += 1
                     else:
                         duplicates += 1
-                except (DecodeError, InvalidUpdateError) as exc:
-                    stats.decode_errors += 1
+                except DecodeError as exc:
+                    stats.reject(RejectReason.UNDECODABLE)
+                    poison.append((record, f"{RejectReason.UNDECODABLE}: {exc}"))
+                except RejectedUpdateError as exc:
+                    stats.reject(exc.reason)
                     poison.append((record, str(exc)))
                 self._next_offsets[(record.topic, record.partition)] = record.offset + 1
         if poison:
@@ -139,5 +146,6 @@ _EMPTY_STATE: dict[str, Any] = {
     "decode_errors": 0,
     "dead_lettered": 0,
     "duplicates": 0,
+    "rejected": {},
     "symbols": {},
 }
