@@ -1,5 +1,6 @@
-"""compose.yaml matches the native stack and our settings (no Docker engine runs here, so its
-structure is checked instead of `docker compose config`)."""
+"""compose.yaml and the Dockerfile match the native stack, our settings and how operators run
+containers (no Docker engine runs here, so their structure is checked instead of
+`docker compose config` and `docker build`)."""
 
 from typing import Any
 from urllib.parse import urlparse
@@ -17,7 +18,9 @@ from finplat.replay.settings import ReplaySettings
 from tests.paths import REPO_ROOT
 
 INFRASTRUCTURE = {"kafka", "schema-registry", "redis", "influxdb"}
+MONITORING = {"prometheus", "grafana"}
 SERVICES = {"replay", "price-service", "backtest-service", "gateway"}
+JOBS = {"kafka-topics"}
 SETTINGS: dict[str, type[BaseSettings]] = {
     "FINPLAT_KAFKA_": KafkaSettings,
     "FINPLAT_REDIS_": RedisSettings,
@@ -41,7 +44,7 @@ def _services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _published(service: dict[str, Any]) -> set[int]:
-    return {int(str(port).split(":")[0]) for port in service.get("ports", [])}
+    return {int(str(port).split(":")[-2]) for port in service.get("ports", [])}
 
 
 def test_every_long_running_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
@@ -120,3 +123,72 @@ def test_topic_is_created_as_our_settings_expect(compose: dict[str, Any]) -> Non
 
     assert f"--topic={settings.topic}" in command
     assert f"--partitions={settings.topic_partitions}" in command
+
+
+def test_every_published_port_binds_loopback_only(compose: dict[str, Any]) -> None:
+    ports = [
+        (name, str(port))
+        for name, service in _services(compose).items()
+        for port in service.get("ports", [])
+    ]
+
+    assert len(ports) == 12
+    for name, port in ports:
+        # "HOST:PUBLISHED:TARGET"; without HOST, Docker binds every interface.
+        parts = port.split(":")
+        assert len(parts) == 3, f"{name}: {port}"
+        assert parts[0] == "127.0.0.1", f"{name}: {port}"
+
+
+def test_every_service_has_the_restart_policy_operators_expect(compose: dict[str, Any]) -> None:
+    restart = {name: service.get("restart") for name, service in _services(compose).items()}
+
+    assert restart.keys() == INFRASTRUCTURE | MONITORING | SERVICES | JOBS
+    for name in INFRASTRUCTURE | MONITORING:
+        assert restart[name] == "unless-stopped", name
+    for name in SERVICES:
+        assert restart[name] == "on-failure", name
+    assert restart["kafka-topics"] == "on-failure:3"
+
+
+def _dockerfile_final_stage() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the stage the image runs, continuation lines joined."""
+    text = (REPO_ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    instructions = [
+        (keyword.upper(), arguments.strip())
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+        for keyword, _, arguments in [line.strip().partition(" ")]
+    ]
+    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    return instructions[last_from:]
+
+
+def _users() -> list[str]:
+    return [arguments for keyword, arguments in _dockerfile_final_stage() if keyword == "USER"]
+
+
+def test_the_image_runs_as_a_user_that_is_not_root() -> None:
+    users = _users()
+
+    assert users, "the final stage sets no USER: it runs as root"
+    user, _, group = users[-1].partition(":")
+    assert user not in {"root", "0"}
+    assert group not in {"root", "0"}
+
+
+def test_the_image_user_owns_what_our_services_write(compose: dict[str, Any]) -> None:
+    runs = " ".join(a for keyword, a in _dockerfile_final_stage() if keyword == "RUN")
+    writable = [
+        volume.split(":")[1]
+        for service in _services(compose).values()
+        if "build" in service
+        for volume in service.get("volumes", [])
+        if not volume.endswith(":ro")
+    ]
+
+    assert writable == ["/var/lib/finplat"]
+    assert _users()[-1] == "10001:10001"
+    assert "groupadd --system --gid 10001 finplat" in runs
+    assert "useradd --system --uid 10001 --gid finplat" in runs
+    assert "chown finplat:finplat /var/lib/finplat" in runs

@@ -5,11 +5,13 @@ that says where it listens, and the supervisor reads them to wire the services t
 """
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finplat.core.paths import REPOSITORY
+from finplat.core.retry import RetryPolicy
 
 
 class PlatformSettings(BaseSettings):
@@ -60,3 +62,33 @@ class PlatformSettings(BaseSettings):
     """Timeout of one readiness probe request."""
     probe_interval_s: float = Field(default=0.25, gt=0)
     """Pause between readiness probes, and between checks of the children while running."""
+
+    restart_delay_s: float = Field(default=1.0, gt=0)
+    """Wait before restarting a child that exited while the platform runs (its exit code or
+    signal is logged); it doubles with each further exit, up to `restart_delay_max_s`, and is
+    shortened at random by up to half so children that fell together do not return together."""
+    restart_delay_max_s: float = Field(default=60.0, gt=0)
+    """Longest wait between restarts of a child that keeps exiting."""
+    restart_reset_after_s: float = Field(default=60.0, ge=0)
+    """A child that ran this long before it exited counts as healthy: its next restart waits
+    `restart_delay_s` again (Kubernetes resets its crash-loop backoff likewise)."""
+    restart_max: int = Field(default=5, ge=0)
+    """Restarts of one child allowed within `restart_window_s`; one more exit stops the whole
+    platform with an error naming the child and how it ended (systemd's StartLimitBurst).
+    0 stops the platform at the first exit of any child."""
+    restart_window_s: float = Field(default=300.0, gt=0)
+    """The sliding window `restart_max` counts in (systemd's StartLimitIntervalSec)."""
+
+    @model_validator(mode="after")
+    def _restart_policy_is_valid(self) -> Self:
+        # Fail when the settings are read, not at the first crash hours later.
+        self.restart_policy()
+        return self
+
+    def restart_policy(self) -> RetryPolicy:
+        """The backoff between restarts of one child."""
+        return RetryPolicy(
+            initial_s=self.restart_delay_s,
+            max_s=self.restart_delay_max_s,
+            reset_after_s=self.restart_reset_after_s,
+        )

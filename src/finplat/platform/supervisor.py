@@ -2,11 +2,14 @@
 
 Children outlive the `finplat up` that spawned them (own session, output in their log, pid file),
 so `up --detach` can return and a later `down` finds them. A failed `up` stops what it started,
-leaving things as it found them.
+leaving things as it found them. While `watch` runs, a child that exits is restarted after a
+backoff, the others untouched, until it exits more often than the settings allow.
 """
 
+import contextlib
 import logging
 import os
+import random
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -16,7 +19,14 @@ from typing import Protocol
 
 from finplat.platform.children import Plan
 from finplat.platform.errors import PlatformError
-from finplat.platform.processes import Handle, PlatformDirs, log_excerpt, wait_ready
+from finplat.platform.processes import (
+    Handle,
+    PlatformDirs,
+    Restarts,
+    RunDirBusyError,
+    log_excerpt,
+    wait_ready,
+)
 from finplat.platform.settings import PlatformSettings
 from finplat.platform.spec import ChildSpec
 from finplat.stack.errors import StackError
@@ -60,14 +70,33 @@ class ChildStatus:
     running: bool
 
 
+@dataclass
+class _Exit:
+    """A child `check` found ended, until it runs again or the platform stops."""
+
+    how: str
+    uptime_s: float
+    restart_at: float | None = None
+    """When to restart it (monotonic clock); None until the exit is counted."""
+
+
 class Supervisor:
     """Starts, watches and stops the platform described by one PlatformSettings."""
 
-    def __init__(self, settings: PlatformSettings, stack: StackControl | None) -> None:
+    def __init__(
+        self,
+        settings: PlatformSettings,
+        stack: StackControl | None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.settings = settings
         self.stack = stack if settings.manage_stack else None
         self.dirs = PlatformDirs(settings.log_dir, settings.run_dir)
+        self._rng = rng
         self._handles: dict[str, Handle] = {}
+        self._specs: dict[str, ChildSpec] = {}
+        self._exits: dict[str, _Exit] = {}
+        self._restarts: dict[str, Restarts] = {}
         self.started_stack = False
         """True once `up` has started a stack that was not running before."""
 
@@ -86,6 +115,7 @@ class Supervisor:
                 c for c in plan.children if running[c.name] is None and (c in servers or any_new)
             ]
             self._check_ports(to_start)
+            self._specs.update((child.name, child) for child in plan.children)
             stack_was_up = self.stack is None or _all_up(self.stack.status())
             try:
                 if self.stack is not None:
@@ -129,10 +159,10 @@ class Supervisor:
             if pid is not None:
                 known = self._handles.get(child.name)
                 if known is None or known.pid != pid:
-                    self._handles[child.name] = Handle(pid, time.monotonic())
+                    self._track(child.name, Handle(pid, time.monotonic()))
             elif child in to_start:
                 report(f"{child.name}: starting ({self.dirs.log(child.name)})")
-                self._handles[child.name] = self._spawn(child)
+                self._track(child.name, self._spawn(child))
         statuses = []
         for child in stage:
             handle = self._handles.get(child.name)
@@ -154,6 +184,10 @@ class Supervisor:
                 )
             )
         return statuses
+
+    def _track(self, name: str, handle: Handle) -> None:
+        self._handles[name] = handle
+        self._exits.pop(name, None)
 
     def _spawn(self, child: ChildSpec) -> Handle:
         if child.prepare is not None:
@@ -184,13 +218,81 @@ class Supervisor:
             _stack_down(self.stack, report)
 
     def watch(self) -> str:
-        """Block until a child started or kept by `up` ends; say which and how."""
+        """Keep the children started or kept by `up` running, restarting those that exit, until
+        one exits too often or the platform is stopped elsewhere; say which child and how."""
         while True:
-            for name, handle in self._handles.items():
-                ended = handle.exit_reason()
-                if ended is not None:
-                    return f"{name} {ended}; {log_excerpt(self.dirs, name)}"
+            reason = self.check()
+            if reason is not None:
+                return reason
             time.sleep(self.settings.probe_interval_s)
+
+    def check(self) -> str | None:
+        """One look at the children: count those that ended and restart each once its backoff
+        has passed. Returns why the platform must stop, or None while it goes on."""
+        now = time.monotonic()
+        for name, handle in self._handles.items():
+            how = None if name in self._exits else handle.exit_reason()
+            if how is not None:
+                self._exits[name] = _Exit(how, now - handle.started)
+        waiting = [
+            name
+            for name, ended in self._exits.items()
+            if ended.restart_at is None or ended.restart_at <= now
+        ]
+        if not waiting:  # the lock only when needed: `finplat down` fails while it is held
+            return None
+        # Under the lock, a `finplat down` elsewhere is seen whole (never undone by a restart),
+        # and the watch of a second `finplat up` does not restart the same child again. While
+        # another command holds it, the exits wait: that command may be stopping the platform.
+        with contextlib.suppress(RunDirBusyError), self.dirs.lock():
+            for name in waiting:
+                reason = self._settle(name, now)
+                if reason is not None:
+                    return reason
+        return None
+
+    def _settle(self, name: str, now: float) -> str | None:
+        ended = self._exits[name]
+        if not self.dirs.pid_file(name).exists():
+            return f"{name} {ended.how} and `finplat down` has removed its pid file"
+        pid = running_pid(self.dirs, name)
+        if pid is not None:  # the watch of another `finplat up` restarted it first
+            self._track(name, Handle(pid, now))
+            return None
+        if ended.restart_at is None:
+            return self._count(name, ended, now)
+        try:
+            self._track(name, self._spawn(self._specs[name]))
+        except PlatformError as exc:
+            return f"{name} {ended.how} and cannot be restarted: {exc}"
+        return None
+
+    def _count(self, name: str, ended: _Exit, now: float) -> str | None:
+        restarts = self._restarts.setdefault(name, Restarts(self.settings, self._rng))
+        delay_s = restarts.next_delay_s(now, ended.uptime_s)
+        if delay_s is None:
+            return (
+                f"{name} {ended.how}; not restarted: more than FINPLAT_PLATFORM_RESTART_MAX="
+                f"{restarts.limit} restarts within FINPLAT_PLATFORM_RESTART_WINDOW_S="
+                f"{restarts.window_s:g} s (restarts in this run: {restarts.count}); "
+                f"{log_excerpt(self.dirs, name)}"
+            )
+        logger.warning(
+            "%s %s; restart %d in %.1f s",
+            name,
+            ended.how,
+            restarts.count,
+            delay_s,
+            extra={
+                "child": name,
+                "exit": ended.how,
+                "uptime_s": round(ended.uptime_s, 3),
+                "restarts": restarts.count,
+                "delay_s": round(delay_s, 3),
+            },
+        )
+        ended.restart_at = now + delay_s
+        return None
 
     def down(self, report: Report, keep_stack: bool = False) -> dict[str, list[int]]:
         """Stop every child of this run dir (pid files and marked strays), then the stack."""
@@ -207,6 +309,7 @@ class Supervisor:
             for handle in self._handles.values():
                 handle.reap()
             self._handles.clear()
+            self._exits.clear()
             for name in self.dirs.pid_names():
                 self.dirs.pid_file(name).unlink(missing_ok=True)
             if survivors:

@@ -1,10 +1,12 @@
 """Fake children and a fake stack for the supervisor tests: real processes (`python -c`), so the
 spawning, signals, pid files and process groups under test are the real ones."""
 
+import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from finplat.platform.children import Endpoints, Plan
 from finplat.platform.probes import NotReadyError
 from finplat.platform.spec import ChildSpec
 from finplat.stack.component import Port
@@ -30,6 +32,17 @@ ready.write_text(str(os.getpid()))
 while True:
     time.sleep(1)
 """
+
+ENDPOINTS = Endpoints("http://fake", "fake:1", "fake:2", None, None, None, None, "fake feed")
+
+
+def fake_plan(*stages: list[ChildSpec]) -> Plan:
+    """A plan of fake children, in these start stages."""
+    return Plan(stages, ENDPOINTS)
+
+
+def quiet(_line: str) -> None:
+    """A `Report` that drops the progress lines."""
 
 
 def _probe(ready: Path) -> None:
@@ -66,6 +79,17 @@ def fake_never_ready(name: str) -> ChildSpec:
         raise NotReadyError("never")
 
     return ChildSpec(name, [sys.executable, "-c", "import time; time.sleep(600)"], probe=probe)
+
+
+class FixedRandom(random.Random):
+    """Every draw is `value`: 0.0 takes the jitter out of a backoff, so its waits are exact."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
 
 
 @dataclass

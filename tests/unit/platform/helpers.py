@@ -17,3 +17,8 @@ def pids_in_session(leader: int) -> list[int]:
             except OSError:  # gone meanwhile
                 continue
     return found
+
+
+def pid_in_file(run_dir: Path, name: str) -> int:
+    """The pid a child's pid file names (alive or not)."""
+    return int((run_dir / f"{name}.pid").read_text().split()[0])

@@ -4,17 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from finplat.platform.children import Endpoints, Plan
 from finplat.platform.errors import PlatformError
 from finplat.platform.settings import PlatformSettings
 from finplat.platform.supervisor import Supervisor
-from tests.unit.platform.fakes import FakeStack, fake_server
-
-_ENDPOINTS = Endpoints("http://fake", "fake:1", "fake:2", None, None, None, None, "fake feed")
-
-
-def _quiet(_line: str) -> None:
-    pass
+from tests.unit.platform.fakes import FakeStack, fake_plan, fake_server, quiet
 
 
 def test_stack_comes_up_before_the_children(
@@ -22,7 +15,7 @@ def test_stack_comes_up_before_the_children(
 ) -> None:
     lines: list[str] = []
 
-    supervisor.up(Plan([[fake_server("fake-api", tmp_path)]], _ENDPOINTS), lines.append)
+    supervisor.up(fake_plan([fake_server("fake-api", tmp_path)]), lines.append)
 
     assert stack.calls == ["status", "up"]
     assert lines[:2] == ["stack fakedb: starting", "stack fakedb: started in 0.1 s, fake://db"]
@@ -30,10 +23,10 @@ def test_stack_comes_up_before_the_children(
 
 
 def test_down_stops_the_stack_unless_kept(supervisor: Supervisor, stack: FakeStack) -> None:
-    supervisor.down(_quiet, keep_stack=True)
+    supervisor.down(quiet, keep_stack=True)
     assert "down" not in stack.calls
 
-    supervisor.down(_quiet)
+    supervisor.down(quiet)
     assert stack.calls == ["down"]
 
 
@@ -43,7 +36,7 @@ def test_failed_up_stops_a_stack_it_started(
     broken = fake_server("fake-broken", tmp_path, flags="EXIT")
 
     with pytest.raises(PlatformError):
-        supervisor.up(Plan([[broken]], _ENDPOINTS), _quiet)
+        supervisor.up(fake_plan([broken]), quiet)
 
     assert stack.calls == ["status", "up", "down"]
 
@@ -55,9 +48,7 @@ def test_failed_up_leaves_a_stack_that_was_already_up(
     supervisor = Supervisor(settings, shared)
 
     with pytest.raises(PlatformError):
-        supervisor.up(
-            Plan([[fake_server("fake-broken", tmp_path, flags="EXIT")]], _ENDPOINTS), _quiet
-        )
+        supervisor.up(fake_plan([fake_server("fake-broken", tmp_path, flags="EXIT")]), quiet)
 
     assert "down" not in shared.calls
 
@@ -66,7 +57,7 @@ def test_stack_failure_is_a_platform_error(settings: PlatformSettings, tmp_path:
     supervisor = Supervisor(settings, FakeStack(fail_up=True))
 
     with pytest.raises(PlatformError, match="fakedb would not start"):
-        supervisor.up(Plan([[fake_server("fake-api", tmp_path)]], _ENDPOINTS), _quiet)
+        supervisor.up(fake_plan([fake_server("fake-api", tmp_path)]), quiet)
 
     assert not (settings.log_dir / "fake-api.log").exists()
 
@@ -75,8 +66,8 @@ def test_unmanaged_stack_is_never_touched(settings: PlatformSettings, tmp_path: 
     stack = FakeStack()
     supervisor = Supervisor(settings.model_copy(update={"manage_stack": False}), stack)
 
-    supervisor.up(Plan([[fake_server("fake-api", tmp_path)]], _ENDPOINTS), _quiet)
-    supervisor.down(_quiet)
+    supervisor.up(fake_plan([fake_server("fake-api", tmp_path)]), quiet)
+    supervisor.down(quiet)
 
     assert stack.calls == []
 
@@ -87,10 +78,10 @@ def test_up_remembers_whether_it_started_the_stack(
     fresh = Supervisor(settings, FakeStack(up_before=False))
     shared = Supervisor(settings, FakeStack(up_before=True))
 
-    fresh.up(Plan([[fake_server("fake-a", tmp_path)]], _ENDPOINTS), _quiet)
-    fresh.down(_quiet)
-    shared.up(Plan([[fake_server("fake-b", tmp_path)]], _ENDPOINTS), _quiet)
-    shared.down(_quiet)
+    fresh.up(fake_plan([fake_server("fake-a", tmp_path)]), quiet)
+    fresh.down(quiet)
+    shared.up(fake_plan([fake_server("fake-b", tmp_path)]), quiet)
+    shared.down(quiet)
 
     assert fresh.started_stack
     assert not shared.started_stack
