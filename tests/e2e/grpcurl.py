@@ -1,7 +1,7 @@
 """grpcurl, the binary a gRPC user reaches for, run by the e2e tests exactly as a user runs it.
 
 The binary is FINPLAT_GRPCURL, or the one `make install` builds into the cache. The services are
-FINPLAT_E2E_PRICE_GRPC and FINPLAT_E2E_BACKTEST_GRPC, or the default ports `finplat up` uses.
+those of the platform under test (tests/e2e/conftest.py).
 A missing binary fails the test with the command that builds it: it never skips.
 """
 
@@ -17,10 +17,11 @@ from typing import IO, Any
 import pytest
 
 from finplat.platform.grpcurl import cached_grpcurl
+from tests.e2e.conftest import backtest_grpc_address, price_grpc_address
 
 GRPCURL_VARIABLE = "FINPLAT_GRPCURL"
-PRICE_GRPC = os.environ.get("FINPLAT_E2E_PRICE_GRPC", "127.0.0.1:50051")
-BACKTEST_GRPC = os.environ.get("FINPLAT_E2E_BACKTEST_GRPC", "127.0.0.1:50052")
+PRICE_GRPC = price_grpc_address()
+BACKTEST_GRPC = backtest_grpc_address()
 # grpcurl exits with 64 + the gRPC status code when the call itself fails (its documented
 # convention), so a script can tell NOT_FOUND from a connection error.
 GRPCURL_STATUS_EXIT_BASE = 64

@@ -14,7 +14,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 
@@ -22,6 +21,7 @@ from finplat.core.connections import InfluxSettings, KafkaSettings
 from finplat.replay.server import ReplayServer
 from finplat.replay.settings import ReplaySettings
 from tests.paths import FINPLAT, REPO_ROOT
+from tests.stores import influx_bucket
 
 _ADDRESS_VARIABLES = ("FINPLAT_KAFKA_BOOTSTRAP_SERVERS", "FINPLAT_KAFKA_SCHEMA_REGISTRY_URL")
 
@@ -67,21 +67,8 @@ def kafka_settings(stack: None) -> KafkaSettings:
 @pytest.fixture
 def influx_settings(stack: None) -> Iterator[InfluxSettings]:
     """A bucket of its own for one test, deleted afterwards: stored candles never leak over."""
-    settings = InfluxSettings()
-    bucket = f"test-{uuid.uuid4().hex}"
-    headers = {"Authorization": f"Token {settings.token.get_secret_value()}"}
-    with httpx.Client(base_url=settings.url, headers=headers, timeout=10) as client:
-        orgs = client.get("/api/v2/orgs", params={"org": settings.org})
-        orgs.raise_for_status()
-        created = client.post(
-            "/api/v2/buckets",
-            json={"name": bucket, "orgID": orgs.json()["orgs"][0]["id"], "retentionRules": []},
-        )
-        created.raise_for_status()
-        try:
-            yield settings.model_copy(update={"bucket": bucket})
-        finally:
-            client.delete(f"/api/v2/buckets/{created.json()['id']}").raise_for_status()
+    with influx_bucket(InfluxSettings(), f"test-{uuid.uuid4().hex}") as settings:
+        yield settings
 
 
 StartReplay = Callable[..., Awaitable[ReplayServer]]

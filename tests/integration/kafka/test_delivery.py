@@ -14,6 +14,7 @@ from finplat.kafka.admin import ensure_topic
 from finplat.kafka.consumer import PriceUpdateConsumer, Record, next_offsets
 from finplat.kafka.producer import PriceUpdateProducer
 from finplat.kafka.serde import PriceUpdateDeserializer, PriceUpdateSerializer, registry_client
+from tests.stores import delete_topics
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +108,15 @@ def _exchange_ten_thousand(topic_settings: KafkaSettings, registry: SchemaRegist
 
 
 def test_probe_reads_back_what_it_produced(kafka_settings: KafkaSettings) -> None:
-    result = CliRunner().invoke(finplat, ["kafka", "probe", "--count", "5"])
+    # A topic of its own: the probe's messages must not reach a platform the user runs.
+    topic = f"test-probe-{uuid.uuid4().hex}"
+    ensure_topic(kafka_settings.bootstrap_servers, topic, partitions=3)
+    try:
+        result = CliRunner().invoke(
+            finplat, ["kafka", "probe", "--count", "5"], env={"FINPLAT_KAFKA_TOPIC": topic}
+        )
+    finally:
+        delete_topics(kafka_settings.bootstrap_servers, [topic])
 
     assert result.exit_code == 0, result.output
     assert result.output.count("PROBEUSDT") == 5
