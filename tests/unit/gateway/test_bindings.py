@@ -152,3 +152,39 @@ def test_later_registered_patterns_win_as_in_grpc_gateways_serve_mux() -> None:
     first = next(r for r in routes if r.matches(scope)[0] is Match.FULL)
 
     assert first.binding.method.name == "Any"
+
+
+@pytest.mark.parametrize(
+    ("bound", "reads_query"),
+    [
+        pytest.param(rule(get="/v1/x"), True, id="nothing bound"),
+        pytest.param(rule(get="/v1/{name}"), True, id="fields left over"),
+        pytest.param(rule(post="/v1/x", body="*"), False, id="body star"),
+        pytest.param(
+            rule(post="/v1/{name}", body="inner"), True, id="path and body leave tags over"
+        ),
+        pytest.param(
+            rule(post="/v1/{inner.id}/{name}", body="tags"),
+            True,
+            id="a nested variable leaves its top-level field over",
+        ),
+    ],
+)
+def test_query_string_is_read_only_when_a_top_level_field_is_left_for_it(
+    bound: http_pb2.HttpRule, reads_query: bool
+) -> None:
+    # protoc-gen-grpc-gateway's HasQueryParam: top-level fields minus the body's and the path
+    # variables' (a nested `{inner.id}` removes nothing).
+    (binding,) = bindings_of([service_with(("Method", bound))])
+
+    assert binding.reads_query is reads_query
+
+
+def test_query_string_is_not_read_when_path_variables_bind_every_field(
+    thing_service: descriptor.ServiceDescriptor,
+) -> None:
+    found = {b.method.name: b.reads_query for b in bindings_of([thing_service])}
+
+    assert found["Sleep"] is False  # /v1/sleep/{millis}: SleepRequest has only millis
+    assert found["Tags"] is False  # /v1/tags/{tags}
+    assert found["Fail"] is True  # /v1/fail/{code} leaves message and with_details

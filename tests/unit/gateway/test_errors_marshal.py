@@ -1,4 +1,4 @@
-"""Error mapping (runtime/errors.go) and the default JSONPb marshaler's output and input."""
+"""Error mapping (runtime/errors.go) and the default JSONPb marshaler's output."""
 
 import json
 
@@ -105,55 +105,3 @@ def test_response_body_of_a_repeated_field_is_the_list() -> None:
     field = response.DESCRIPTOR.fields_by_name["prices"]
 
     assert [p["symbol"] for p in marshal.field_value(response, field)] == ["A"]
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        pytest.param(
-            b'{"data": {"start_time": "2024-01-01T00:00:00Z"}}', id="proto names accepted"
-        ),
-        pytest.param(b'{"data": {"startTime": "2024-01-01T00:00:00Z"}}', id="JSON names accepted"),
-        pytest.param(
-            b'{"data": {"startTime": "2024-01-01T00:00:00Z"}, "bogus": 1}',
-            id="unknown fields discarded",
-        ),
-    ],
-)
-def test_request_body_accepts_both_names_and_discards_unknown_fields(body: bytes) -> None:
-    request = backtest_service_pb2.RunBacktestRequest()
-
-    marshal.parse_body(body, request, None)
-
-    assert request.data.start_time.seconds == 1_704_067_200
-
-
-@pytest.mark.parametrize(
-    ("body", "error"),
-    [
-        pytest.param(b"{", "invalid JSON body", id="malformed JSON"),
-        pytest.param(b"[1, 2]", "must be a JSON object", id="not an object"),
-        pytest.param(b'{"config": {"fee_bps": "cheap"}}', "invalid body", id="wrong value type"),
-        pytest.param(b"\xff\xfe", "invalid JSON body", id="not UTF-8"),
-    ],
-)
-def test_bad_request_bodies_are_body_errors(body: bytes, error: str) -> None:
-    with pytest.raises(marshal.BodyError, match=error):
-        marshal.parse_body(body, backtest_service_pb2.RunBacktestRequest(), None)
-
-
-def test_empty_body_leaves_the_message_unchanged() -> None:
-    request = backtest_service_pb2.RunBacktestRequest(strategy="kept")
-
-    marshal.parse_body(b"  \n", request, None)
-
-    assert request.strategy == "kept"
-
-
-def test_single_field_body_is_the_fields_json() -> None:
-    request = backtest_service_pb2.RunBacktestRequest()
-    field = request.DESCRIPTOR.fields_by_name["data"]
-
-    marshal.parse_body(b'{"symbol": "BTCUSDT"}', request, field)
-
-    assert request.data.symbol == "BTCUSDT"

@@ -92,13 +92,20 @@ def test_bad_binary_header_is_invalid_argument() -> None:
         pytest.param("1000000n", 0.001, id="nanoseconds"),
         pytest.param("0S", 0.0, id="zero means no deadline"),
         pytest.param("+3S", 3.0, id="sign accepted as strconv.ParseInt does"),
+        pytest.param("-1S", -1.0, id="negative: a deadline already passed"),
+        pytest.param("9223372036854775807n", 9223372036.854775807, id="the largest time.Duration"),
+        # 2562048 h is 9223372800000000000 ns, past int64: Go's multiplication wraps around to
+        # 9223372800000000000 - 2**64 = -9223371273709551616 ns.
+        pytest.param("2562048H", -9223371273.709551616, id="time.Duration overflow wraps"),
     ],
 )
 def test_grpc_timeout_is_parsed_in_grpc_gateway_format(value: str, seconds: float) -> None:
     assert parse_grpc_timeout(value) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("value", ["S", "1", "1s", "1x", "1.5S", "abcS", ""])
+@pytest.mark.parametrize(
+    "value", ["S", "1", "1s", "1x", "1.5S", "abcS", "", "9223372036854775808n", " 1S"]
+)
 def test_bad_grpc_timeout_is_invalid_argument(value: str) -> None:
     with pytest.raises(GatewayError, match="invalid grpc-timeout") as caught:
         parse_grpc_timeout(value)
@@ -111,6 +118,31 @@ def test_grpc_timeout_header_sets_the_timeout_and_is_not_forwarded() -> None:
 
     assert timeout == pytest.approx(0.25)
     assert metadata == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "timeout"),
+    [
+        pytest.param([(b"grpc-timeout", b"")], None, id="an empty value is no timeout"),
+        pytest.param(
+            [(b"grpc-timeout", b"1S"), (b"grpc-timeout", b"soon")], 1.0, id="first value counts"
+        ),
+        pytest.param(
+            [(b"grpc-timeout", b""), (b"grpc-timeout", b"1S")], None, id="even when empty"
+        ),
+    ],
+)
+def test_only_the_first_grpc_timeout_counts_as_header_get_returns_it(
+    headers: list[tuple[bytes, bytes]], timeout: float | None
+) -> None:
+    assert incoming_metadata(headers, None)[1] == timeout
+
+
+def test_grpc_timeout_is_checked_before_any_other_header() -> None:
+    headers = [(b"grpc-metadata-trace-bin", b"!!!"), (b"grpc-timeout", b"soon")]
+
+    with pytest.raises(GatewayError, match="invalid grpc-timeout"):
+        incoming_metadata(headers, None)
 
 
 def test_response_metadata_becomes_grpc_metadata_and_trailer_headers() -> None:

@@ -154,6 +154,26 @@ async def test_wildcard_matches_an_empty_segment_and_the_rpc_decides(
     assert last_request(upstream).symbol == ""
 
 
+async def test_empty_query_value_of_a_string_field_is_set(
+    client: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
+    response = await client.get("/api/backtests?page_token=&strategy=")
+
+    assert response.status_code == 200
+    assert response.json()["nextPageToken"] == ""
+    assert last_request(upstream).strategy == ""
+
+
+async def test_query_string_is_not_parsed_when_no_field_is_left_for_it(
+    client: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
+    # Every field of TagsRequest is bound by the path: the handler never calls ParseForm.
+    response = await client.get("/v1/tags/a,b?tags=c&x=%zz;")
+
+    assert response.status_code == 200
+    assert list(last_request(upstream).tags) == ["a", "b"]
+
+
 async def test_repeated_query_parameters_fill_a_repeated_field(
     client: httpx.AsyncClient, upstream: FakeUpstream
 ) -> None:
@@ -267,6 +287,60 @@ ERROR_CASES = [
         3,
         "feeBps",
         id="bad field value in the body is 400 naming it",
+    ),
+    pytest.param(
+        "POST",
+        "/api/backtests",
+        {"content": b'\xef\xbb\xbf{"strategy": "sma"}'},
+        400,
+        3,
+        "invalid JSON body",
+        id="a byte-order mark is not JSON whitespace",
+    ),
+    pytest.param(
+        "POST",
+        "/api/backtests",
+        {"content": b'"sma"'},
+        400,
+        3,
+        "must be a JSON object",
+        id="a string where the request message belongs is 400",
+    ),
+    pytest.param(
+        "PATCH",
+        "/v1/things/x",
+        {"content": b'{"inner": "label"}'},
+        400,
+        3,
+        "must be a JSON object",
+        id="a string where a nested message belongs is 400",
+    ),
+    pytest.param(
+        "POST",
+        "/api/backtests",
+        {"content": b'{"strategy": "sma\xff"}'},
+        400,
+        3,
+        "invalid UTF-8",
+        id="a body that is not UTF-8 is 400",
+    ),
+    pytest.param(
+        "GET",
+        "/api/candles/BTCUSDT/1m?limit=",
+        {},
+        400,
+        3,
+        "limit",
+        id="an empty value of an int field is 400",
+    ),
+    pytest.param(
+        "GET",
+        "/api/candles/BTCUSDT/1m?include_forming=",
+        {},
+        400,
+        3,
+        "include_forming",
+        id="an empty value of a bool field is 400",
     ),
     pytest.param(
         "GET",

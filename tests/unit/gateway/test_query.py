@@ -87,7 +87,6 @@ def parsed(msg: message.Message, query: bytes, bound: tuple[tuple[str, ...], ...
         ),
         pytest.param(b"thing.ttl=-300ms", {"thing": {"ttl": "-0.300s"}}, id="negative Duration"),
         pytest.param(b"thing.maybeI64=5", {"thing": {"maybeI64": "5"}}, id="Int64Value wrapper"),
-        pytest.param(b"thing.maybe_str=", {}, id="empty value is dropped"),
         pytest.param(
             b"thing.maybe_flag=false", {"thing": {"maybeFlag": False}}, id="BoolValue wrapper"
         ),
@@ -124,6 +123,61 @@ def test_parameters_under_bound_fields_are_ignored(search: message.Message) -> N
     result = parsed(search, b"parent.id=q&thing.i32=1", bound=(("parent", "id"),))
 
     assert result == {"thing": {"i32": 1}}
+
+
+def test_bound_fields_are_recognised_under_their_json_names(search: message.Message) -> None:
+    # normalizeFieldPath turns `pageSize` into `page_size` before the filter is consulted.
+    assert parsed(search, b"pageSize=5&thing.maybeI64=1", bound=(("page_size",),)) == {
+        "thing": {"maybeI64": "1"}
+    }
+
+
+# runtime.PopulateQueryParameters has no special case for an empty value: it is parsed as the
+# field's type parses "", and the field's parent messages are created on the way.
+EMPTY_VALUES = [
+    pytest.param(b"thing.name=", {"thing": {}}, id="string: set to empty"),
+    pytest.param(b"thing.title", {"thing": {}}, id="no '=' at all is an empty value"),
+    pytest.param(b"thing.alpha=", {"thing": {"alpha": ""}}, id="oneof string: member chosen"),
+    pytest.param(b"thing.nickname=", {"thing": {"nickname": ""}}, id="optional string: present"),
+    pytest.param(b"thing.maybe_str=", {"thing": {"maybeStr": ""}}, id="StringValue: present"),
+    pytest.param(b"thing.tags=", {"thing": {"tags": [""]}}, id="repeated string: one empty item"),
+    pytest.param(b"thing.data=", {"thing": {}}, id="bytes: base64 of nothing"),
+    pytest.param(b"thing.mask=", {"thing": {"mask": ""}}, id="FieldMask: one empty path"),
+    pytest.param(b"thing.counts%5B%5D=7", {"thing": {"counts": {"": 7}}}, id="map: empty key"),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), EMPTY_VALUES)
+def test_empty_values_of_text_fields_are_set(
+    search: message.Message, query: bytes, expected: Any
+) -> None:
+    assert parsed(search, query) == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param(b"page_size=", id="int32"),
+        pytest.param(b"pageSize", id="int32, no '='"),
+        pytest.param(b"thing.u64=", id="uint64"),
+        pytest.param(b"thing.dbl=", id="double"),
+        pytest.param(b"thing.flag=", id="bool"),
+        pytest.param(b"thing.color=", id="enum"),
+        pytest.param(b"thing.nums=", id="repeated int32"),
+        pytest.param(b"thing.colors=", id="repeated enum"),
+        pytest.param(b"thing.counts%5Ba%5D=", id="map value int32"),
+        pytest.param(b"thing.when=", id="Timestamp"),
+        pytest.param(b"thing.ttl=", id="Duration"),
+        pytest.param(b"thing.maybe_i64=", id="Int64Value"),
+        pytest.param(b"thing.maybe_flag=", id="BoolValue"),
+        pytest.param(b"thing.extra=", id="Struct"),
+    ],
+)
+def test_empty_values_of_typed_fields_are_parse_errors(
+    search: message.Message, query: bytes
+) -> None:
+    with pytest.raises(FieldValueError, match="parsing"):
+        parsed(search, query)
 
 
 @pytest.mark.parametrize(

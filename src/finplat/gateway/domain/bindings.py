@@ -73,6 +73,18 @@ class Binding:
             paths.append((self.body,))
         return tuple(paths)
 
+    @cached_property
+    def reads_query(self) -> bool:
+        """grpc-gateway's HasQueryParam: whether a top-level field is left for the query string.
+
+        When none is, the generated handler never parses the query string, so even a malformed
+        one is no error.
+        """
+        if self.body == "*":
+            return False
+        bound = {path[0] for path in self.bound_paths if len(path) == 1}
+        return any(field.name not in bound for field in self.method.input_type.fields)
+
     @property
     def operation_id(self) -> str:
         # protoc-gen-openapiv2 numbers additional bindings from 2.

@@ -1,15 +1,16 @@
-"""proto3 JSON both ways with grpc-gateway v2's default marshaler options.
+"""Messages to proto3 JSON with grpc-gateway v2's default marshaler options.
 
 grpc-gateway's default marshaler (runtime/marshaler_registry.go) is JSONPb with
 `protojson.MarshalOptions{EmitUnpopulated: true}` and `UnmarshalOptions{DiscardUnknown: true}`:
 
-- output names are JSON names (lowerCamelCase, `UseProtoNames: false`); input accepts both;
+- names are JSON names (lowerCamelCase, `UseProtoNames: false`);
 - every field is emitted: scalars at their zero value, empty lists and maps, and `null` for an
   unset singular message field (protojson writes an invalid message value as null). Python's
   `always_print_fields_with_no_presence` covers all but the nulls, added here; fields in a
   oneof, proto3 `optional` ones included, stay absent when unset, as in protojson;
-- 64-bit integers are strings, enums are names, well-known types use their JSON forms;
-- unknown input fields are ignored.
+- 64-bit integers are strings, enums are names, well-known types use their JSON forms.
+
+Request bodies, the other way, are read by `request_body`.
 """
 
 import functools
@@ -21,7 +22,7 @@ from google.protobuf import descriptor, json_format, message
 FieldDescriptor = descriptor.FieldDescriptor
 
 # Well-known types whose JSON form is a scalar or a free-form value: nothing to walk inside.
-_OPAQUE = frozenset(
+WELL_KNOWN_JSON = frozenset(
     {
         "google.protobuf.Any",
         "google.protobuf.Duration",
@@ -38,10 +39,6 @@ _OPAQUE = frozenset(
         "google.protobuf.UInt64Value",
     }
 )
-
-
-class BodyError(ValueError):
-    """A request body that is not the JSON of its message."""
 
 
 # What rendering a message can raise: an `Any` of an unknown type, a bad value in a map key...
@@ -71,25 +68,6 @@ def field_value(msg: message.Message, field: FieldDescriptor) -> Any:
     return to_dict(msg)[field.json_name]
 
 
-def parse_body(raw: bytes, msg: message.Message, body_field: FieldDescriptor | None) -> None:
-    """Merge a JSON request body into `msg`: all of it (`body: "*"`) or one field."""
-    if not raw.strip():
-        return  # grpc-gateway ignores io.EOF: an empty body leaves the message as it is
-    try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BodyError(f"invalid JSON body: {exc}") from None
-    if body_field is None:
-        if not isinstance(value, dict):
-            raise BodyError(f"invalid body: {msg.DESCRIPTOR.full_name} must be a JSON object")
-    else:
-        value = {body_field.json_name: value}
-    try:
-        json_format.ParseDict(value, msg, ignore_unknown_fields=True)
-    except (json_format.ParseError, TypeError, ValueError, AttributeError) as exc:
-        raise BodyError(f"invalid body: {exc}") from None
-
-
 @functools.cache
 def _has_nested_messages(desc: descriptor.Descriptor) -> bool:
     """Whether a message can hold an unset message field somewhere, so nulls may be due."""
@@ -99,9 +77,9 @@ def _has_nested_messages(desc: descriptor.Descriptor) -> bool:
             continue
         if sub.GetOptions().map_entry:
             value_type = sub.fields_by_name["value"].message_type
-            if value_type is not None and value_type.full_name not in _OPAQUE:
+            if value_type is not None and value_type.full_name not in WELL_KNOWN_JSON:
                 return True
-        elif not field.is_repeated or sub.full_name not in _OPAQUE:
+        elif not field.is_repeated or sub.full_name not in WELL_KNOWN_JSON:
             return True
     return False
 
@@ -114,17 +92,17 @@ def _add_nulls(msg: message.Message, value: dict[str, Any]) -> None:
         name = field.json_name
         if sub.GetOptions().map_entry:
             value_type = sub.fields_by_name["value"].message_type
-            if value_type is not None and value_type.full_name not in _OPAQUE:
+            if value_type is not None and value_type.full_name not in WELL_KNOWN_JSON:
                 for key, item in getattr(msg, field.name).items():
                     _add_nulls(item, value[name][_map_key(key)])
         elif field.is_repeated:
-            if sub.full_name not in _OPAQUE:
+            if sub.full_name not in WELL_KNOWN_JSON:
                 for item, item_value in zip(getattr(msg, field.name), value[name], strict=True):
                     _add_nulls(item, item_value)
         elif not msg.HasField(field.name):
             if field.containing_oneof is None:
                 value[name] = None
-        elif sub.full_name not in _OPAQUE:
+        elif sub.full_name not in WELL_KNOWN_JSON:
             _add_nulls(getattr(msg, field.name), value[name])
 
 

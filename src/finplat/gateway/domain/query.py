@@ -3,8 +3,8 @@
 Mirrors runtime/query.go (`DefaultQueryParser`, `PopulateFieldFromPath`): a parameter names a
 field by proto name or JSON name, nested with dots (`data.start_time`); an unknown name is
 ignored (it may be meant for someone else); repeated fields take repeated parameters
-(`symbols=A&symbols=B`); maps take `field[key]=value`; a parameter whose only value is empty is
-dropped; enums take a name or a number; well-known types take their JSON scalar spelling.
+(`symbols=A&symbols=B`); maps take `field[key]=value`; enums take a name or a number;
+well-known types take their JSON scalar spelling.
 """
 
 import functools
@@ -51,19 +51,41 @@ def _unquote(raw: bytes) -> str:
 def populate_query(
     msg: message.Message, params: dict[str, list[str]], bound: Iterable[tuple[str, ...]]
 ) -> None:
-    """Set every parameter not under a field already bound by the path or the body."""
+    """Set every parameter not under a field already bound by the path or the body.
+
+    An empty value is parsed like any other, as runtime.PopulateQueryParameters does: it sets a
+    string or bytes field (and so a oneof member, an optional field, a wrapper) to empty, adds
+    an empty item to a repeated one, and fails for a number, a bool, an enum or a timestamp.
+    """
     bound_paths = list(bound)
+    # The stubs type DESCRIPTOR as a union of the Python and upb classes; same API.
+    desc = cast(descriptor.Descriptor, msg.DESCRIPTOR)
     for key, given in params.items():
-        if given == [""] or not given:
-            continue
         name, values = key, given
         match = _MAP_KEY.match(key)
         if match:
             name, values = match.group(1), [match.group(2), *given]
-        path = name.split(".")
+        path = _in_proto_names(desc, name.split("."))
         if any(tuple(path[: len(prefix)]) == prefix for prefix in bound_paths):
             continue
         populate_field(msg, path, values)
+
+
+def _in_proto_names(desc: descriptor.Descriptor, path: list[str]) -> list[str]:
+    """grpc-gateway's normalizeFieldPath: JSON names become proto names, so that `pageSize` is
+    filtered out when `page_size` is bound; a path that names no field is left as given."""
+    names: list[str] = []
+    for depth, name in enumerate(path):
+        field = _field_by_name(desc, name)
+        if field is None:
+            return path
+        names.append(field.name)
+        if depth == len(path) - 1:
+            break
+        if field.message_type is None or field.is_repeated:
+            return path
+        desc = field.message_type
+    return names
 
 
 def populate_field(msg: message.Message, path: Sequence[str], values: Sequence[str]) -> None:

@@ -21,6 +21,7 @@ from finplat.gateway.adapters.upstream_health import check_upstreams
 from finplat.gateway.domain import marshal
 from finplat.gateway.domain.bindings import bindings_of
 from finplat.gateway.domain.openapi import openapi_document
+from finplat.gateway.service.form import MethodOverride
 from finplat.gateway.service.forward import Forwarder, ForwardOptions
 from finplat.gateway.service.metrics import GatewayMetrics, MetricsMiddleware
 from finplat.gateway.service.price_fanout import PriceFanout
@@ -197,6 +198,8 @@ def create_app(
     app.router.routes.extend(web.routes())
     # After the gateway's own routes, which therefore win over a proto binding of the same path.
     app.router.routes.extend(grpc_routes(bindings, forwarder))
+    # Inside the metrics middleware, which therefore counts a request under its routed method.
+    app.add_middleware(MethodOverride, max_body_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(

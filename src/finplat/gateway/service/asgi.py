@@ -3,6 +3,7 @@
 import hmac
 from collections.abc import Iterable
 
+import grpc
 from starlette.types import Receive, Scope, Send
 
 from finplat.gateway.service.headers import outgoing_headers
@@ -74,3 +75,17 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+async def read_request_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body; 413 when it is over `limit` bytes, before reading it when it says so."""
+    length = header(scope, b"content-length")
+    too_long = length is not None and length.isdigit() and int(length) > limit
+    body = None if too_long else await read_body(receive, limit)
+    if body is None:
+        raise GatewayError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"request body larger than {limit} bytes",
+            http_status=413,
+        )
+    return body

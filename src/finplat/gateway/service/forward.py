@@ -1,5 +1,6 @@
 """One HTTP request to one gRPC call and back, in the order grpc-gateway's generated handlers
-use: body first, then path variables (they win over the body), then the query string."""
+use: headers (AnnotateContext) first, then the body, then path variables (they win over the
+body), then the query string."""
 
 import logging
 from dataclasses import dataclass
@@ -18,21 +19,21 @@ from finplat.gateway.domain.query import (
     populate_field,
     populate_query,
 )
+from finplat.gateway.domain.request_body import BodyError, parse_body
 from finplat.gateway.service.asgi import (
     bearer_token_ok,
-    header,
-    read_body,
+    read_request_body,
     send_body,
     send_error,
     send_json,
 )
+from finplat.gateway.service.deadline import Deadline, timeout_left, upstream_failure
+from finplat.gateway.service.form import FORM_KEY, read_form
 from finplat.gateway.service.headers import Metadata, incoming_metadata, outgoing_headers
 from finplat.gateway.service.status_to_http import GatewayError, from_rpc_error, invalid_argument
 from finplat.gateway.service.streaming import forward_stream
 
 logger = logging.getLogger(__name__)
-
-_FORM = b"application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class ForwardOptions:
 class CallContext:
     request: message.Message
     metadata: Metadata
-    timeout: float | None
+    deadline: Deadline | None
 
 
 class Forwarder:
@@ -77,13 +78,14 @@ class Forwarder:
             if binding.server_streaming:
                 await forward_stream(
                     self.pool.stream(binding.method)(
-                        call.request, timeout=call.timeout, metadata=call.metadata
+                        call.request, timeout=timeout_left(call.deadline), metadata=call.metadata
                     ),
                     binding,
                     scope,
                     receive,
                     send,
                     keepalive_s=self.options.sse_keepalive_s,
+                    deadline=call.deadline,
                 )
             else:
                 await self._unary(binding, call, send)
@@ -98,23 +100,19 @@ class Forwarder:
         receive: Receive,
         form_fallback: bool,
     ) -> CallContext:
+        form: dict[str, list[str]] | None = scope.get(FORM_KEY)
+        if form is None and form_fallback:
+            form = await read_form(scope, receive, self._limit)
+        client = scope.get("client")
+        metadata, timeout = incoming_metadata(scope["headers"], client[0] if client else None)
+        deadline = self._deadline(binding, timeout)
         request = binding.request_class()
-        raw_body = b""
-        if binding.body or form_fallback:
-            length = header(scope, b"content-length")
-            too_long = length is not None and length.isdigit() and int(length) > self._limit
-            body = None if too_long else await read_body(receive, self._limit)
-            if body is None:
-                raise GatewayError(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"request body larger than {self._limit} bytes",
-                    http_status=413,
-                )
-            raw_body = body
-        if binding.body:
+        # A parsed form has consumed the body: the JSON decoder would meet io.EOF.
+        if binding.body and form is None:
+            raw_body = await read_request_body(scope, receive, self._limit)
             try:
-                marshal.parse_body(raw_body, request, binding.body_field)
-            except marshal.BodyError as exc:
+                parse_body(raw_body, request, binding.body_field)
+            except BodyError as exc:
                 raise invalid_argument(str(exc)) from None
         for variable in binding.pattern.variables:
             value = params[variable.name]
@@ -126,25 +124,22 @@ class Forwarder:
                 raise invalid_argument(
                     f"type mismatch, parameter: {variable.name}, error: {exc}"
                 ) from None
-        # With `body: "*"` every field comes from the body: the query string is not read.
-        if binding.body != "*":
+        if binding.reads_query:
             try:
-                query = parse_query_string(scope.get("query_string", b""))
-                if form_fallback and raw_body:
-                    # grpc-gateway's path-length fallback: a form POST stands for a long GET.
-                    for key, values in parse_query_string(raw_body).items():
-                        query.setdefault(key, []).extend(values)
+                # A parsed form holds the URL query's values too, after its own (Go's r.Form).
+                query = form if form is not None else _query_string(scope)
                 populate_query(request, query, binding.bound_paths)
             except FieldValueError as exc:
                 raise invalid_argument(str(exc)) from None
-        client = scope.get("client")
-        metadata, timeout = incoming_metadata(scope["headers"], client[0] if client else None)
+        return CallContext(request, metadata, deadline)
+
+    def _deadline(self, binding: Binding, timeout: float | None) -> Deadline | None:
         if timeout is None and not binding.server_streaming:
             timeout = self.options.default_deadline_s or None
-        elif timeout is not None:
-            # "0S" means no deadline in grpc-gateway; a negative one has already expired.
-            timeout = None if timeout == 0 else max(timeout, 0.0)
-        return CallContext(request, metadata, timeout)
+        elif timeout == 0:
+            timeout = None  # "0S" means no deadline in grpc-gateway
+        # A negative timeout is a deadline already passed, as context.WithTimeout makes it.
+        return None if timeout is None else Deadline.after(timeout)
 
     @property
     def _limit(self) -> int:
@@ -152,14 +147,14 @@ class Forwarder:
 
     async def _unary(self, binding: Binding, call: CallContext, send: Send) -> None:
         rpc = self.pool.unary(binding.method)(
-            call.request, timeout=call.timeout, metadata=call.metadata
+            call.request, timeout=timeout_left(call.deadline), metadata=call.metadata
         )
         try:
             response = await rpc
             initial = await rpc.initial_metadata()
             trailing = await rpc.trailing_metadata()
         except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from None
+            raise upstream_failure(from_rpc_error(exc), call.deadline) from None
         field = binding.response_field
         outgoing = outgoing_headers(initial or (), trailing or ())
         selected = response if field is None else getattr(response, field.name)
@@ -181,6 +176,10 @@ class Forwarder:
         await send_json(send, 200, body, outgoing)
 
 
+def _query_string(scope: Scope) -> dict[str, list[str]]:
+    return parse_query_string(scope.get("query_string", b""))
+
+
 def _path_values(binding: Binding, path: tuple[str, ...], value: str) -> list[str]:
     # grpc-gateway's generated code reads a repeated top-level path variable as a
     # comma-separated list (runtime.StringSlice and friends).
@@ -189,8 +188,3 @@ def _path_values(binding: Binding, path: tuple[str, ...], value: str) -> list[st
         if field.is_repeated:
             return value.split(",")
     return [value]
-
-
-def is_form_post(scope: Scope) -> bool:
-    """grpc-gateway's isPathLengthFallback: a POST with an exact form content type."""
-    return scope["method"] == "POST" and header(scope, b"content-type") == _FORM

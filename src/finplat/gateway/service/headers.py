@@ -54,33 +54,55 @@ _RESERVED_KEYS = frozenset(
     | {"transfer-encoding", "upgrade", "user-agent"}
 )
 _VALID_KEY = re.compile(r"[0-9a-z_.\-]+")
-_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+_NANOS_PER_TIMEOUT_UNIT = {
+    "H": 3_600_000_000_000,
+    "M": 60_000_000_000,
+    "S": 1_000_000_000,
+    "m": 1_000_000,
+    "u": 1_000,
+    "n": 1,
+}
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def parse_grpc_timeout(value: str) -> float:
-    """Seconds of a `Grpc-Timeout` value (`1S`, `100m`, `5M`): digits, then one unit letter."""
-    unit = _TIMEOUT_UNITS.get(value[-1:]) if len(value) >= 2 else None
+    """Seconds of a `Grpc-Timeout` value (`1S`, `100m`, `5M`), as grpc-gateway's timeoutDecode.
+
+    Digits (Go's strconv.ParseInt: an optional sign, then decimal digits, within int64), then one
+    unit letter. The product is a Go time.Duration, int64 nanoseconds, whose overflow wraps: a
+    huge value may come out as a short or negative (already expired) deadline, as it does there.
+    """
+    unit = _NANOS_PER_TIMEOUT_UNIT.get(value[-1:]) if len(value) >= 2 else None
     digits = value[:-1]
-    # Go's strconv.ParseInt: an optional sign, then decimal digits only.
     if unit is None or not re.fullmatch(r"[+-]?[0-9]+", digits):
         raise invalid_argument(f"invalid grpc-timeout: {value}")
-    return int(digits) * unit
+    count = int(digits)
+    if not _INT64_MIN <= count <= _INT64_MAX:
+        raise invalid_argument(f"invalid grpc-timeout: {value}")
+    return _wrap_int64(count * unit) / 1e9
+
+
+def _wrap_int64(value: int) -> int:
+    return (value - _INT64_MIN) % 2**64 + _INT64_MIN
 
 
 def incoming_metadata(
     headers: Iterable[tuple[bytes, bytes]], client_host: str | None
 ) -> tuple[Metadata, float | None]:
     """gRPC metadata for an HTTP request's headers, and the timeout its Grpc-Timeout asks for."""
+    pairs = list(headers)
+    # First, as annotateContext decodes it before any other header; only the first value counts
+    # (Header.Get), and an empty one is no timeout at all.
+    timeout_value = next((v for k, v in pairs if k.lower() == b"grpc-timeout"), b"")
+    timeout = parse_grpc_timeout(timeout_value.decode("latin-1")) if timeout_value else None
     metadata: Metadata = []
-    timeout: float | None = None
     forwarded_host: str | None = None
     host: str | None = None
     forwarded_for: str | None = None
-    for raw_key, raw_value in headers:
+    for raw_key, raw_value in pairs:
         key = raw_key.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
         if key == "grpc-timeout":
-            timeout = parse_grpc_timeout(value)
             continue
         if key == "x-forwarded-host":
             forwarded_host = value

@@ -17,7 +17,8 @@ from starlette.types import Receive, Scope, Send
 from finplat.gateway.domain.bindings import Binding
 from finplat.gateway.domain.pattern import split_path, split_verb
 from finplat.gateway.service.asgi import send_error
-from finplat.gateway.service.forward import Forwarder, is_form_post
+from finplat.gateway.service.form import is_form_post
+from finplat.gateway.service.forward import Forwarder
 from finplat.gateway.service.status_to_http import GatewayError
 
 ROUTE_KEY = "finplat.route"

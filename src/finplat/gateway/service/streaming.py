@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from finplat.gateway.domain import marshal
 from finplat.gateway.domain.bindings import Binding
 from finplat.gateway.service.asgi import header
+from finplat.gateway.service.deadline import Deadline, upstream_failure
 from finplat.gateway.service.headers import outgoing_headers
 from finplat.gateway.service.status_to_http import GatewayError, from_rpc_error
 
@@ -49,6 +50,7 @@ async def forward_stream(
     send: Send,
     *,
     keepalive_s: float,
+    deadline: Deadline | None,
 ) -> None:
     disconnected = asyncio.Event()
 
@@ -60,7 +62,7 @@ async def forward_stream(
 
     watcher = asyncio.create_task(watch_disconnect())
     try:
-        await _relay(call, binding, send, wants_event_stream(scope), keepalive_s)
+        await _relay(call, binding, send, wants_event_stream(scope), keepalive_s, deadline)
     except asyncio.CancelledError:
         current = asyncio.current_task()
         if not disconnected.is_set() or (current is not None and current.cancelling()):
@@ -74,7 +76,12 @@ async def forward_stream(
 
 
 async def _relay(
-    call: StreamCall, binding: Binding, send: Send, sse: bool, keepalive_s: float
+    call: StreamCall,
+    binding: Binding,
+    send: Send,
+    sse: bool,
+    keepalive_s: float,
+    deadline: Deadline | None,
 ) -> None:
     started = False
     error: GatewayError | None = None
@@ -84,7 +91,7 @@ async def _relay(
                 _read_with_keepalive(call, send, keepalive_s) if sse and started else call.read()
             )
         except grpc.aio.AioRpcError as exc:
-            error = from_rpc_error(exc)
+            error = upstream_failure(from_rpc_error(exc), deadline)
             break
         if item is grpc.aio.EOF:
             break
