@@ -52,7 +52,7 @@ def _price_metrics() -> Iterable[Metric]:
         "redis", _never_written, capacity=1, batch_size=1, retry=RetryPolicy()
     )
     sources = PriceSources(
-        BinanceFeed(FeedSettings()), {"redis": sink}, StreamHub(), FakeProducer()
+        BinanceFeed(FeedSettings()), {"redis": sink}, StreamHub(), FakeProducer(), {}, {}
     )
     registry = CollectorRegistry()
     LatencyMetrics(registry)

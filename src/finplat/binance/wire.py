@@ -20,27 +20,31 @@ the domain plain `PriceUpdate`s and `Candle`s and no domain module knows this fo
 """
 
 import re
-from typing import Any, TypeAlias
+from typing import Annotated, Any, TypeAlias
 
 import msgspec
-from msgspec import Struct, field
+from msgspec import Meta, Struct, field
 
 from finance.market.v1 import market_pb2
 from finplat.binance.errors import MalformedFrameError, UnknownMessageError
 from finplat.market.intervals import IntervalSpec, parse_interval
 
 EXCHANGE = "binance"
-# Exchange decimals: digits with an optional fraction, no sign, exponent or spaces.
-_DECIMAL = re.compile(r"\d{1,20}(?:\.\d{1,20})?")
+# Exchange decimals: ASCII digits with an optional fraction, no sign, exponent or spaces (`\d`
+# would take any script's digits, "١٢", which Decimal reads but no consumer expects).
+_DECIMAL = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?")
 # (symbol, kind, sub-stream): the key along which an event's sequence number grows.
 SequenceKey = tuple[str, int, str]
 EventKind: TypeAlias = market_pb2.EventKind.ValueType
+# Integers that become int64 fields of our messages: JSON numbers have no bound, and protobuf
+# raises ValueError for one beyond 64 bits, so the decoder refuses those frames as malformed.
+Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 
 
 class MarketEventBase(Struct, frozen=True, gc=False, tag_field="e"):
     """What every market event has: its time and symbol, and its parsing into our values."""
 
-    event_time: int = field(name="E")
+    event_time: Int64 = field(name="E")
     symbol: str = field(name="s")
 
     def _price_fields(self) -> tuple[str, str, EventKind, str]:
@@ -113,8 +117,8 @@ class AggTrade(MarketEventBase, frozen=True, gc=False, tag="aggTrade"):
 class KlineData(Struct, frozen=True, gc=False):
     """The `k` object of a kline event: the candle so far."""
 
-    open_time: int = field(name="t")
-    close_time: int = field(name="T")
+    open_time: Int64 = field(name="t")
+    close_time: Int64 = field(name="T")
     symbol: str = field(name="s")
     interval: str = field(name="i")
     first_trade_id: int = field(name="f")
@@ -124,7 +128,7 @@ class KlineData(Struct, frozen=True, gc=False):
     high: str = field(name="h")
     low: str = field(name="l")
     volume: str = field(name="v")
-    trade_count: int = field(name="n")
+    trade_count: Int64 = field(name="n")
     closed: bool = field(name="x")
     quote_volume: str = field(name="q")
     taker_buy_volume: str = field(name="V")
@@ -334,7 +338,7 @@ def _strict(decoder: msgspec.json.Decoder[Any], raw: bytes | str, what: str) -> 
 
 # One row of GET /api/v3/klines: open time, OHLCV as strings, close time, quote volume, trade
 # count, taker buy base and quote volumes, and an ignored field.
-RestKline = tuple[int, str, str, str, str, str, int, str, int, str, str, str]
+RestKline = tuple[Int64, str, str, str, str, str, Int64, str, Int64, str, str, str]
 REST_KLINES = msgspec.json.Decoder(list[RestKline])
 
 

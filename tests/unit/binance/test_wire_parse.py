@@ -3,11 +3,13 @@
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from finance.market.v1 import market_pb2
 from finplat.binance.errors import MalformedFrameError
 from finplat.binance.wire import (
+    REST_KLINES,
     AggTrade,
     Kline,
     MarketEvent,
@@ -126,8 +128,9 @@ def test_sequences_separate_kline_intervals_and_ticker_kinds(data_dir: Path) -> 
     assert mini.sequence()[0] != ticker.sequence()[0]
 
 
-@pytest.mark.parametrize("price", ["", "1e5", "-1.0", "NaN", " 1.0", "1,5"])
+@pytest.mark.parametrize("price", ["", "1e5", "-1.0", "NaN", " 1.0", "1,5", "\u0661\u0662.\u0665"])
 def test_a_price_that_is_not_a_plain_decimal_is_malformed(price: str) -> None:
+    # "\u0661\u0662.\u0665" is 12.5 in Arabic-Indic digits: Decimal reads them, consumers do not.
     fields = {
         "e": "trade",
         "E": 1,
@@ -143,3 +146,59 @@ def test_a_price_that_is_not_a_plain_decimal_is_malformed(price: str) -> None:
 
     with pytest.raises(MalformedFrameError):
         event.parse_to_price_update("svc", RECEIVED_MS)
+
+
+_KLINE = {
+    "t": 1_700_000_040_000,
+    "T": 1_700_000_099_999,
+    "s": "BTCUSDT",
+    "i": "1m",
+    "f": 1,
+    "L": 2,
+    "o": "1.0",
+    "c": "1.0",
+    "h": "1.0",
+    "l": "1.0",
+    "v": "1.0",
+    "n": 2,
+    "x": False,
+    "q": "1.0",
+    "V": "0.5",
+    "Q": "0.5",
+}
+
+
+@pytest.mark.parametrize(
+    ("event_time", "kline"),
+    [
+        (2**63, _KLINE),
+        (1, {**_KLINE, "t": 2**63}),
+        (1, {**_KLINE, "T": -(2**63) - 1}),
+        (1, {**_KLINE, "n": 2**64}),
+    ],
+)
+def test_an_integer_beyond_int64_is_malformed_before_it_reaches_a_message(
+    event_time: int, kline: dict[str, object]
+) -> None:
+    # Decoded, it would make protobuf raise ValueError when the update or candle is built.
+    raw = json.dumps({"e": "kline", "E": event_time, "s": "BTCUSDT", "k": kline}).encode()
+
+    with pytest.raises(MalformedFrameError, match="invalid kline event"):
+        decode_frame(raw)
+
+
+def test_the_int64_bounds_themselves_decode() -> None:
+    kline = {**_KLINE, "t": -(2**63), "T": 2**63 - 1}
+    raw = json.dumps({"e": "kline", "E": 2**63 - 1, "s": "BTCUSDT", "k": kline}).encode()
+
+    frame = decode_frame(raw)
+
+    assert isinstance(frame, Kline)
+    assert (frame.kline.parse_to_candle().open_time, frame.event_time) == (-(2**63), 2**63 - 1)
+
+
+def test_a_rest_kline_beyond_int64_is_refused_by_the_decoder() -> None:
+    row = [2**63, "1", "1", "1", "1", "1", 1, "1", 1, "1", "1", "0"]
+
+    with pytest.raises(msgspec.ValidationError):
+        REST_KLINES.decode(json.dumps([row]).encode())

@@ -77,15 +77,53 @@ def test_update_reaches_every_update_sink_and_the_hub() -> None:
     assert candles.items == []
 
 
+def _candle(low: str) -> market_pb2.Candle:
+    return market_pb2.Candle(
+        symbol="BTCUSDT",
+        open_time=T0,
+        open="10.0",
+        high="12.0",
+        low=low,
+        close="11.0",
+        volume="3.0",
+        quote_volume="31.5",
+    )
+
+
 def test_candle_goes_only_to_the_candle_store() -> None:
     pipeline, hub, update_sinks, candles = _pipeline(None)
-    candle = market_pb2.Candle(symbol="BTCUSDT", open_time=T0)
+    candle = _candle(low="9.0")
 
     pipeline.handle(candle)
 
     assert candles.items == [candle]
     assert hub.published == 0
     assert all(sink.items == [] for sink in update_sinks)
+
+
+def test_a_candle_failing_the_check_is_counted_by_fault_and_never_offered() -> None:
+    pipeline, _, _, candles = _pipeline(None)
+
+    pipeline.handle(_candle(low="10.5"))  # above the open
+    pipeline.handle(_candle(low="NaN"))
+    pipeline.handle(_candle(low="10.5"))
+
+    assert candles.items == []
+    assert pipeline.rejected_candles == {"ohlc_order": 2, "not_a_number": 1}
+
+
+def test_a_trade_built_candle_beyond_int64_is_refused_when_it_closes_and_forms() -> None:
+    clock = FakeClock()
+    pipeline, _, _, candles = _pipeline(TradeCandles(INTERVALS["1m"], clock, 1.0, 0))
+
+    # 10^11 is past fixed point's largest price, about 9.2 x 10^10.
+    pipeline.handle(_trade("100000000000", "1", T0 + 1_000))
+    pipeline.tick()  # the first minute, forming: refused
+    pipeline.handle(_trade("10", "1", T0 + MINUTE + 1_000))  # closes it: refused again
+    pipeline.tick()  # the second minute, forming, is fine
+
+    assert [(c.open_time, c.closed) for c in candles.items] == [(T0 + MINUTE, False)]
+    assert pipeline.rejected_candles == {"not_fixed_point": 2}
 
 
 def test_trades_close_minutes_including_empty_ones() -> None:

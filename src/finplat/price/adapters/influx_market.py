@@ -9,13 +9,22 @@ Schema, chosen for the candle queries:
   string `event_id`. Several trades share a millisecond, and InfluxDB keeps one point per series
   and time, so a tick's time is its event time in ms plus, in the nanoseconds below it, its
   numeric event id modulo 10^6.
+
+One bad point never costs its batch. InfluxDB refuses a whole batch over one line it cannot
+parse (400), so every point is checked first (64-bit integers, times within InfluxDB's range,
+tags of a known alphabet; there are no float fields, so no NaN) and a failing one is left out.
+What only InfluxDB can tell (a field type conflict with what is stored, 422) is found by halving
+a refused batch until the refused lines stand alone. Both are counted in `refused_ticks` and
+`refused_candles` by `Refusal`; the rest of the batch is written.
 """
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from enum import StrEnum
+from typing import NamedTuple, TypeVar
 
 from aiohttp import ClientError
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
@@ -35,6 +44,8 @@ _SYMBOL = re.compile(r"^[A-Z0-9]{1,32}$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 _NS_PER_MS = 1_000_000
+# InfluxDB's time range in ns (its parser refuses the int64 extremes themselves).
+_TIME_NS = range(-9_223_372_036_854_775_806, 9_223_372_036_854_775_807)
 _CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume")
 _KIND_TAGS = {
     market_pb2.EVENT_KIND_UNSPECIFIED: "unspecified",
@@ -50,6 +61,12 @@ def _symbol(symbol: str) -> str:
     if not _SYMBOL.match(symbol):
         raise StoreRejectedError(f"symbol {symbol!r} is not a Binance symbol")
     return symbol
+
+
+def _time(value: int, ns_per_unit: int) -> int:
+    if value * ns_per_unit not in _TIME_NS:
+        raise StoreRejectedError(f"time {value} is outside InfluxDB's range (years 1677-2262)")
+    return value
 
 
 def _scaled(name: str, text: str) -> str:
@@ -68,7 +85,7 @@ def tick_line(update: market_pb2.PriceUpdate) -> str:
     return (
         f"ticks,symbol={_symbol(update.symbol)},kind={kind},exchange={exchange} "
         f"{_scaled('price', update.price)},{_scaled('volume', update.volume)},"
-        f'event_id="{event_id}" {update.timestamp * _NS_PER_MS + sequence}'
+        f'event_id="{event_id}" {_time(update.timestamp * _NS_PER_MS + sequence, 1)}'
     )
 
 
@@ -82,7 +99,7 @@ def candle_line(candle: market_pb2.Candle) -> str:
     return (
         f"candles,symbol={_symbol(candle.symbol)},interval={interval} {fields},"
         f"trade_count={candle.trade_count}i,close_time={candle.close_time}i,"
-        f"closed={'true' if candle.closed else 'false'} {candle.open_time}"
+        f"closed={'true' if candle.closed else 'false'} {_time(candle.open_time, _NS_PER_MS)}"
     )
 
 
@@ -118,6 +135,86 @@ def _rfc3339(epoch_ms: int) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class Refusal(StrEnum):
+    """Why a point was left out of a batch otherwise written; values are metric labels."""
+
+    INVALID = "invalid"
+    """Refused by our checks before the write: InfluxDB would have refused the whole batch."""
+    STORE = "store"
+    """Refused by InfluxDB itself, alone (400 or 422), for example a field type conflict."""
+
+
+class _Line(NamedTuple):
+    """One line of a batch and the position, in the batch, of the item it was made from."""
+
+    item: int
+    text: str
+
+
+Post = Callable[[Sequence[str]], Awaitable[None]]
+
+
+async def write_points(
+    items: Sequence[T], to_line: Callable[[T], str], post: Post, refused: Counter[str]
+) -> None:
+    """Write the items that make valid lines through `post`, leaving out and counting in
+    `refused` those refused by `to_line` or, alone, by `post` (StoreRejectedError).
+
+    StoreUnavailableError from `post` propagates with `written` set to the position of the
+    first item not yet done; only refusals before it are counted, as the rest is retried.
+    """
+    lines: list[_Line] = []
+    invalid: list[tuple[int, str]] = []
+    for index, item in enumerate(items):
+        try:
+            lines.append(_Line(index, to_line(item)))
+        except StoreRejectedError as exc:
+            invalid.append((index, str(exc)))
+    refusals: list[tuple[_Line, str]] = []
+    try:
+        await _write_or_halve(lines, post, refusals)
+    except StoreUnavailableError as exc:
+        _count(refused, [i for i in invalid if i[0] < exc.written], refusals)
+        raise
+    _count(refused, invalid, refusals)
+
+
+async def _write_or_halve(
+    lines: Sequence[_Line], post: Post, refusals: list[tuple[_Line, str]]
+) -> None:
+    """Write `lines`; when refused, write each half the same way, left first, so that only
+    lines refused on their own are left out (in order, for `write_points`' prefix rule)."""
+    if not lines:
+        return
+    try:
+        await post([line.text for line in lines])
+    except StoreRejectedError as exc:
+        if len(lines) == 1:
+            refusals.append((lines[0], str(exc)))
+            return
+        middle = len(lines) // 2
+        await _write_or_halve(lines[:middle], post, refusals)
+        await _write_or_halve(lines[middle:], post, refusals)
+    except StoreUnavailableError as exc:
+        # Everything before this part is done (written or refused): retry from its first item.
+        raise StoreUnavailableError(str(exc), written=lines[0].item) from exc
+
+
+def _count(
+    refused: Counter[str], invalid: Sequence[tuple[int, str]], refusals: Sequence[tuple[_Line, str]]
+) -> None:
+    # One log line a batch, with the first reason: a schema conflict refuses every line.
+    if invalid:
+        refused[Refusal.INVALID.value] += len(invalid)
+        logger.warning("%d points not stored in influxdb: %s", len(invalid), invalid[0][1])
+    if refusals:
+        refused[Refusal.STORE.value] += len(refusals)
+        line, reason = refusals[0]
+        logger.warning(
+            "influxdb refused %d points: %s", len(refusals), reason, extra={"line": line.text}
+        )
+
+
 class InfluxMarketStore:
     """Writes ticks and candles, reads candles back."""
 
@@ -130,8 +227,10 @@ class InfluxMarketStore:
         )
         self._bucket = settings.bucket
         self._write = self._client.write_api()
-        self.rejected = 0
         self._query = self._client.query_api()
+        # Points left out of written batches, by `Refusal` value; read by the metrics collector.
+        self.refused_ticks: Counter[str] = Counter()
+        self.refused_candles: Counter[str] = Counter()
 
     async def close(self) -> None:
         """Release the HTTP session."""
@@ -144,9 +243,7 @@ class InfluxMarketStore:
         except (TimeoutError, ClientError, OSError):
             return False
 
-    async def _write_lines(self, lines: Sequence[str], precision: str) -> None:
-        if not lines:
-            return
+    async def _post(self, lines: Sequence[str], precision: str) -> None:
         try:
             await self._write.write(
                 bucket=self._bucket,
@@ -158,29 +255,27 @@ class InfluxMarketStore:
             )
         except ApiException as exc:
             if exc.status in {400, 422}:
-                raise StoreRejectedError(f"influxdb refused the batch: {exc.body}") from exc
+                raise StoreRejectedError(f"influxdb refused: {exc.body}") from exc
             raise StoreUnavailableError(f"influxdb: HTTP {exc.status}: {exc.reason}") from exc
         except (TimeoutError, ClientError, OSError) as exc:
             raise StoreUnavailableError(f"influxdb: {exc!r}") from exc
 
-    def _lines(self, items: Sequence[T], to_line: Callable[[T], str]) -> list[str]:
-        lines = []
-        for item in items:
-            try:
-                lines.append(to_line(item))
-            except StoreRejectedError as exc:
-                # One bad item must not cost the batch: it is counted and left out.
-                self.rejected += 1
-                logger.warning("not stored in influxdb: %s", exc)
-        return lines
-
     async def write_ticks(self, updates: Sequence[market_pb2.PriceUpdate]) -> None:
-        """Write one batch of updates as ticks."""
-        await self._write_lines(self._lines(updates, tick_line), WritePrecision.NS)
+        """Write one batch of updates as ticks; refused points are counted and left out."""
+
+        async def post(lines: Sequence[str]) -> None:
+            await self._post(lines, WritePrecision.NS)
+
+        await write_points(updates, tick_line, post, self.refused_ticks)
 
     async def write_candles(self, candles: Sequence[market_pb2.Candle]) -> None:
-        """Write one batch of candles, closed or forming."""
-        await self._write_lines(self._lines(candles, candle_line), WritePrecision.MS)
+        """Write one batch of candles, closed or forming; refused points are counted and left
+        out."""
+
+        async def post(lines: Sequence[str]) -> None:
+            await self._post(lines, WritePrecision.MS)
+
+        await write_points(candles, candle_line, post, self.refused_candles)
 
     async def _rows(self, template: str, values: dict[str, str]) -> list[dict[str, object]]:
         query = template.format(bucket=_flux_string(self._bucket), **values)

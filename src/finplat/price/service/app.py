@@ -152,7 +152,19 @@ class PriceService:
 
     def _serve_metrics(self, feed: BinanceFeed) -> None:
         self.metrics_registry.register(
-            PriceCollector(PriceSources(feed, self.sinks, self.hub, self.publisher.producer))
+            PriceCollector(
+                PriceSources(
+                    feed,
+                    self.sinks,
+                    self.hub,
+                    self.publisher.producer,
+                    refusals={
+                        self.ticks.name: self.influx.refused_ticks,
+                        self.candles.name: self.influx.refused_candles,
+                    },
+                    candle_rejections=self.pipeline.rejected_candles,
+                )
+            )
         )
         if self.settings.metrics_port:
             start_http_server(

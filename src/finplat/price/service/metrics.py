@@ -15,6 +15,8 @@ from prometheus_client.registry import Collector
 
 from finplat.kafka.producer import PriceUpdateProducer
 from finplat.price.adapters.binance.feed import BinanceFeed
+from finplat.price.adapters.influx_market import Refusal
+from finplat.price.domain.candle_check import CandleFault
 from finplat.price.service.sink_buffer import BufferedSink
 from finplat.price.service.stream_hub import StreamHub
 
@@ -29,6 +31,11 @@ class PriceSources:
     sinks: Mapping[str, BufferedSink[Any]]
     hub: StreamHub
     producer: PriceUpdateProducer
+    # Per sink name, the items its store refused one by one, by `Refusal` value (the InfluxDB
+    # store's `refused_ticks` and `refused_candles`); the sink counted them as written.
+    refusals: Mapping[str, Mapping[str, int]]
+    # The pipeline's `rejected_candles`, by `CandleFault` value.
+    candle_rejections: Mapping[str, int]
 
 
 class PriceCollector(Collector):
@@ -40,6 +47,7 @@ class PriceCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._feed()
         yield from self._sinks()
+        yield self._candle_rejections()
         hub = self._sources.hub
         yield _gauge(
             "finplat_price_stream_subscribers", "StreamPrices subscribers", hub.subscribers
@@ -79,7 +87,17 @@ class PriceCollector(Collector):
             "finplat_price_sink_written", "Items written per sink", labels=["sink"]
         )
         dropped = CounterMetricFamily(
-            "finplat_price_sink_dropped", "Items dropped, buffer full", labels=["sink"]
+            "finplat_price_sink_dropped",
+            "Items dropped per sink: buffer full (oldest first), or a whole batch the store"
+            " refused",
+            labels=["sink"],
+        )
+        refused = CounterMetricFamily(
+            "finplat_price_sink_refused",
+            "Items a store refused one by one and left out of a batch it otherwise wrote,"
+            " never stored; reason: invalid (failed our checks before the write) or store"
+            " (refused by the store itself)",
+            labels=["sink", "reason"],
         )
         failures = CounterMetricFamily(
             "finplat_price_sink_failures", "Failed write attempts per sink", labels=["sink"]
@@ -94,13 +112,33 @@ class PriceCollector(Collector):
             "finplat_price_sink_last_batch_seconds", "Duration of the last write", labels=["sink"]
         )
         for name, sink in self._sources.sinks.items():
-            written.add_metric([name], sink.stats.written)
+            counts = self._sources.refusals.get(name, {})
+            # Read key by key, not iterated: the event loop may add a key during the scrape.
+            by_reason = {reason.value: counts.get(reason.value, 0) for reason in Refusal}
+            written.add_metric([name], sink.stats.written - sum(by_reason.values()))
+            if name in self._sources.refusals:
+                for reason, count in by_reason.items():
+                    refused.add_metric([name, reason], count)
             dropped.add_metric([name], sink.stats.dropped + sink.stats.rejected)
             failures.add_metric([name], sink.stats.failures)
             buffered.add_metric([name], len(sink))
             healthy.add_metric([name], 1 if sink.stats.healthy else 0)
             batch.add_metric([name], sink.stats.last_batch_s)
-        yield from (written, dropped, failures, buffered, healthy, batch)
+        yield from (written, dropped, refused, failures, buffered, healthy, batch)
+
+    def _candle_rejections(self) -> Metric:
+        rejected = CounterMetricFamily(
+            "finplat_price_candles_rejected",
+            "Candles refused before the candle store, never stored; reason: not_a_number,"
+            " not_fixed_point (beyond int64 once scaled by 10^8, or over 8 decimals),"
+            " ohlc_order (open or close outside low..high), negative_volume",
+            labels=["reason"],
+        )
+        counts = self._sources.candle_rejections
+        # Every reason from the start, zeros included, so rate() sees the first rejection.
+        for fault in CandleFault:
+            rejected.add_metric([fault.value], counts.get(fault.value, 0))
+        return rejected
 
 
 def _counter(name: str, documentation: str, value: float) -> Metric:

@@ -106,7 +106,7 @@ class BinanceFeed:
                 f"binance-{i}",
                 streams,
                 settings,
-                on_frame=self._on_frame,
+                on_frame=self.handle_frame,
                 connection_limiter=limiter,
                 clock=self._clock,
                 rng=rng,
@@ -163,8 +163,12 @@ class BinanceFeed:
             for group in self.groups:
                 task_group.create_task(group.run(), name=group.name)
 
-    async def _on_frame(self, raw: bytes) -> Frame | None:
-        """Decode, de-duplicate, normalise and hand over one frame; return control frames."""
+    async def handle_frame(self, raw: bytes) -> Frame | None:
+        """Decode, de-duplicate, normalise and hand over one frame; return control frames.
+
+        The stream groups call it with every frame they receive. Whatever the bytes, it raises
+        nothing: a frame not handed over or returned is counted once in `stats`.
+        """
         stats = self.stats
         stats.frames += 1
         receive_ms = self._clock.time_ms()

@@ -1,0 +1,82 @@
+"""The price collector: items a store refused one by one are counted as refused, not written,
+and candles the check refused are counted by reason."""
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+from prometheus_client.core import Metric
+
+from finplat.core.retry import RetryPolicy
+from finplat.price.adapters.binance.feed import BinanceFeed
+from finplat.price.adapters.binance.settings import FeedSettings
+from finplat.price.service.metrics import PriceCollector, PriceSources
+from finplat.price.service.sink_buffer import BufferedSink
+from finplat.price.service.stream_hub import StreamHub
+from tests.unit.test_metric_names import FakeProducer
+
+
+async def _never_written(items: Sequence[object]) -> None:
+    raise AssertionError("the collector only reads the sinks")
+
+
+def _sink(name: str, written: int) -> BufferedSink[object]:
+    sink: BufferedSink[object] = BufferedSink(
+        name, _never_written, capacity=1, batch_size=1, retry=RetryPolicy()
+    )
+    sink.stats.written = written
+    return sink
+
+
+def _collect(
+    refusals: Mapping[str, Mapping[str, int]], candle_rejections: Mapping[str, int]
+) -> dict[str, Metric]:
+    sinks = {"influxdb_ticks": _sink("influxdb_ticks", 10), "redis": _sink("redis", 4)}
+    sources = PriceSources(
+        BinanceFeed(FeedSettings()),
+        sinks,
+        StreamHub(),
+        FakeProducer(),
+        refusals=refusals,
+        candle_rejections=candle_rejections,
+    )
+    return {family.name: family for family in PriceCollector(sources).collect()}
+
+
+def _samples(family: Metric) -> dict[tuple[str, ...], float]:
+    return {tuple(sample.labels.values()): sample.value for sample in family.samples}
+
+
+def test_items_refused_one_by_one_are_refused_not_written() -> None:
+    refused = Counter({"store": 2, "invalid": 1})
+
+    metrics = _collect({"influxdb_ticks": refused}, {})
+
+    assert _samples(metrics["finplat_price_sink_written"]) == {
+        ("influxdb_ticks",): 7,
+        ("redis",): 4,
+    }
+    assert _samples(metrics["finplat_price_sink_refused"]) == {
+        ("influxdb_ticks", "invalid"): 1,
+        ("influxdb_ticks", "store"): 2,
+    }
+
+
+def test_a_sink_whose_store_refused_nothing_yet_shows_zeros() -> None:
+    metrics = _collect({"influxdb_ticks": Counter()}, {})
+
+    assert _samples(metrics["finplat_price_sink_refused"]) == {
+        ("influxdb_ticks", "invalid"): 0,
+        ("influxdb_ticks", "store"): 0,
+    }
+    assert _samples(metrics["finplat_price_sink_written"])[("influxdb_ticks",)] == 10
+
+
+def test_candle_rejections_show_every_reason() -> None:
+    metrics = _collect({}, Counter({"ohlc_order": 3}))
+
+    assert _samples(metrics["finplat_price_candles_rejected"]) == {
+        ("not_a_number",): 0,
+        ("not_fixed_point",): 0,
+        ("ohlc_order",): 3,
+        ("negative_volume",): 0,
+    }
