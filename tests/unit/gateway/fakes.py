@@ -270,9 +270,12 @@ class FakeUpstream:
 
 
 async def start_fake_upstream(
-    thing_service: descriptor.ServiceDescriptor, interceptors: Sequence[Any] = ()
+    thing_service: descriptor.ServiceDescriptor,
+    interceptors: Sequence[Any] = (),
+    credentials: grpc.ServerCredentials | None = None,
 ) -> FakeUpstream:
-    """One grpc.aio server on a free loopback port hosting every fake and grpc.health.v1."""
+    """One grpc.aio server on a free loopback port hosting every fake and grpc.health.v1;
+    with `credentials`, the port speaks TLS."""
     recorder = Recorder()
     server = grpc.aio.server(interceptors=list(interceptors))
     fakes = FakeUpstream(
@@ -290,7 +293,11 @@ async def start_fake_upstream(
     health_pb2_grpc.add_HealthServicer_to_server(fakes.health, server)
     for name in ("finance.market.v1.PriceService", "finance.backtest.v1.BacktestService"):
         fakes.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = (
+        server.add_insecure_port("127.0.0.1:0")
+        if credentials is None
+        else server.add_secure_port("127.0.0.1:0", credentials)
+    )
     await server.start()
     fakes.address = f"127.0.0.1:{port}"
     return fakes

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf import descriptor, message, message_factory
 
+from finplat.core.grpc_security import ChannelSecurity
+
 logger = logging.getLogger(__name__)
 
 UnaryCallable = grpc.aio.UnaryUnaryMultiCallable[message.Message, message.Message]
@@ -31,8 +33,10 @@ class UpstreamPool:
         *,
         keepalive_time_s: float,
         keepalive_timeout_s: float,
+        security: ChannelSecurity | None = None,
     ) -> None:
         self.upstreams = tuple(upstreams)
+        self._security = security or ChannelSecurity()
         self._options = [
             ("grpc.keepalive_time_ms", int(keepalive_time_s * 1000)),
             ("grpc.keepalive_timeout_ms", int(keepalive_timeout_s * 1000)),
@@ -51,8 +55,8 @@ class UpstreamPool:
         for upstream in self.upstreams:
             # Channels connect lazily: the gateway starts even when an upstream is down, and
             # /health says so.
-            self._channels[upstream.name] = grpc.aio.insecure_channel(
-                upstream.address, options=self._options
+            self._channels[upstream.name] = self._security.open_channel(
+                upstream.address, self._options
             )
             logger.info(
                 "upstream channel", extra={"upstream": upstream.name, "address": upstream.address}

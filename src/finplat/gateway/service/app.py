@@ -93,6 +93,8 @@ def run(settings: GatewaySettings) -> None:
         log_config=None,  # records go to the root logger, which the CLI set up as JSON
         access_log=False,  # /metrics counts requests; a log line each would cost throughput
         timeout_graceful_shutdown=10,
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
     )
 
 
@@ -106,6 +108,7 @@ def create_app(
         upstreams,
         keepalive_time_s=settings.keepalive_time_s,
         keepalive_timeout_s=settings.keepalive_timeout_s,
+        security=settings,
     )
     bindings = bindings_of(service for upstream in upstreams for service in upstream.services)
     forwarder = Forwarder(

@@ -5,11 +5,16 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from finplat.core.grpc_security import ChannelSecurity, TlsCertificate
 from finplat.core.paths import REPOSITORY
 
 
-class GatewaySettings(BaseSettings):
-    """Where the gateway listens, which upstreams it calls, and its limits."""
+class GatewaySettings(BaseSettings, TlsCertificate, ChannelSecurity):
+    """Where the gateway listens, which upstreams it calls, and its limits.
+
+    `tls_cert_file` and `tls_key_file` (TlsCertificate) make the gateway serve HTTPS and WSS
+    only; `tls_ca_file` and `tls_server_name` (ChannelSecurity) are how it dials the price and
+    backtest services when they speak TLS."""
 
     model_config = SettingsConfigDict(env_prefix="FINPLAT_GATEWAY_", frozen=True, extra="forbid")
 
