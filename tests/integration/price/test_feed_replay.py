@@ -279,3 +279,31 @@ async def test_server_shutdown_notice_triggers_a_seamless_rollover(
     assert feed.stats.gaps == 0
     assert len({c.open_time for c in candles}) == len(candles)
     assert _contiguous(candles)
+
+
+async def test_a_resumed_feed_backfills_what_it_missed_newest_first_within_the_cap(
+    start_replay: StartReplay, data_dir: Path
+) -> None:
+    start = 1_727_784_000_000  # 2024-10-01 12:00 UTC, where the replay's market clock starts
+    server = await start_replay(start_ms=start)
+    # The store ends 30 minutes before the feed's first kline; at most 10 are fetched back.
+    settings = _settings(server, backfill_max_candles=10)
+    resume = {("BTCUSDT", "1m"): start - 30 * MINUTE}
+
+    async with (
+        BinanceRest(settings.rest) as rest,
+        BinanceFeed(settings, rest=rest, resume=resume) as feed,
+    ):
+        items = await _collect(
+            feed, lambda items: feed.stats.backfilled_candles >= 10 and len(_candles(items)) >= 15
+        )
+
+    candles = _candles(items)
+    live = [c.open_time for c in candles if c.open_time >= start]
+    expected = _expected(data_dir, "BTCUSDT")
+    assert feed.stats.gaps == 1
+    assert feed.stats.backfilled_candles == 10
+    assert min(c.open_time for c in candles) == min(live) - 10 * MINUTE
+    assert len({c.open_time for c in candles}) == len(candles)
+    assert _contiguous(candles)
+    assert all(c == expected[c.open_time] for c in candles)

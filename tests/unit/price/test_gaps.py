@@ -65,3 +65,36 @@ def test_month_klines_use_calendar_months() -> None:
 
     assert tracker.observe("BTCUSDT", "1M", feb, closed=True).gap is None
     assert tracker.observe("BTCUSDT", "1M", mar, closed=True).gap is None
+
+
+def test_a_resumed_stream_reveals_what_was_missed_while_down() -> None:
+    # The store's last candle opened at minute 4: minute 5 is the first it lacks.
+    tracker = GapTracker({("BTCUSDT", "1m"): 5 * M})
+
+    first = tracker.observe("BTCUSDT", "1m", 9 * M, closed=True)
+    next_one = tracker.observe("BTCUSDT", "1m", 10 * M, closed=True)
+
+    assert first.gap == Gap("BTCUSDT", "1m", 5 * M, 9 * M)
+    assert not first.late
+    assert next_one.gap is None
+
+
+def test_a_resumed_stream_right_at_its_point_has_no_gap() -> None:
+    tracker = GapTracker({("BTCUSDT", "1m"): 5 * M})
+
+    check = tracker.observe("BTCUSDT", "1m", 5 * M, closed=False)
+
+    assert (check.gap, check.late) == (None, False)
+
+
+def test_a_feed_behind_its_resume_point_starts_afresh_instead_of_being_late() -> None:
+    # A replay started over: the store holds candles newer than the feed's first kline.
+    tracker = GapTracker({("BTCUSDT", "1m"): 50 * M})
+
+    first = tracker.observe("BTCUSDT", "1m", 3 * M, closed=True)
+    second = tracker.observe("BTCUSDT", "1m", 4 * M, closed=True)
+    older = tracker.observe("BTCUSDT", "1m", 2 * M, closed=True)
+
+    assert (first.gap, first.late) == (None, False)
+    assert (second.gap, second.late) == (None, False)
+    assert older.late  # from then on, as for any stream

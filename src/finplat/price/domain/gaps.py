@@ -10,6 +10,7 @@ Needing no clock, this works live and against replayed history alike; it covers 
 gaps and skips within one connection.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from finplat.market.intervals import parse_interval
@@ -36,8 +37,14 @@ class KlineCheck:
 class GapTracker:
     """Tracks how far each (symbol, interval) kline stream is accounted for."""
 
-    def __init__(self) -> None:
-        self._covered_until: dict[tuple[str, str], int] = {}
+    def __init__(self, covered_until: Mapping[tuple[str, str], int] | None = None) -> None:
+        """`covered_until` per (symbol, interval) resumes streams accounted for before this
+        process started (read from the candle store), so the first kline after a restart
+        reveals the candles missed while the service was down. A stream whose first kline
+        opens before its resume point (the store is ahead of the feed: a replay started over)
+        starts afresh instead, so its candles are not taken for late ones."""
+        self._covered_until: dict[tuple[str, str], int] = dict(covered_until or {})
+        self._resumed = set(self._covered_until)
         self.gaps = 0
 
     def observe(self, symbol: str, interval: str, open_time: int, closed: bool) -> KlineCheck:
@@ -46,6 +53,10 @@ class GapTracker:
         key = (symbol, interval)
         covered = self._covered_until.get(key)
         reach = spec.next_start(open_time) if closed else open_time
+        if key in self._resumed:
+            self._resumed.discard(key)
+            if covered is not None and open_time < covered:
+                covered = None
         if covered is None:
             self._covered_until[key] = reach
             return KlineCheck(None, late=False)

@@ -17,9 +17,10 @@ from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSetting
 from finplat.core.grpc_server import GrpcServer, ServiceBinding, start_server
 from finplat.kafka.producer import PriceUpdateProducer
 from finplat.kafka.serde import PriceUpdateSerializer, registry_client
-from finplat.market.intervals import INTERVALS
+from finplat.market.intervals import INTERVALS, parse_interval
 from finplat.price.adapters.binance.feed import BinanceFeed
 from finplat.price.adapters.binance.rest import BinanceRest
+from finplat.price.adapters.errors import StoreUnavailableError
 from finplat.price.adapters.influx_market import InfluxMarketStore
 from finplat.price.adapters.kafka_publisher import KafkaPublisher
 from finplat.price.adapters.redis_prices import RedisPriceStore
@@ -137,9 +138,12 @@ class PriceService:
         self.grpc_port = server.port
         self.serving.set()
         try:
+            resume = await self._resume_points()
             async with (
                 BinanceRest(self.settings.feed.rest) as rest,
-                BinanceFeed(self.settings.feed, rest=rest, clock=self._clock) as feed,
+                BinanceFeed(
+                    self.settings.feed, rest=rest, clock=self._clock, resume=resume
+                ) as feed,
             ):
                 self._serve_metrics(feed)
                 await self._run_tasks(feed, server, stop)
@@ -149,6 +153,27 @@ class PriceService:
             await self.redis.close()
             await self.influx.close()
             self._registry.close()
+
+    async def _resume_points(self) -> dict[tuple[str, str], int]:
+        """Where each kline stream's stored candles end: the first live kline after a restart
+        then reveals, and backfills, the candles missed while the service was down."""
+        codes = [k.removeprefix("kline_") for k in self.settings.feed.stream_kinds if "kline_" in k]
+        points: dict[tuple[str, str], int] = {}
+        for symbol in self.settings.feed.symbols:
+            for code in codes:
+                spec = parse_interval(code)
+                try:
+                    last = await self.influx.last_open_time(symbol, spec)
+                except StoreUnavailableError as exc:
+                    logger.warning("candle store unavailable, no catch-up after restart: %s", exc)
+                    return {}
+                if last is not None:
+                    points[(symbol, code)] = spec.next_start(last)
+        if points:
+            logger.info(
+                "resuming kline streams after the stored candles", extra={"streams": len(points)}
+            )
+        return points
 
     def _serve_metrics(self, feed: BinanceFeed) -> None:
         self.metrics_registry.register(

@@ -18,7 +18,7 @@ out-of-order frames are logged and counted in `stats`, never raised.
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -35,6 +35,7 @@ from finplat.binance.wire import (
     decode_frame,
 )
 from finplat.core.clock import Clock, SystemClock
+from finplat.market.intervals import parse_interval
 from finplat.price.adapters.binance.backfill import KlineSource, backfill
 from finplat.price.adapters.binance.connection import StreamGroup
 from finplat.price.adapters.binance.limits import SlidingWindowLimiter
@@ -82,7 +83,10 @@ class BinanceFeed:
         rest: KlineSource | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        resume: Mapping[tuple[str, str], int] | None = None,
     ) -> None:
+        """`resume`: per (symbol, interval), the open time of the first candle the store lacks;
+        a gap from there to the first live kline is backfilled."""
         self._settings = settings
         self._rest = rest
         self._clock = clock or SystemClock()
@@ -90,7 +94,7 @@ class BinanceFeed:
         self._queue: asyncio.Queue[FeedItem] = asyncio.Queue(settings.queue_size)
         self._service_name = settings.service_name
         self._dedup = Deduplicator(settings.dedup_window, settings.dedup_max_keys)
-        self._gaps = GapTracker()
+        self._gaps = GapTracker(resume)
         self._runner: asyncio.Task[None] | None = None
         self._task_group: asyncio.TaskGroup | None = None
         self.stats = FeedStats()
@@ -234,12 +238,15 @@ class BinanceFeed:
 
     async def _backfill(self, gap: Gap) -> None:
         assert self._rest is not None  # checked by _start_backfill
+        # A month has no fixed length: 31 days bounds it from above.
+        candle_ms = parse_interval(gap.interval).fixed_ms or 31 * 86_400_000
+        longest_ms = self._settings.backfill_max_candles * candle_ms
         try:
             await backfill(
                 self._rest,
                 gap.symbol,
                 gap.interval,
-                gap.start_ms,
+                max(gap.start_ms, gap.end_ms - longest_ms),
                 gap.end_ms,
                 self._put_backfilled,
                 page_limit=self._settings.rest.klines_page_limit,

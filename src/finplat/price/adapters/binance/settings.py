@@ -68,8 +68,11 @@ class FeedSettings(BaseModel):
     queue_size: int = Field(default=10_000, ge=1)
     dedup_window: int = Field(default=4096, ge=1)
     dedup_max_keys: int = Field(default=10_000, ge=1)
-    # Fetch klines missed while disconnected over REST.
+    # Fetch klines missed while disconnected (or while the service was down) over REST.
     backfill_gaps: bool = True
+    # Most candles one gap backfills, the newest: after days away the older part stays missing
+    # (`finplat price backfill` fetches it) rather than spend the REST weight budget for hours.
+    backfill_max_candles: int = Field(default=10_000, ge=1)
     max_frame_bytes: int = Field(default=1 << 20, ge=1024)
 
     @field_validator("symbols")
