@@ -11,6 +11,7 @@ that cannot start fails the tests: they never skip.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -49,6 +50,10 @@ class Platform:
     """The replay feeding the price service; None for a platform fed by live Binance."""
     prometheus_url: str = _DEFAULT_PROMETHEUS_URL
     """The Prometheus scraping the platform."""
+    run_dir: Path | None = None
+    """Pid files of the platform these tests started (None for one named in the environment)."""
+    up_log: Path | None = None
+    """What its `finplat up` printed and logged, restarts included."""
 
     @property
     def ws_url(self) -> str:
@@ -172,6 +177,31 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
 
 
 @contextmanager
+def _foreground_up(log: Path) -> Iterator[Path]:
+    """`finplat up` running until the end of the block, its output in `log` (yielded)."""
+    ready = "Ctrl-C stops everything."
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _PLATFORM_CLI.format("up")],
+            cwd=REPO_ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + _UP_TIMEOUT_S
+        while ready not in log.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"`finplat up` did not get ready:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield log
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(_DOWN_TIMEOUT_S)
+        assert code == 0, log.read_text()
+
+
+@contextmanager
 def _own_stores(run: TestRun) -> Iterator[None]:
     """The run's bucket for its lifetime; its topics and Redis keys removed afterwards."""
     with influx_bucket(InfluxSettings(), run.bucket):
@@ -197,21 +227,20 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             pytest.fail(f"`finplat stack up` failed:\n{started.stdout}\n{started.stderr}")
     root = tmp_path_factory.mktemp("platform")
     try:
-        with _own_stores(TEST_RUN), _environment(TEST_RUN.environment(root)):
-            started = _platform("up", "--detach", timeout_s=_UP_TIMEOUT_S)
-            try:
-                if started.returncode != 0:
-                    pytest.fail(
-                        f"`finplat up --detach` failed:\n{started.stdout}\n{started.stderr}"
-                    )
-                yield Platform(
-                    f"http://127.0.0.1:{TEST_RUN.gateway_port}",
-                    f"http://127.0.0.1:{TEST_RUN.replay_port}",
-                    f"http://127.0.0.1:{TEST_RUN.prometheus_port}",
-                )
-            finally:
-                stopped = _platform("down", "--keep-stack", timeout_s=_DOWN_TIMEOUT_S)
-                assert stopped.returncode == 0, stopped.stderr
+        # `finplat up` in the foreground, as `make up` runs it: its supervisor restarts a child
+        # that dies, which the fault tests count on; SIGTERM stops it all (the stack stays).
+        with (
+            _own_stores(TEST_RUN),
+            _environment(TEST_RUN.environment(root)),
+            _foreground_up(root / "up.log") as running,
+        ):
+            yield Platform(
+                f"http://127.0.0.1:{TEST_RUN.gateway_port}",
+                f"http://127.0.0.1:{TEST_RUN.replay_port}",
+                f"http://127.0.0.1:{TEST_RUN.prometheus_port}",
+                run_dir=root / "run",
+                up_log=running,
+            )
     finally:
         if not stack_was_up:
             assert _run(str(FINPLAT), "stack", "down", timeout_s=_DOWN_TIMEOUT_S).returncode == 0
