@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from finance.market.v1 import market_pb2
+from finplat.contract.errors import ContractError
 from finplat.kafka.errors import QueueFullError
 from finplat.price.adapters.errors import StoreUnavailableError
 from finplat.price.adapters.kafka_publisher import YIELD_EVERY, KafkaPublisher
@@ -19,6 +20,8 @@ class FakeProducer:
         self.room = room
 
     def send(self, update: market_pb2.PriceUpdate) -> None:
+        if update.symbol == "REFUSED":
+            raise ContractError("the contract refuses this update")
         if len(self.sent) >= self.room:
             raise QueueFullError("full")
         self.sent.append((update.timestamp, self.ticks))
@@ -58,3 +61,17 @@ async def test_a_full_queue_says_how_far_it_got() -> None:
         await _publisher(producer).write(batch)
 
     assert caught.value.written == 50
+
+
+@pytest.mark.asyncio
+async def test_an_update_the_contract_refuses_is_counted_as_refused_and_the_rest_sent() -> None:
+    producer = FakeProducer()
+    publisher = _publisher(producer)
+    batch = [market_pb2.PriceUpdate(symbol="BTCUSDT", timestamp=1),
+             market_pb2.PriceUpdate(symbol="REFUSED", timestamp=2),
+             market_pb2.PriceUpdate(symbol="BTCUSDT", timestamp=3)]  # fmt: skip
+
+    await publisher.write(batch)
+
+    assert [n for n, _ in producer.sent] == [1, 3]
+    assert publisher.refused == {"invalid": 1}

@@ -1,6 +1,18 @@
 """Errors the price service's adapters raise, translated from their client libraries'."""
 
+from enum import StrEnum
+
 from finplat.price.errors import PriceError
+
+
+class Refusal(StrEnum):
+    """Why an item was left out of a batch otherwise written; values are metric labels."""
+
+    INVALID = "invalid"
+    """Refused by our checks before the write (for Kafka, by the contract): the store would
+    have refused it, or the whole batch with it."""
+    STORE = "store"
+    """Refused by the store itself, alone (InfluxDB's 400 or 422): a field type conflict."""
 
 
 class StoreUnavailableError(PriceError):

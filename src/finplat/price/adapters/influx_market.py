@@ -23,7 +23,6 @@ import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import NamedTuple, TypeVar
 
 from aiohttp import ClientError
@@ -35,7 +34,7 @@ from finance.market.v1 import market_pb2
 from finplat.core.connections import InfluxSettings
 from finplat.market.fixed import FixedPointError, from_e8, to_e8
 from finplat.market.intervals import IntervalSpec, interval_from_proto
-from finplat.price.adapters.errors import StoreRejectedError, StoreUnavailableError
+from finplat.price.adapters.errors import Refusal, StoreRejectedError, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -133,15 +132,6 @@ def _flux_string(value: str) -> str:
 def _rfc3339(epoch_ms: int) -> str:
     moment = _EPOCH + epoch_ms * _MILLISECOND
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class Refusal(StrEnum):
-    """Why a point was left out of a batch otherwise written; values are metric labels."""
-
-    INVALID = "invalid"
-    """Refused by our checks before the write: InfluxDB would have refused the whole batch."""
-    STORE = "store"
-    """Refused by InfluxDB itself, alone (400 or 422), for example a field type conflict."""
 
 
 class _Line(NamedTuple):

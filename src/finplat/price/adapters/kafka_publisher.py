@@ -7,13 +7,14 @@ returns. Behind it, librdkafka's own queue holds what is in flight and retries b
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 
 from finance.market.v1 import market_pb2
 from finplat.contract.errors import ContractError
 from finplat.kafka.errors import QueueFullError, RegistryUnavailableError
 from finplat.kafka.producer import PriceUpdateProducer
-from finplat.price.adapters.errors import StoreUnavailableError
+from finplat.price.adapters.errors import Refusal, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,9 @@ class KafkaPublisher:
     def __init__(self, producer: PriceUpdateProducer, poll_interval_s: float = 0.05) -> None:
         self.producer = producer
         self._poll_interval_s = poll_interval_s
-        self.rejected = 0
+        # Updates the contract refused (by Refusal value, as the InfluxDB store counts its own):
+        # never published, read by the metrics as refused rather than written.
+        self.refused: Counter[str] = Counter()
 
     async def write(self, batch: Sequence[market_pb2.PriceUpdate]) -> None:
         """Queue a batch in librdkafka; stops, saying how far it got, when it cannot go on."""
@@ -39,7 +42,7 @@ class KafkaPublisher:
             try:
                 self.producer.send(update)
             except ContractError as exc:
-                self.rejected += 1
+                self.refused[Refusal.INVALID] += 1
                 logger.warning("not published: %s", exc, extra={"symbol": update.symbol})
             except (QueueFullError, RegistryUnavailableError) as exc:
                 raise StoreUnavailableError(f"kafka: {exc}", written=index) from exc

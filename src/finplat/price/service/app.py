@@ -186,6 +186,7 @@ class PriceService:
                     refusals={
                         self.ticks.name: self.influx.refused_ticks,
                         self.candles.name: self.influx.refused_candles,
+                        self.kafka.name: self.publisher.refused,
                     },
                     candle_rejections=self.pipeline.rejected_candles,
                 )

@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from finplat.kafka.producer import PriceUpdateProducer
 from finplat.price.adapters.binance.feed import BinanceFeed
-from finplat.price.adapters.influx_market import Refusal
+from finplat.price.adapters.errors import Refusal
 from finplat.price.domain.candle_check import CandleFault
 from finplat.price.service.sink_buffer import BufferedSink
 from finplat.price.service.stream_hub import StreamHub
@@ -57,7 +57,10 @@ class PriceCollector(Collector):
         )
         producer = self._sources.producer
         deliveries = CounterMetricFamily(
-            "finplat_price_kafka_deliveries", "Kafka delivery reports", labels=["result"]
+            "finplat_price_kafka_deliveries",
+            "Kafka delivery reports: delivered (acknowledged by the brokers) or failed (not"
+            " delivered within delivery.timeout.ms, lost)",
+            labels=["result"],
         )
         deliveries.add_metric(["delivered"], producer.delivered)
         deliveries.add_metric(["failed"], producer.failed)
@@ -70,7 +73,12 @@ class PriceCollector(Collector):
         feed = self._sources.feed
         stats = feed.stats
         messages = CounterMetricFamily(
-            "finplat_price_feed_messages", "Feed frames by outcome", labels=["outcome"]
+            "finplat_price_feed_messages",
+            "Feed frames by outcome: updates and candles passed on; malformed (not JSON or not"
+            " Binance's shape) and unknown (a stream we did not ask for) rejected; duplicates"
+            " and out_of_order (older than the newest seen) not passed on again; dropped: price"
+            " updates lost because the hand-over queue to the sinks was full",
+            labels=["outcome"],
         )
         for outcome in ("updates", "candles", "malformed", "unknown", "duplicates"):
             messages.add_metric([outcome], getattr(stats, outcome))
@@ -80,7 +88,29 @@ class PriceCollector(Collector):
         yield _counter("finplat_price_feed_frames", "Frames received", stats.frames)
         reconnects = sum(group.reconnects for group in feed.groups)
         yield _counter("finplat_price_feed_reconnects", "Feed reconnections", reconnects)
+        yield _counter(
+            "finplat_price_feed_stalls",
+            "Connections replaced because no frame arrived within the stall timeout",
+            sum(group.stalls for group in feed.groups),
+        )
         yield _counter("finplat_price_feed_gaps", "Gaps detected after reconnects", stats.gaps)
+        yield _counter(
+            "finplat_price_feed_backfilled_candles",
+            "Candles fetched over REST to fill gaps",
+            stats.backfilled_candles,
+        )
+        yield _counter(
+            "finplat_price_feed_backfill_failures",
+            "Gap backfills that failed: their candles stay missing until `finplat price"
+            " backfill` fetches them",
+            stats.backfill_failures,
+        )
+        yield _counter(
+            "finplat_price_feed_late_candles",
+            "Kline candles that arrived after their minute was stored or handed to a backfill;"
+            " not stored twice",
+            stats.late_candles,
+        )
 
     def _sinks(self) -> Iterable[Metric]:
         written = CounterMetricFamily(
