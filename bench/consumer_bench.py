@@ -79,7 +79,7 @@ def produce(settings: KafkaSettings, count: int) -> float:
 def raw_poll(settings: KafkaSettings, count: int) -> tuple[list[bytes], float]:
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **settings.client_config(),
             "group.id": f"bench-raw-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
         }
@@ -181,7 +181,7 @@ def main() -> None:
     count: int = args.count
     base = KafkaSettings()
     settings = base.model_copy(update={"topic": f"bench-price-updates-{uuid.uuid4().hex[:12]}"})
-    ensure_topic(settings.bootstrap_servers, settings.topic, PARTITIONS)
+    ensure_topic(settings, settings.topic, PARTITIONS)
     produced_s = produce(settings, count)
     values, raw_s = raw_poll(settings, count)
     with registry_client(settings) as registry:

@@ -67,7 +67,6 @@ import grpc.experimental
 import httpx
 import redis.asyncio as aioredis
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -75,7 +74,7 @@ from finance.market.v1 import market_pb2, price_service_pb2
 from finplat.binance.streams import build_streams
 from finplat.core.clock import SystemClock
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
-from finplat.kafka.admin import ensure_topic
+from finplat.kafka.admin import delete_topic, ensure_topic
 from finplat.kafka.serde import PriceUpdateSerializer, registry_client
 from finplat.platform.grpcurl import DEFAULT_CACHE_DIR
 from finplat.price.adapters.binance.feed import BinanceFeed
@@ -348,7 +347,7 @@ async def scratch_stores() -> AsyncIterator[Infrastructure]:
     kafka = KafkaSettings().model_copy(update={"topic": f"bench-price-{run}"})
     redis = RedisSettings(key_prefix=f"bench-price-{run}")
     influx = InfluxSettings()
-    await asyncio.to_thread(ensure_topic, kafka.bootstrap_servers, kafka.topic, 3)
+    await asyncio.to_thread(ensure_topic, kafka, kafka.topic, 3)
     try:
         headers = {"Authorization": f"Token {influx.token.get_secret_value()}"}
         async with httpx.AsyncClient(base_url=influx.url, headers=headers, timeout=30) as http:
@@ -379,8 +378,7 @@ async def _delete_redis_keys(settings: RedisSettings) -> None:
 
 
 def _delete_topic(settings: KafkaSettings) -> None:
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    admin.delete_topics([settings.topic], operation_timeout=30)[settings.topic].result(30)
+    delete_topic(settings, settings.topic)
     with registry_client(settings) as registry:
         subject = f"{settings.topic}-value"  # the serializer's topic-name strategy
         if subject in registry.get_subjects():
@@ -466,11 +464,11 @@ async def bare_websocket(replay: Publisher, streams: str, count: int) -> tuple[l
 
 
 async def feed_path(frames: list[bytes]) -> tuple[list[market_pb2.PriceUpdate], Row]:
-    """`BinanceFeed._on_frame` on the same frames: decode, de-duplicate, normalise, hand over."""
+    """`BinanceFeed.handle_frame` on the same frames: decode, de-duplicate, normalise, hand over."""
     feed = BinanceFeed(FeedSettings(queue_size=len(frames) * 2))
     start = time.perf_counter()
     for raw in frames:
-        await feed._on_frame(raw)  # the private per-frame path is what we measure
+        await feed.handle_frame(raw)
     elapsed = time.perf_counter() - start
     queued = [feed._queue.get_nowait() for _ in range(feed._queue.qsize())]
     updates = [item for item in queued if isinstance(item, market_pb2.PriceUpdate)]
@@ -499,7 +497,7 @@ def raw_produce(messages: list[tuple[bytes, bytes]], kafka: KafkaSettings) -> Ro
     """Pre-encoded values through confluent_kafka, the service's producer settings, until acked."""
     producer = Producer(
         {
-            "bootstrap.servers": kafka.bootstrap_servers,
+            **kafka.client_config(),
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
@@ -545,7 +543,7 @@ def sink_counts(service: PriceService) -> dict[str, SinkCount]:
     counts["kafka"] = SinkCount(
         kafka.accepted,
         producer.delivered,
-        kafka.lost + producer.failed + service.publisher.rejected,
+        kafka.lost + producer.failed + sum(service.publisher.refused.values()),
     )
     return counts
 

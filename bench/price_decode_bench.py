@@ -8,7 +8,7 @@ Rows, on one core, best of `--repeat` runs:
 * json.loads          the standard library parsing the frame into dicts, nothing else;
 * decode              `wire.decode_frame` into typed structs;
 * decode + normalise  + de-duplication and the `PriceUpdate` (and `Candle` for klines);
-* feed path           `BinanceFeed._on_frame`: the above plus stats and the hand-over queue,
+* feed path           `BinanceFeed.handle_frame`: the above plus stats and the hand-over queue,
                       exactly what the feed runs per frame.
 
 Run: `.venv/bin/python bench/price_decode_bench.py [--frames 200000]`.
@@ -82,7 +82,7 @@ def _feed_path(frames: list[bytes]) -> None:
     async def run() -> None:
         feed = BinanceFeed(FeedSettings(queue_size=len(frames) * 2))
         for raw in frames:
-            await feed._on_frame(raw)  # the private per-frame path is what we measure
+            await feed.handle_frame(raw)
         assert feed.stats.updates == len(frames), feed.stats
 
     asyncio.run(run())

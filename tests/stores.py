@@ -1,12 +1,12 @@
-"""Stores of a test's own on the real stack: an InfluxDB bucket, Kafka topics, Redis keys,
-created for one test or run and removed afterwards, so the user's data never sees test data."""
+"""Stores of a test's own on the real stack: an InfluxDB bucket and Redis keys, created for
+one test or run and removed afterwards, so the user's data never sees test data (Kafka topics
+are made and deleted with `finplat.kafka.admin`)."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
 import redis
-from confluent_kafka.admin import AdminClient
 
 from finplat.core.connections import InfluxSettings
 
@@ -27,15 +27,6 @@ def influx_bucket(settings: InfluxSettings, name: str) -> Iterator[InfluxSetting
             yield settings.model_copy(update={"bucket": name})
         finally:
             client.delete(f"/api/v2/buckets/{created.json()['id']}").raise_for_status()
-
-
-def delete_topics(bootstrap_servers: str, topics: Sequence[str]) -> None:
-    """Delete `topics` that exist; the others are not an error."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-    existing = set(admin.list_topics(timeout=30).topics)
-    doomed = [topic for topic in topics if topic in existing]
-    for future in admin.delete_topics(doomed, operation_timeout=30).values() if doomed else ():
-        future.result()
 
 
 def delete_keys(url: str, prefix: str) -> int:

@@ -79,7 +79,7 @@ def platform(
     tmp_path: Path, kafka_settings: KafkaSettings, influx_settings: InfluxSettings
 ) -> Iterator[IsolatedPlatform]:
     topic = f"test-platform-{uuid.uuid4().hex}"
-    ensure_topic(kafka_settings.bootstrap_servers, topic, partitions=1)
+    ensure_topic(kafka_settings, topic, partitions=1)
     ports = dict(zip(_PORT_SETTINGS, free_ports(len(_PORT_SETTINGS)), strict=True))
     env = {
         **os.environ,

@@ -4,12 +4,15 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from finplat.core.connections import KafkaSettings
 from finplat.kafka.errors import KafkaAdapterError
 
 
-def ensure_topic(bootstrap_servers: str, name: str, partitions: int, timeout_s: float = 30) -> bool:
+def ensure_topic(
+    settings: KafkaSettings, name: str, partitions: int, timeout_s: float = 30
+) -> bool:
     """Create `name` unless it exists; True when this call created it."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient(settings.client_config())
     try:
         if name in admin.list_topics(timeout=timeout_s).topics:
             return False
@@ -23,3 +26,12 @@ def ensure_topic(bootstrap_servers: str, name: str, partitions: int, timeout_s: 
             return False
         raise KafkaAdapterError(f"cannot create topic {name}: {exc}") from exc
     return True
+
+
+def delete_topic(settings: KafkaSettings, name: str, timeout_s: float = 30) -> None:
+    """Delete `name` with its messages (the scratch topics of benchmarks)."""
+    admin = AdminClient(settings.client_config())
+    try:
+        admin.delete_topics([name], operation_timeout=timeout_s)[name].result(timeout_s)
+    except KafkaException as exc:
+        raise KafkaAdapterError(f"cannot delete topic {name}: {exc}") from exc

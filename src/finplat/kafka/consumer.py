@@ -92,7 +92,7 @@ class PriceUpdateConsumer:
         """True from a broker-unreachable error until messages arrive again."""
         self._consumer = Consumer(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
+                **settings.client_config(),
                 "group.id": group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",

@@ -31,7 +31,7 @@ class PriceUpdateProducer:
         self._serializer = serializer
         self._producer = Producer(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
+                **settings.client_config(),
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,

@@ -52,9 +52,18 @@ _NOT_FOUND = 404
 
 def registry_client(settings: KafkaSettings) -> SchemaRegistryClient:
     """A registry client for the serializers (Confluent API, so Apicurio's ccompat works too)."""
-    return SchemaRegistryClient(
-        {"url": settings.schema_registry_url, "timeout": settings.schema_registry_timeout_s}
-    )
+    config: dict[str, object] = {
+        "url": settings.schema_registry_url,
+        "timeout": settings.schema_registry_timeout_s,
+    }
+    # No 'basic.auth.credentials.source': this client rejects the key (2.16); it takes the
+    # credentials from 'basic.auth.user.info' or, without it, from the URL.
+    if settings.schema_registry_basic_auth_user_info is not None:
+        user_info = settings.schema_registry_basic_auth_user_info.get_secret_value()
+        config["basic.auth.user.info"] = user_info
+    if settings.schema_registry_ssl_ca_location is not None:
+        config["ssl.ca.location"] = str(settings.schema_registry_ssl_ca_location)
+    return SchemaRegistryClient(config)
 
 
 def _schema() -> dict[str, Any]:

@@ -218,7 +218,13 @@ def _services(
         ChildSpec(
             "backtest",
             [*finplat, "backtest", "serve"],
-            {"FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": at.price},
+            {
+                "FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": at.price,
+                # One instance per run: static membership lets a restarted backtest service
+                # take its partitions back at once (see BacktestSettings).
+                "FINPLAT_BACKTEST_CONSUMER_INSTANCE_ID": services.backtest.consumer_instance_id
+                or "finplat-up",
+            },
             backtest_ports,
             functools.partial(_serving, at.backtest, at.backtest_metrics, timeout),
         ),

@@ -1,4 +1,10 @@
-"""Kafka 4.x as one KRaft node (broker and controller in one JVM), classpath resolved by Maven."""
+"""Kafka 4.x as one KRaft node (broker and controller in one JVM), classpath resolved by Maven.
+
+Clients have two doors: PLAINTEXT, the default of every service, and SASL_SSL (SCRAM-SHA-512
+over TLS with a certificate of the stack's own CA). The SCRAM user is set through the admin API
+at every `up` rather than at storage format time, so a data dir formatted before the listener
+existed gets it too. Broker and controller keep talking PLAINTEXT among themselves.
+"""
 
 import base64
 import importlib.resources
@@ -11,12 +17,22 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
+
+# The Scram* names are public, but confluent_kafka.admin does not re-export them for mypy.
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
 from confluent_kafka.cimpl import NewPartitions, NewTopic
 
+from finplat.core.connections import KafkaSettings
 from finplat.stack.component import Component, Port
 from finplat.stack.errors import StackError
-from finplat.stack.process import Launch, tcp_open
+from finplat.stack.process import Launch, StackDirs, tcp_open
+from finplat.stack.settings import StackSettings
+from finplat.stack.tls import ServerTls, ensure_server_tls, server_tls_files
 from finplat.stack.tools import Report, find_java, missing_java, missing_tool, run_maven
 
 logger = logging.getLogger(__name__)
@@ -34,6 +50,10 @@ _GC_FLAGS = (
     "-Djava.awt.headless=true",
 )
 _MIN_HEAP_MB = 256
+_SCRAM_MECHANISM = "SCRAM-SHA-512"
+# Kafka's minimum for SCRAM-SHA-512, and what its own kafka-configs tool uses.
+_SCRAM_ITERATIONS = 4096
+_SASL_SSL = "listener.name.sasl_ssl."
 
 
 def _cluster_id() -> str:
@@ -60,8 +80,18 @@ class Kafka(Component):
         """Bootstrap address for clients."""
         return f"{self.settings.host}:{self.settings.kafka_port}"
 
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        """Bootstrap address of the SASL_SSL listener (when its port is not 0)."""
+        return f"{self.settings.host}:{self.settings.kafka_sasl_ssl_port}"
+
+    @property
+    def tls_files(self) -> ServerTls:
+        """The listener's CA, certificate and key, whether or not made yet."""
+        return server_tls_files(self.dirs.root / self.name / "tls")
+
     def ports(self) -> list[Port]:
-        return [
+        ports = [
             Port(self.settings.kafka_port, "Kafka broker", "FINPLAT_STACK_KAFKA_PORT"),
             Port(
                 self.settings.kafka_controller_port,
@@ -69,11 +99,26 @@ class Kafka(Component):
                 "FINPLAT_STACK_KAFKA_CONTROLLER_PORT",
             ),
         ]
+        if self.settings.kafka_sasl_ssl_port:
+            ports.append(
+                Port(
+                    self.settings.kafka_sasl_ssl_port,
+                    "Kafka broker (SASL_SSL)",
+                    "FINPLAT_STACK_KAFKA_SASL_SSL_PORT",
+                )
+            )
+        return ports
 
     def address(self) -> str:
-        return (
+        plaintext = (
             f"{self.bootstrap} (topic {self.settings.kafka_topic}, "
             f"{self.settings.kafka_topic_partitions} partitions)"
+        )
+        if not self.settings.kafka_sasl_ssl_port:
+            return plaintext
+        return (
+            f"{plaintext}; SASL_SSL {self.sasl_ssl_bootstrap} ({_SCRAM_MECHANISM} user "
+            f"{self.settings.kafka_scram_username}, CA {self.tls_files.ca_certificate})"
         )
 
     def prerequisites(self) -> list[str]:
@@ -123,7 +168,13 @@ class Kafka(Component):
         home = self.dirs.component(self.name)
         data = home / "data"
         config = home / "server.properties"
-        config.write_text(self._server_properties(data))
+        tls = None
+        if self.settings.kafka_sasl_ssl_port:
+            tls = ensure_server_tls(self.tls_files.ca_certificate.parent, self._tls_hosts())
+        # It holds the listener's private key: readable by its owner only, from the first byte.
+        config.touch(mode=0o600)
+        config.chmod(0o600)
+        config.write_text(self._server_properties(data, tls))
         log4j = home / "log4j2.xml"
         log4j.write_text((_RESOURCES / "log4j2.xml").read_text())
         jvm = [
@@ -142,21 +193,30 @@ class Kafka(Component):
             self._format(jvm, config)
         return Launch(argv=[*jvm, "kafka.Kafka", str(config)], cwd=home)
 
-    def _server_properties(self, data: Path) -> str:
+    def _tls_hosts(self) -> list[str]:
+        return list(dict.fromkeys([self.settings.host, "127.0.0.1", "localhost"]))
+
+    def _server_properties(self, data: Path, tls: ServerTls | None) -> str:
         s = self.settings
         broker = f"{s.host}:{s.kafka_port}"
         controller = f"{s.host}:{s.kafka_controller_port}"
+        listeners = {"PLAINTEXT": broker, "CONTROLLER": controller}
+        advertised = {"PLAINTEXT": broker}
+        protocols = {"CONTROLLER": "PLAINTEXT", "PLAINTEXT": "PLAINTEXT"}
+        if tls is not None:
+            listeners["SASL_SSL"] = advertised["SASL_SSL"] = self.sasl_ssl_bootstrap
+            protocols["SASL_SSL"] = "SASL_SSL"
         lines = {
             "process.roles": "broker,controller",
             "node.id": str(s.kafka_node_id),
             # A static voter set (rather than a dynamic quorum formatted with --standalone)
             # stores no controller address in the log, so moving the port needs no reformat.
             "controller.quorum.voters": f"{s.kafka_node_id}@{controller}",
-            "listeners": f"PLAINTEXT://{broker},CONTROLLER://{controller}",
-            "advertised.listeners": f"PLAINTEXT://{broker}",
+            "listeners": _joined(listeners, "://"),
+            "advertised.listeners": _joined(advertised, "://"),
             "inter.broker.listener.name": "PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": _joined(protocols, ":"),
             "log.dirs": str(data),
             # One broker: every internal topic can only have one replica.
             "offsets.topic.replication.factor": "1",
@@ -169,6 +229,7 @@ class Kafka(Component):
             # No other members will join, so waiting for them only delays the first consumer.
             "group.initial.rebalance.delay.ms": "0",
             "num.partitions": "1",
+            **(_sasl_ssl_properties(tls) if tls is not None else {}),
         }
         body = "\n".join(f"{key}={value}" for key, value in lines.items())
         return f"# Written by `finplat stack up` at every start; change settings instead.\n{body}\n"
@@ -187,9 +248,12 @@ class Kafka(Component):
         logger.info("formatted kafka storage", extra={"output": done.stdout.strip()})
 
     def _admin(self) -> AdminClient:
+        # The stack's own PLAINTEXT listener, whatever FINPLAT_KAFKA_* points the clients at:
+        # model_construct reads no environment.
+        plaintext = KafkaSettings.model_construct(bootstrap_servers=self.bootstrap)
         return AdminClient(
             {
-                "bootstrap.servers": self.bootstrap,
+                **plaintext.client_config(),
                 "socket.timeout.ms": int(self.settings.probe_timeout_s * 1000),
             },
             # librdkafka otherwise prints connection errors straight to stderr.
@@ -211,9 +275,14 @@ class Kafka(Component):
             raise StackError(f"{self.bootstrap} reports no brokers yet")
 
     def configure(self, report: Report) -> None:
+        admin = self._admin()
+        self._ensure_topic(admin, report)
+        if self.settings.kafka_sasl_ssl_port:
+            self._ensure_scram_user(admin, report)
+
+    def _ensure_topic(self, admin: AdminClient, report: Report) -> None:
         topic = self.settings.kafka_topic
         wanted = self.settings.kafka_topic_partitions
-        admin = self._admin()
         timeout_s = self.settings.start_timeout_s
         try:
             # All topics, not just this one: asking for one topic by name may auto-create it
@@ -239,6 +308,29 @@ class Kafka(Component):
         )
         self._wait(futures, topic)
 
+    def _ensure_scram_user(self, admin: AdminClient, report: Report) -> None:
+        s = self.settings
+        if not tcp_open(s.host, s.kafka_sasl_ssl_port, s.probe_timeout_s):
+            # `up` found this broker running, started before the listener was configured;
+            # stopping a running broker is for `down`, so say so and leave it be.
+            report(
+                f"no SASL_SSL listener on {self.sasl_ssl_bootstrap}: this broker was started "
+                "without it; `finplat stack down` and `up` add it"
+            )
+            return
+        user = s.kafka_scram_username
+        upsertion = UserScramCredentialUpsertion(
+            user,
+            ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, _SCRAM_ITERATIONS),
+            s.kafka_scram_password.get_secret_value().encode(),
+        )
+        futures = admin.alter_user_scram_credentials([upsertion], request_timeout=s.start_timeout_s)
+        try:
+            futures[user].result()
+        except KafkaException as exc:
+            raise StackError(f"cannot set the {_SCRAM_MECHANISM} user {user}: {exc}") from exc
+        report(f"{_SCRAM_MECHANISM} user {user} set for SASL_SSL on {self.sasl_ssl_bootstrap}")
+
     def _wait(self, futures: Mapping[str, "Future[None]"], topic: str) -> None:
         try:
             futures[topic].result()
@@ -247,3 +339,48 @@ class Kafka(Component):
             if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 return
             raise StackError(f"Kafka topic {topic}: {exc}") from exc
+
+
+def _joined(pairs: Mapping[str, str], separator: str) -> str:
+    return ",".join(f"{name}{separator}{value}" for name, value in pairs.items())
+
+
+def _sasl_ssl_properties(tls: ServerTls) -> dict[str, str]:
+    # The key store as PEM values rather than a file: Kafka reads a PEM key *file* only when
+    # the key is encrypted, and decrypts only with what its JVM supports (Java 17 cannot
+    # decrypt the PBES2 keys of today's tools); an unencrypted key given as a value is read
+    # by every JVM Kafka runs on. The truststore stays unset: clients show no certificate.
+    return {
+        f"{_SASL_SSL}sasl.enabled.mechanisms": _SCRAM_MECHANISM,
+        # Credentials are looked up in the cluster metadata; the login module takes none here.
+        f"{_SASL_SSL}{_SCRAM_MECHANISM.lower()}.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        ),
+        f"{_SASL_SSL}ssl.keystore.type": "PEM",
+        f"{_SASL_SSL}ssl.keystore.certificate.chain": _pem_value(tls.certificate),
+        f"{_SASL_SSL}ssl.keystore.key": _pem_value(tls.private_key),
+    }
+
+
+def _pem_value(path: Path) -> str:
+    # A properties value is one line; `\n` is read back as a newline, which Kafka's PEM
+    # parser needs between the armour lines.
+    return path.read_text().strip().replace("\n", "\\n")
+
+
+def sasl_ssl_client_settings(stack: StackSettings, kafka: KafkaSettings) -> KafkaSettings:
+    """`kafka` dialing the stack's SASL_SSL listener as its SCRAM user, trusting its CA."""
+    if not stack.kafka_sasl_ssl_port:
+        raise StackError("the stack has no SASL_SSL listener (FINPLAT_STACK_KAFKA_SASL_SSL_PORT=0)")
+    broker = Kafka(stack, StackDirs(stack.data_dir))
+    return KafkaSettings.model_validate(
+        {
+            **kafka.model_dump(),
+            "bootstrap_servers": broker.sasl_ssl_bootstrap,
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": _SCRAM_MECHANISM,
+            "sasl_username": stack.kafka_scram_username,
+            "sasl_password": stack.kafka_scram_password,
+            "ssl_ca_location": broker.tls_files.ca_certificate,
+        }
+    )

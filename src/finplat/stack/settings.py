@@ -41,6 +41,13 @@ class StackSettings(BaseSettings):
     """Broker (PLAINTEXT) listener."""
     kafka_controller_port: int = 9093
     """KRaft controller listener."""
+    kafka_sasl_ssl_port: int = 9094
+    """Broker SASL_SSL listener (SCRAM-SHA-512 over TLS with a certificate of the stack's own CA,
+    kafka/tls/ca.pem in the data dir), beside the PLAINTEXT one; 0: none."""
+    kafka_scram_username: str = "finplat"
+    """SCRAM-SHA-512 user of the SASL_SSL listener."""
+    kafka_scram_password: SecretStr = SecretStr("finplat-dev-scram-password")
+    """Its password, set again at every `up`, so a changed one takes effect then."""
     kafka_node_id: int = 1
     """Node id of the single combined broker/controller."""
     kafka_heap_mb: int = 512

@@ -6,9 +6,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import grpc
@@ -105,7 +107,7 @@ async def test_serve_stats_backtests_sigterm_and_restart(
     kafka_settings: KafkaSettings, price_address: str, tmp_path: Path
 ) -> None:
     topic = f"test-backtest-serve-{uuid.uuid4().hex}"
-    ensure_topic(kafka_settings.bootstrap_servers, topic, partitions=3)
+    ensure_topic(kafka_settings, topic, partitions=3)
     settings = kafka_settings.model_copy(update={"topic": topic})
     port = free_ports()[0]
     env = {
@@ -231,3 +233,94 @@ async def test_behind_a_token_and_tls_it_refuses_strangers_and_dials_the_price_s
     assert without_token.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert over_plaintext.value.code() == grpc.StatusCode.UNAVAILABLE
     assert exit_code == 0
+
+
+def _fault_updates(count: int) -> list[market_pb2.PriceUpdate]:
+    symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    return [
+        market_pb2.PriceUpdate(
+            symbol=symbols[index % 3],
+            price=f"{100 + index % 997}.{index % 100:02d}",
+            volume=f"0.{index % 1000:03d}1",
+            timestamp=1_730_419_200_000 + index,
+            event_id=f"fault-{index}",
+        )
+        for index in range(count)
+    ]
+
+
+def _produce_steadily(settings: KafkaSettings, updates: list[market_pb2.PriceUpdate]) -> None:
+    """Produce `updates` at about 5,000 a second, so a kill lands while they still arrive."""
+    with registry_client(settings) as registry:
+        producer = PriceUpdateProducer(settings, PriceUpdateSerializer(registry, settings.topic))
+        for index, update in enumerate(updates):
+            producer.send(update)
+            if index % 500 == 499:
+                time.sleep(0.1)
+        assert producer.flush(30) == 0
+
+
+@pytest.mark.asyncio
+async def test_killed_with_sigkill_mid_stream_it_neither_loses_nor_double_counts(
+    kafka_settings: KafkaSettings, price_address: str, tmp_path: Path
+) -> None:
+    topic = f"test-backtest-kill-{uuid.uuid4().hex}"
+    ensure_topic(kafka_settings, topic, partitions=3)
+    settings = kafka_settings.model_copy(update={"topic": topic})
+    port = free_ports()[0]
+    env = {
+        **os.environ,
+        "FINPLAT_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "FINPLAT_KAFKA_SCHEMA_REGISTRY_URL": kafka_settings.schema_registry_url,
+        "FINPLAT_KAFKA_TOPIC": topic,
+        "FINPLAT_KAFKA_DEAD_LETTER_TOPIC": f"{topic}-dlq",
+        "FINPLAT_BACKTEST_GRPC_PORT": str(port),
+        "FINPLAT_BACKTEST_METRICS_PORT": "0",
+        "FINPLAT_BACKTEST_CONSUMER_GROUP_ID": f"test-kill-{uuid.uuid4().hex}",
+        "FINPLAT_BACKTEST_RESULTS_PATH": str(tmp_path / "results.sqlite3"),
+        "FINPLAT_BACKTEST_CONSUMER_STATE_PATH": str(tmp_path / "consumer.sqlite3"),
+        "FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": price_address,
+        # Small batches: the kill lands between many committed transactions, not after one.
+        "FINPLAT_BACKTEST_POLL_MAX_MESSAGES": "200",
+        # Static membership: the restarted service takes the partitions back at once.
+        "FINPLAT_BACKTEST_CONSUMER_INSTANCE_ID": "test-kill",
+    }
+    sent = _fault_updates(12_000)
+    service = Service(env, tmp_path / "service.log")
+    try:
+        service.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await _wait_serving(channel)
+            stub = backtest_service_pb2_grpc.BacktestServiceStub(channel)
+            producing = asyncio.create_task(asyncio.to_thread(_produce_steadily, settings, sent))
+            before_kill = await _wait_total(stub, 2_000)
+        assert service.process is not None
+        service.process.send_signal(signal.SIGKILL)
+        killed = await asyncio.to_thread(service.process.wait, 30)
+        service.process = None
+        await producing
+
+        service.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await _wait_serving(channel)
+            stub = backtest_service_pb2_grpc.BacktestServiceStub(channel)
+            await _wait_total(stub, len(sent))
+            # A little longer: a double count would show as a total beyond what was sent.
+            await asyncio.sleep(1.0)
+            stats = await stub.GetStats(backtest_service_pb2.GetStatsRequest())
+        await service.terminate()
+    finally:
+        service.kill()
+
+    assert killed == -signal.SIGKILL
+    assert before_kill < len(sent)  # the kill came mid-stream
+    assert stats.total_messages == len(sent)
+    assert stats.dead_lettered == 0
+    for symbol_stats in stats.symbols:
+        mine = [u for u in sent if u.symbol == symbol_stats.symbol]
+        prices = [Decimal(u.price) for u in mine]
+        assert symbol_stats.count == len(mine)
+        assert Decimal(symbol_stats.volume) == sum(Decimal(u.volume) for u in mine)
+        assert Decimal(symbol_stats.min_price) == min(prices)
+        assert Decimal(symbol_stats.max_price) == max(prices)
+    assert {s.symbol for s in stats.symbols} == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}

@@ -50,8 +50,8 @@ def topic_settings(kafka_settings: KafkaSettings) -> KafkaSettings:
     settings = kafka_settings.model_copy(
         update={"topic": topic, "dead_letter_topic": f"{topic}-dlq"}
     )
-    ensure_topic(settings.bootstrap_servers, settings.topic, partitions=3)
-    ensure_topic(settings.bootstrap_servers, settings.dead_letter_topic, partitions=1)
+    ensure_topic(settings, settings.topic, partitions=3)
+    ensure_topic(settings, settings.dead_letter_topic, partitions=1)
     return settings
 
 

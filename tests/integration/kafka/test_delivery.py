@@ -10,11 +10,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from finance.market.v1 import market_pb2
 from finplat.cli import finplat
 from finplat.core.connections import KafkaSettings
-from finplat.kafka.admin import ensure_topic
+from finplat.kafka.admin import delete_topic, ensure_topic
 from finplat.kafka.consumer import PriceUpdateConsumer, Record, next_offsets
 from finplat.kafka.producer import PriceUpdateProducer
 from finplat.kafka.serde import PriceUpdateDeserializer, PriceUpdateSerializer, registry_client
-from tests.stores import delete_topics
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +24,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
 @pytest.fixture
 def topic_settings(kafka_settings: KafkaSettings) -> KafkaSettings:
     topic = f"test-price-updates-{uuid.uuid4().hex}"
-    ensure_topic(kafka_settings.bootstrap_servers, topic, partitions=3)
+    ensure_topic(kafka_settings, topic, partitions=3)
     return kafka_settings.model_copy(update={"topic": topic})
 
 
@@ -110,13 +109,13 @@ def _exchange_ten_thousand(topic_settings: KafkaSettings, registry: SchemaRegist
 def test_probe_reads_back_what_it_produced(kafka_settings: KafkaSettings) -> None:
     # A topic of its own: the probe's messages must not reach a platform the user runs.
     topic = f"test-probe-{uuid.uuid4().hex}"
-    ensure_topic(kafka_settings.bootstrap_servers, topic, partitions=3)
+    ensure_topic(kafka_settings, topic, partitions=3)
     try:
         result = CliRunner().invoke(
             finplat, ["kafka", "probe", "--count", "5"], env={"FINPLAT_KAFKA_TOPIC": topic}
         )
     finally:
-        delete_topics(kafka_settings.bootstrap_servers, [topic])
+        delete_topic(kafka_settings, topic)
 
     assert result.exit_code == 0, result.output
     assert result.output.count("PROBEUSDT") == 5

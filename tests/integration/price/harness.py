@@ -73,7 +73,7 @@ async def price_service(
     **settings: Any,
 ) -> AsyncIterator[Running]:
     topic = f"test-price-service-{uuid.uuid4().hex}"
-    ensure_topic(kafka_settings.bootstrap_servers, topic, partitions=3)
+    ensure_topic(kafka_settings, topic, partitions=3)
     kafka = kafka_settings.model_copy(update={"topic": topic})
     redis = RedisSettings(key_prefix=f"test-{uuid.uuid4().hex}")
     infra = Infrastructure(

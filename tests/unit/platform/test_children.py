@@ -55,7 +55,10 @@ def test_replay_mode_wires_the_price_service_to_the_replay() -> None:
     assert price_env["FINPLAT_PRICE_FEED__WS_BASE_URL"] == "ws://127.0.0.1:19443"
     assert price_env["FINPLAT_PRICE_FEED__REST__BASE_URL"] == "http://127.0.0.1:19443"
     assert json.loads(price_env["FINPLAT_PRICE_FEED__STREAM_KINDS"]) == ["kline_1m"]
-    assert children["backtest"].env == {"FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": "127.0.0.1:15051"}
+    assert children["backtest"].env == {
+        "FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": "127.0.0.1:15051",
+        "FINPLAT_BACKTEST_CONSUMER_INSTANCE_ID": "finplat-up",
+    }
     assert children["gateway"].env == {
         "FINPLAT_GATEWAY_PRICE_ADDRESS": "127.0.0.1:15051",
         "FINPLAT_GATEWAY_BACKTEST_ADDRESS": "127.0.0.1:15052",

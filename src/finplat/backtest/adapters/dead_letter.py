@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from finplat.core.connections import KafkaSettings
 from finplat.kafka.consumer import Record
 from finplat.kafka.errors import DeliveryError
 
@@ -39,14 +40,14 @@ class DeadLetterProducer:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        settings: KafkaSettings,
         topic: str,
         config: Mapping[str, object] | None = None,
     ) -> None:
         self.topic = topic
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap_servers,
+                **settings.client_config(),
                 "enable.idempotence": True,
                 "acks": "all",
                 **(config or {}),

@@ -80,7 +80,7 @@ def build_consumer(
 ) -> ConsumerParts:
     """Wire the consumer to Kafka, the registry and its SQLite state."""
     state = ConsumerStateStore(settings.consumer_state_path)
-    dead_letters = DeadLetterProducer(kafka.bootstrap_servers, kafka.dead_letter_topic)
+    dead_letters = DeadLetterProducer(kafka, kafka.dead_letter_topic)
     registry = registry_client(kafka)
     processor = BatchProcessor(
         stats,
@@ -90,7 +90,12 @@ def build_consumer(
         lock,
         settings.dead_letter_timeout_s,
     )
-    source = PriceUpdateConsumer(kafka, settings.consumer_group_id)
+    static_member = (
+        {"group.instance.id": settings.consumer_instance_id}
+        if settings.consumer_instance_id
+        else None
+    )
+    source = PriceUpdateConsumer(kafka, settings.consumer_group_id, static_member)
     consumer = StatsConsumer(
         source,
         processor,
@@ -144,7 +149,7 @@ async def _watch_health(consumer: StatsConsumer, server: GrpcServer) -> None:
 async def _ensure_dead_letter_topic(kafka: KafkaSettings) -> None:
     try:
         await asyncio.to_thread(
-            ensure_topic, kafka.bootstrap_servers, kafka.dead_letter_topic, kafka.topic_partitions
+            ensure_topic, kafka, kafka.dead_letter_topic, kafka.topic_partitions
         )
     except KafkaAdapterError as exc:
         # Not fatal: Kafka may be down now; dead letters wait and retry until it is back.

@@ -29,6 +29,10 @@ class BacktestSettings(BaseSettings, ServerSecurity, ChannelSecurity):
     consumer_state_path: Path = Path("var/backtest/consumer.sqlite3")
 
     consumer_group_id: str = "finplat-backtest"
+    # Kafka static membership (`group.instance.id`, KIP-345): a restarted service with the same
+    # id gets its partitions back at once. Without it, a killed member holds them until the
+    # group's session timeout (45 s) passes. Give each running instance its own, stable id.
+    consumer_instance_id: str | None = None
     consumer_enabled: bool = True
     # Largest batch taken from librdkafka at once; a batch is persisted in one transaction.
     poll_max_messages: int = Field(default=2000, ge=1, le=100_000)
