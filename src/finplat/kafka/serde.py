@@ -149,9 +149,13 @@ class PriceUpdateDeserializer:
         except SchemaRegistryError as exc:
             if exc.http_status_code == _NOT_FOUND:
                 raise DecodeError(f"unknown writer schema id {schema_id}") from exc
-            raise RegistryUnavailableError(f"cannot fetch schema {schema_id}: {exc}") from exc
+            raise RegistryUnavailableError(
+                f"schema registry: cannot fetch schema {schema_id}: {exc}"
+            ) from exc
         except _FETCH_FAILED as exc:
-            raise RegistryUnavailableError(f"cannot fetch schema {schema_id}: {exc}") from exc
+            raise RegistryUnavailableError(
+                f"schema registry: cannot fetch schema {schema_id}: {exc}"
+            ) from exc
         try:
             writer_json = _plain(json.loads(registered.schema_str))
             writer = fastavro.parse_schema(writer_json)

@@ -1,6 +1,7 @@
 """The Kafka sink's batch write: in order, and never holding the event loop for a whole batch."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -75,3 +76,32 @@ async def test_an_update_the_contract_refuses_is_counted_as_refused_and_the_rest
 
     assert [n for n, _ in producer.sent] == [1, 3]
     assert publisher.refused == {"invalid": 1}
+
+
+class FakeProducerWithSlowRegistry(FakeProducer):
+    """Its first send blocks, as encoding does while the registry hangs on registration."""
+
+    def send(self, update: market_pb2.PriceUpdate) -> None:
+        if not self.sent:
+            time.sleep(0.3)
+        super().send(update)
+
+
+@pytest.mark.asyncio
+async def test_a_registry_that_hangs_on_the_first_encoding_does_not_stall_the_event_loop() -> None:
+    producer = FakeProducerWithSlowRegistry()
+    batch = [market_pb2.PriceUpdate(symbol="BTCUSDT", timestamp=n) for n in range(3)]
+    loop_turns = 0
+
+    async def turn() -> None:
+        nonlocal loop_turns
+        while True:
+            loop_turns += 1
+            await asyncio.sleep(0.01)
+
+    turning = asyncio.create_task(turn())
+    await _publisher(producer).write(batch)
+    turning.cancel()
+
+    assert [n for n, _ in producer.sent] == [0, 1, 2]
+    assert loop_turns >= 10  # the loop went on turning through the 0.3 s the encoding took

@@ -82,6 +82,9 @@ class StatsConsumer:
         self._assigned: set[int] = set()
         self._lag: dict[int, PartitionLag] = {}
         self.running = False
+        # Why the last batch failed (the registry away, the state store failing) until one
+        # succeeds: the consumer then pauses, retrying, and health says so.
+        self._failing: str | None = None
 
     @property
     def healthy(self) -> bool:
@@ -94,7 +97,7 @@ class StatsConsumer:
             return "the consumer is not polling"
         if self._source.brokers_down:
             return "no Kafka broker reachable"
-        return None
+        return self._failing
 
     def snapshot(self) -> tuple[StatsSnapshot, tuple[PartitionLag, ...]]:
         """Statistics and lag per assigned partition, consistent with each other."""
@@ -149,8 +152,10 @@ class StatsConsumer:
                         self._processor.process(batch)
                         self._commit(batch)
                         backoff.reset()
+                        self._failing = None
                     self._update_lag()
                 except RECOVERABLE as exc:
+                    self._failing = f"batches failing, retried: {exc}"
                     failed = batch or failed
                     delay = backoff.next_delay_s()
                     logger.warning(

@@ -108,15 +108,26 @@ class BatchProcessor:
             },
         )
 
+    def _decoded(self, record: Record) -> market_pb2.PriceUpdate | DecodeError:
+        try:
+            return self._decode(record.value)
+        except DecodeError as exc:
+            return exc
+
     def process(self, records: Sequence[Record]) -> BatchOutcome:
         """Count the batch and persist it with its next offsets, dead letters acknowledged."""
         poison: list[tuple[Record, str]] = []
         counted = duplicates = 0
         stats = self._stats
+        # Decoded before the lock is taken: a writer schema not seen yet is fetched from the
+        # registry, and readers of the statistics (GetStats, /metrics) must not wait on that.
+        decoded = [(record, self._decoded(record)) for record in records]
         with self._lock:
-            for record in records:
+            for record, update in decoded:
                 try:
-                    if stats.observe(self._decode(record.value)):
+                    if isinstance(update, DecodeError):
+                        raise update
+                    if stats.observe(update):
                         counted += 1
                     else:
                         duplicates += 1

@@ -33,6 +33,8 @@ class KafkaPublisher:
         # Updates the contract refused (by Refusal value, as the InfluxDB store counts its own):
         # never published, read by the metrics as refused rather than written.
         self.refused: Counter[str] = Counter()
+        # The serializer keeps the schema id once it has it: from then on encoding is CPU only.
+        self._schema_known = False
 
     async def write(self, batch: Sequence[market_pb2.PriceUpdate]) -> None:
         """Queue a batch in librdkafka; stops, saying how far it got, when it cannot go on."""
@@ -40,7 +42,14 @@ class KafkaPublisher:
             if index and not index % YIELD_EVERY:
                 await asyncio.sleep(0)
             try:
-                self.producer.send(update)
+                if self._schema_known:
+                    self.producer.send(update)
+                else:
+                    # Until the schema is registered, encoding calls the registry over HTTP,
+                    # which may hang for its whole timeout: off the event loop, so prices,
+                    # gRPC and the other sinks go on meanwhile.
+                    await asyncio.to_thread(self.producer.send, update)
+                    self._schema_known = True
             except ContractError as exc:
                 self.refused[Refusal.INVALID] += 1
                 logger.warning("not published: %s", exc, extra={"symbol": update.symbol})
