@@ -1,6 +1,8 @@
 """`finplat health ADDRESS`: ask a gRPC server's standard health service, for scripts and
 container health checks (what grpc_health_probe does, without another binary)."""
 
+from pathlib import Path
+
 import click
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -12,9 +14,21 @@ _SERVING = health_pb2.HealthCheckResponse.SERVING
 @click.argument("address")
 @click.option("--service", default="", help="Service name; the whole server when empty.")
 @click.option("--timeout-s", default=3.0, show_default=True, type=float)
-def health(address: str, service: str, timeout_s: float) -> None:
+@click.option(
+    "--tls-ca-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Dial with TLS, trusting this PEM CA (for a server with FINPLAT_*_TLS_CERT_FILE set).",
+)
+def health(address: str, service: str, timeout_s: float, tls_ca_file: Path | None) -> None:
     """Exit 0 when the gRPC server at ADDRESS (host:port) reports SERVING, 1 otherwise."""
-    with grpc.insecure_channel(address) as channel:
+    channel = (
+        grpc.insecure_channel(address)
+        if tls_ca_file is None
+        else grpc.secure_channel(
+            address, grpc.ssl_channel_credentials(root_certificates=tls_ca_file.read_bytes())
+        )
+    )
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)

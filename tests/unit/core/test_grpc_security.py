@@ -4,6 +4,7 @@ The certificates are made here by trustme: a CA of the test's own and a certific
 127.0.0.1 and localhost signed by it.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 import trustme
+from click.testing import CliRunner
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr, ValidationError
@@ -18,6 +20,7 @@ from pydantic import SecretStr, ValidationError
 from finance.market.v1 import price_service_pb2, price_service_pb2_grpc
 from finplat.core.grpc_security import ChannelSecurity, ServerSecurity
 from finplat.core.grpc_server import GrpcServer, ServiceBinding, start_server
+from finplat.core.health_cli import health
 from tests.support import write_certificates
 
 TOKEN = "door-key"
@@ -222,3 +225,27 @@ async def test_every_call_is_counted_by_method_and_status_code() -> None:
         {"grpc_type": "SERVER_STREAMING", "grpc_service": SERVICE, "grpc_method": "StreamPrices"},
     )
     assert sent == 2
+
+
+@pytest.mark.asyncio
+async def test_the_health_command_dials_a_tls_server_with_its_ca(
+    certificates: tuple[Path, Path, Path],
+) -> None:
+    ca, chain, key = certificates
+    server = await _serve(ServerSecurity(tls_cert_file=chain, tls_key_file=key))
+    address = f"127.0.0.1:{server.port}"
+    try:
+        await server.health.set_all(serving=True)
+        with_ca = await asyncio.to_thread(
+            CliRunner().invoke, health, [address, "--tls-ca-file", str(ca), "--timeout-s", "5"]
+        )
+        plaintext = await asyncio.to_thread(
+            CliRunner().invoke, health, [address, "--timeout-s", "2"]
+        )
+    finally:
+        await server.stop(0)
+
+    assert with_ca.exit_code == 0, with_ca.output
+    assert "SERVING" in with_ca.output
+    assert plaintext.exit_code == 1
+    assert "UNAVAILABLE" in plaintext.output
