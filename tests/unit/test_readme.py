@@ -1,5 +1,6 @@
 """The README's examples are commands that exist, take the options shown, and work."""
 
+import re
 import shlex
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from finplat.cli import finplat
+from tests.paths import REPO_ROOT
 from tests.readme import commands
 
 
@@ -35,3 +37,17 @@ def test_backtest_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.Mo
     assert result.exit_code == 0, result.output
     assert "1440 bars" in result.output.splitlines()[0]
     assert "<svg" in (tmp_path / "out.html").read_text()
+
+
+def test_every_test_the_operations_section_names_exists() -> None:
+    """The guarantees name the tests that check them: a renamed or deleted one fails here."""
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text.split("## Operations", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(tests/[\w/]+\.py)`", section))
+    # Short names in a row stand for files of the directory named earlier in that row.
+    short = set(re.findall(r"`(test_\w+\.py)`", section))
+
+    assert len(named) >= 10
+    assert [path for path in named if not (REPO_ROOT / path).is_file()] == []
+    everywhere = {path.name for path in (REPO_ROOT / "tests").rglob("test_*.py")}
+    assert short <= everywhere
