@@ -13,6 +13,8 @@ subject, Redis key prefix and InfluxDB bucket, all deleted at the end.
    Peers on the same data: the replay to a bare WebSocket client (transport alone), the feed's
    per-frame path in memory, the sinks' encoders alone, and a raw confluent_kafka produce of
    the pre-encoded Avro values. Target: 20,000 updates/s accepted and written end to end.
+   The end-to-end run is repeated with Kafka through the stack's SASL_SSL listener (SCRAM-SHA-512
+   over TLS), and the two are printed side by side with their ratio.
 2. stream: `--rate` BTCUSDT trades/s to `--subscribers` StreamPrices subscribers, latency from
    the replay's send (time_ns taken just before the WebSocket write, by trade id) to the
    subscriber's receipt (time_ns as the gRPC read returns the message, before it is decoded).
@@ -57,7 +59,7 @@ import uuid
 from array import array
 from asyncio.subprocess import DEVNULL, PIPE
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,6 +90,7 @@ from finplat.price.service.stream_hub import StreamHub
 from finplat.replay.client import Client
 from finplat.replay.server import ReplayServer
 from finplat.replay.settings import ReplaySettings
+from finplat.stack.kafka import sasl_ssl_client_settings
 from finplat.stack.settings import StackSettings
 from finplat.stack.stack import Stack
 
@@ -667,6 +670,12 @@ async def ingest_mix(mix: str, args: argparse.Namespace) -> None:
                     service, replay, args.updates, args.timeout_s
                 )
                 cpu = cpu_rows(before, cpu_sample(pids), wall_s)
+            # The same run with Kafka through the stack's SASL_SSL listener (SCRAM over TLS).
+            secured = replace(infra, kafka=sasl_ssl_client_settings(StackSettings(), infra.kafka))
+            async with running_service(secured, replay, INGEST_SYMBOLS, kinds) as service:
+                await replay.send(args.warmup, 0)
+                await caught_up(service, 60)
+                sasl_rows, _ = await end_to_end(service, replay, args.updates, args.timeout_s)
             messages, encode_rows = encoders(updates, infra.kafka)
             produce = raw_produce(messages, infra.kafka)
     rows = [transport, decode, *encode_rows, produce, *service_rows]
@@ -679,6 +688,27 @@ async def ingest_mix(mix: str, args: argparse.Namespace) -> None:
     updates_s = f"{service_rows[0].items:,} updates"
     print(f"\nCPU during the service run ({wall_s:.2f} s, {updates_s}; 1.00 = one core busy)\n")
     print(table(["process", "CPU s", "cores"], cpu))
+    print(
+        "\nThe same ingest with Kafka through SASL_SSL (SCRAM-SHA-512 over TLS) beside PLAINTEXT\n"
+    )
+    print(table(["listener", "path", "items", "s", "items/s", "ratio to PLAINTEXT"],
+                listener_rows(service_rows, sasl_rows)))  # fmt: skip
+
+
+def listener_rows(plaintext: list[Row], sasl_ssl: list[Row]) -> list[list[str]]:
+    """The pipeline's acceptance and Kafka's acknowledgement, per listener, and their ratio."""
+    wanted = ("service: accepted by the pipeline", _SINK_LABELS["kafka"])
+    rows = []
+    for path in wanted:
+        plain, secure = (next(r for r in run if r.path == path) for run in (plaintext, sasl_ssl))
+        plain_rate, secure_rate = (
+            r.items / r.seconds if r.seconds else 0.0 for r in (plain, secure)
+        )
+        ratio = f"{secure_rate / plain_rate:.2f}" if plain_rate else "-"
+        for name, row, rate, shown in (("PLAINTEXT", plain, plain_rate, ""),
+                                        ("SASL_SSL", secure, secure_rate, ratio)):  # fmt: skip
+            rows.append([name, path, f"{row.items:,}", f"{row.seconds:.2f}", f"{rate:,.0f}", shown])
+    return rows
 
 
 async def ingest(args: argparse.Namespace) -> None:
