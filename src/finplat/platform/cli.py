@@ -78,7 +78,12 @@ def _summary(endpoints: Endpoints, statuses: list[ChildStatus], elapsed_s: float
 
 
 @click.command()
-@click.option("--detach", is_flag=True, help="Return once everything is ready; leave it running.")
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="Return once everything is ready; leave it running, unwatched: a process that then"
+    " exits is not restarted, as it is while `finplat up` runs in the foreground.",
+)
 @click.option(
     "--keep-stack", is_flag=True, help="On Ctrl-C, leave the stack running even if `up` started it."
 )
