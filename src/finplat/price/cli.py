@@ -1,14 +1,20 @@
 """`finplat price ...`: run the price service, load history."""
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
+import grpc
 
+from finance.market.v1 import market_pb2, price_service_pb2_grpc
 from finplat.binance.errors import BinanceFormatError
+from finplat.client.candle_files import SUFFIXES, write_candles
+from finplat.client.candles import fetch_candles, windows
 from finplat.core.clock import SystemClock
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
+from finplat.core.grpc_security import ChannelSecurity, bearer_metadata
 from finplat.core.runner import run_until_signalled
 from finplat.market.intervals import INTERVALS
 from finplat.price.adapters.binance.backfill import BackfillProgress, backfill
@@ -106,4 +112,71 @@ async def _backfill_symbol(
 
         return await backfill(
             rest, symbol, interval, start_ms, end_ms, store.write_candles, advance
+        )
+
+
+@price.command("export")
+@click.argument("symbol")
+@click.argument("interval", type=click.Choice(list(INTERVALS)))
+@click.option("--start", type=_DAY, required=True, help="UTC, e.g. 2024-10-01.")
+@click.option("--end", type=_DAY, required=True, help="UTC, exclusive.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help=f"The file to write, its format by suffix: {', '.join(SUFFIXES)}.",
+)
+@click.option("--address", help="The price service, host:port.  [default: its gRPC settings]")
+@click.option(
+    "--tls-ca-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Dial with TLS, trusting this PEM CA.",
+)
+def export(
+    symbol: str,
+    interval: str,
+    start: datetime,
+    end: datetime,
+    output: Path,
+    address: str | None,
+    tls_ca_file: Path | None,
+) -> None:
+    """Write the closed candles of SYMBOL at INTERVAL in [--start, --end) to a Parquet or CSV
+    file, paged through the price service's GetCandles (a token in FINPLAT_PRICE_API_TOKEN is
+    sent with each call)."""
+    if start >= end:
+        raise click.BadParameter("--start must be before --end")
+    if output.suffix.lower() not in SUFFIXES:
+        raise click.BadParameter(f"must end in {' or '.join(SUFFIXES)}", param_hint="--output")
+    settings = PriceSettings()
+    start_ms, end_ms = _utc_ms(start), _utc_ms(end)
+    pages = len(list(windows(interval, start_ms, end_ms, 5000)))
+    with click.progressbar(length=pages, label=f"{symbol.upper()} {interval}") as bar:
+        try:
+            candles = asyncio.run(
+                _export(ChannelSecurity(tls_ca_file=tls_ca_file), address or settings.grpc_address,
+                        symbol, interval, start_ms, end_ms, bearer_metadata(settings.api_token),
+                        lambda _: bar.update(1))
+            )  # fmt: skip
+        except grpc.aio.AioRpcError as exc:
+            raise click.ClickException(f"GetCandles: {exc.code().name}: {exc.details()}") from exc
+    write_candles(candles, output)
+    click.echo(f"{len(candles)} candles written to {output}")
+
+
+async def _export(
+    security: ChannelSecurity,
+    address: str,
+    symbol: str,
+    interval: str,
+    start_ms: int,
+    end_ms: int,
+    metadata: tuple[tuple[str, str], ...],
+    on_page: Callable[[int], None],
+) -> list[market_pb2.Candle]:
+    async with security.open_channel(address) as channel:
+        stub = price_service_pb2_grpc.PriceServiceStub(channel)
+        return await fetch_candles(
+            stub, symbol, interval, start_ms, end_ms, metadata=metadata, on_page=on_page
         )

@@ -7,10 +7,11 @@ import pytest
 
 from finance.backtest.v1 import backtest_pb2
 from finance.market.v1 import market_pb2
-from finplat.backtest.adapters.history import LocalKlineBars, candles_to_bars, interval_ms
+from finplat.backtest.adapters.history import LocalKlineBars, candles_to_bars
 from finplat.backtest.domain.engine import PositionMode
 from finplat.backtest.errors import NoDataError
 from finplat.backtest.service.convert import drawdown, engine_config, sample_indices
+from finplat.client.candles import windows
 from tests.paths import market_data_dir
 
 
@@ -52,10 +53,18 @@ def test_candles_to_bars_orders_and_deduplicates_open_times() -> None:
     assert bars.close.tolist() == [1.25, 1.75]
 
 
-def test_interval_lengths() -> None:
-    assert (interval_ms("1m"), interval_ms("1w"), interval_ms("1M")) == (60_000, 604_800_000, None)
+def test_windows_of_a_range_hold_at_most_a_page_each_and_cover_it() -> None:
+    minute = 60_000
+    # 12,001 minutes in pages of 5,000: two full windows and one of a single minute.
+    assert list(windows("1m", 0, 12_001 * minute, 5000)) == [
+        (0, 5000 * minute),
+        (5000 * minute, 10_000 * minute),
+        (10_000 * minute, 12_001 * minute),
+    ]
+    # A month has no fixed length: the whole range is one window.
+    assert list(windows("1M", 0, 10**12, 5000)) == [(0, 10**12)]
     with pytest.raises(ValueError, match="unknown interval '7m'"):
-        interval_ms("7m")
+        list(windows("7m", 0, 1, 5000))
 
 
 def test_local_files_are_sliced_to_the_half_open_range_across_the_microsecond_switch() -> None:

@@ -1,8 +1,5 @@
-"""Historical bars for a backtest: from the price service's GetCandles, or from local files.
-
-GetCandles answers at most 5000 candles and, given more, keeps the newest; so a range is asked
-for in consecutive time chunks of at most `chunk` candles each. Only closed candles are used.
-"""
+"""Historical bars for a backtest: from the price service's GetCandles (paged by
+`finplat.client.candles`, closed candles only), or from local files."""
 
 import asyncio
 from collections.abc import Sequence
@@ -12,21 +9,13 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
+from finance.market.v1 import market_pb2, price_service_pb2_grpc
 from finplat.backtest.adapters.kline_files import load_bars
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.errors import DataFileError
 from finplat.backtest.errors import BarsUnavailableError, NoDataError
 from finplat.binance.archive import daily_kline_paths
-from finplat.market.intervals import parse_interval
-
-
-def interval_ms(code: str) -> int | None:
-    """Length of an interval in ms (None for "1M"); ValueError when unknown.
-
-    Binance codes only: the code is sent as is to the price service's GetCandles.
-    """
-    return parse_interval(code).fixed_ms
+from finplat.client.candles import fetch_candles
 
 
 def candles_to_bars(candles: Sequence[market_pb2.Candle]) -> Bars:
@@ -61,30 +50,23 @@ class PriceServiceBars:
 
     async def load(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> Bars:
         """Closed bars opening in [start_ms, end_ms); NoDataError when there are none."""
-        step = interval_ms(interval)
-        # A calendar month has no fixed length, but 5000 of them cover any real range.
-        span = end_ms - start_ms if step is None else step * self._chunk
-        candles: list[market_pb2.Candle] = []
-        chunk_start = start_ms
-        while chunk_start < end_ms:
-            chunk_end = min(end_ms, chunk_start + span)
-            request = price_service_pb2.GetCandlesRequest(
-                symbol=symbol, interval=interval, limit=self._chunk
+        try:
+            candles = await fetch_candles(
+                self._stub,
+                symbol,
+                interval,
+                start_ms,
+                end_ms,
+                page=self._chunk,
+                timeout_s=self._timeout_s,
+                metadata=self._metadata,
             )
-            request.start_time.FromMilliseconds(chunk_start)
-            request.end_time.FromMilliseconds(chunk_end)
-            try:
-                response = await self._stub.GetCandles(
-                    request, timeout=self._timeout_s, metadata=self._metadata
-                )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.NOT_FOUND:
-                    raise NoDataError(f"price service: {exc.details()}") from exc
-                raise BarsUnavailableError(
-                    f"price service GetCandles failed: {exc.code().name}: {exc.details()}"
-                ) from exc
-            candles.extend(c for c in response.candles if c.closed)
-            chunk_start = chunk_end
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise NoDataError(f"price service: {exc.details()}") from exc
+            raise BarsUnavailableError(
+                f"price service GetCandles failed: {exc.code().name}: {exc.details()}"
+            ) from exc
         if not candles:
             raise NoDataError(f"no {interval} candles for {symbol} in the requested range")
         return candles_to_bars(candles)

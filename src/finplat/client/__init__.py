@@ -1,0 +1,5 @@
+"""Clients of the platform's gRPC services, for scripts, notebooks and the platform's own tools.
+
+They speak only the contract (`finance.*` stubs), so any process that can reach the services
+can use them; the services themselves use them to call each other.
+"""
