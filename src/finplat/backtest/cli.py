@@ -3,7 +3,8 @@
 import asyncio
 import math
 import time
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -12,7 +13,9 @@ import grpc
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finance.market.v1 import price_service_pb2_grpc
 from finplat.backtest.adapters.history import LocalKlineBars, PriceServiceBars, utc_ms
-from finplat.backtest.service import runs
+from finplat.backtest.domain.bars import Bars
+from finplat.backtest.domain.lookahead import LookaheadReport, check_lookahead, cut_points
+from finplat.backtest.service import runs, validation
 from finplat.backtest.service.app import serve as serve_service
 from finplat.backtest.service.charts import render_backtest_html
 from finplat.backtest.service.convert import timestamp
@@ -23,6 +26,25 @@ from finplat.core.connections import KafkaSettings
 from finplat.core.paths import SHARED_BINANCE_DATA
 
 _TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+
+# The options `run` and `lookahead` share: the strategy's parameters and the bars.
+_PARAM = click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Repeatable.")
+_SYMBOL = click.option("--symbol", default="BTCUSDT", show_default=True)
+_INTERVAL = click.option("--interval", default="1m", show_default=True)
+_START = click.option(
+    "--start", required=True, type=click.DateTime(_TIME_FORMATS), help="UTC, inclusive."
+)
+_END = click.option(
+    "--end", required=True, type=click.DateTime(_TIME_FORMATS), help="UTC, exclusive."
+)
+_DATA_DIR = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="FINPLAT_DATA_DIR",
+    default=SHARED_BINANCE_DATA,
+    show_default="../shared/data/binance next to the repository",
+    help="Binance kline archives (klines/spot/SYMBOL/INTERVAL/*.csv.gz).",
+)
 
 
 @click.group()
@@ -58,14 +80,34 @@ def _value(value: object) -> str:
     return str(value)
 
 
+def _data_range(
+    symbol: str, interval: str, start: datetime, end: datetime
+) -> backtest_pb2.DataRange:
+    return backtest_pb2.DataRange(
+        symbol=symbol,
+        interval=interval,
+        start_time=timestamp(utc_ms(start)),
+        end_time=timestamp(utc_ms(end)),
+    )
+
+
+def _what(
+    strategy: str, parameters: Mapping[str, float], data: backtest_pb2.DataRange, bar_count: int
+) -> str:
+    """The first line of `run` and `lookahead`: which strategy, on which bars."""
+    params = " ".join(f"{k}={v:g}" for k, v in sorted(parameters.items()))
+    start = data.start_time.ToDatetime().isoformat(sep=" ", timespec="minutes")
+    end = data.end_time.ToDatetime().isoformat(sep=" ", timespec="minutes")
+    return (
+        f"{strategy} {params} on {data.symbol} {data.interval}, "
+        f"{start} to {end} UTC, {bar_count} bars"
+    )
+
+
 def metrics_table(run: backtest_pb2.Backtest) -> list[str]:
     """The lines `run` prints: what was run, then one metric per line."""
-    params = " ".join(f"{k}={v:g}" for k, v in sorted(run.parameters.items()))
-    start = run.data.start_time.ToDatetime().isoformat(sep=" ", timespec="minutes")
-    end = run.data.end_time.ToDatetime().isoformat(sep=" ", timespec="minutes")
     lines = [
-        f"{run.strategy} {params} on {run.data.symbol} {run.data.interval}, "
-        f"{start} to {end} UTC, {run.bar_count} bars",
+        _what(run.strategy, run.parameters, run.data, run.bar_count),
         f"{'metric':<24}{'value':>18}",
     ]
     for field in backtest_pb2.Metrics.DESCRIPTOR.fields:
@@ -85,11 +127,11 @@ async def _run(request: backtest_service_pb2.RunBacktestRequest, data_dir: Path,
 
 @backtest.command()
 @click.option("--strategy", required=True, help="Strategy name, e.g. sma_crossover.")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Repeatable.")
-@click.option("--symbol", default="BTCUSDT", show_default=True)
-@click.option("--interval", default="1m", show_default=True)
-@click.option("--start", required=True, type=click.DateTime(_TIME_FORMATS), help="UTC, inclusive.")
-@click.option("--end", required=True, type=click.DateTime(_TIME_FORMATS), help="UTC, exclusive.")
+@_PARAM
+@_SYMBOL
+@_INTERVAL
+@_START
+@_END
 @click.option("--fee-bps", default=0.0, show_default=True, type=float)
 @click.option("--slippage-bps", default=0.0, show_default=True, type=float)
 @click.option("--initial-cash", default=10_000.0, show_default=True, type=float)
@@ -97,14 +139,7 @@ async def _run(request: backtest_service_pb2.RunBacktestRequest, data_dir: Path,
 @click.option("--stop-loss", default=0.0, type=float, help="Fraction of entry; 0 disables.")
 @click.option("--take-profit", default=0.0, type=float, help="Fraction of entry; 0 disables.")
 @click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="Write HTML here.")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="FINPLAT_DATA_DIR",
-    default=SHARED_BINANCE_DATA,
-    show_default="../shared/data/binance next to the repository",
-    help="Binance kline archives (klines/spot/SYMBOL/INTERVAL/*.csv.gz).",
-)
+@_DATA_DIR
 @click.option("--price-service", metavar="ADDRESS", help="Take candles from this price service.")
 def run(
     strategy: str, params: tuple[str, ...], symbol: str, interval: str, start: datetime,
@@ -116,12 +151,7 @@ def run(
     request = backtest_service_pb2.RunBacktestRequest(
         strategy=strategy,
         parameters=_parameters(params),
-        data=backtest_pb2.DataRange(
-            symbol=symbol,
-            interval=interval,
-            start_time=timestamp(utc_ms(start)),
-            end_time=timestamp(utc_ms(end)),
-        ),
+        data=_data_range(symbol, interval, start, end),
         config=backtest_pb2.BacktestConfig(
             initial_cash=initial_cash,
             fee_bps=fee_bps,
@@ -144,3 +174,94 @@ def run(
     if chart is not None:
         chart.write_text(render_backtest_html(result.backtest, result.bars), encoding="utf-8")
         click.echo(f"chart written to {chart}")
+
+
+class _CheckFailed(click.ClickException):
+    """The check could not run: exit 2, since 1 means look-ahead found (a linter's findings)."""
+
+    exit_code = 2
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def lookahead_lines(report: LookaheadReport, bars: Bars) -> list[str]:
+    """The verdict `lookahead` prints: the first differing bars and their count, or none."""
+    if report.clean:
+        return [f"no look-ahead: no target changed in {report.prefixes_checked} prefixes"]
+    lines = [f"{'bar (UTC)':<21}{'full':>5}{'prefix':>8}  prefix ends (UTC)"]
+    for d in report.first:
+        end = _utc(int(bars.open_time_ms[d.prefix_end]))
+        lines.append(f"{_utc(d.open_time_ms):<21}{d.full_target:>5}{d.prefix_target:>8}  {end}")
+    if report.differing_bars > len(report.first):
+        lines.append(f"... and {report.differing_bars - len(report.first)} more")
+    lines.append(
+        f"LOOK-AHEAD: {report.differing_bars} of {report.bar_count} bars changed target "
+        f"in {report.differing_prefixes} of {report.prefixes_checked} prefixes"
+    )
+    return lines
+
+
+@backtest.command()
+@click.argument("strategy")
+@_PARAM
+@_SYMBOL
+@_INTERVAL
+@_START
+@_END
+@click.option(
+    "--every",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Check the prefixes ending at every Nth bar (1: at every bar).",
+)
+@click.option(
+    "--random",
+    "random_count",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="And this many prefixes ending at random bars.",
+)
+@click.option("--seed", default=0, show_default=True, help="Of the random prefix ends.")
+@click.option(
+    "--show", default=10, show_default=True, type=click.IntRange(min=0), help="Bars to list."
+)
+@_DATA_DIR
+def lookahead(
+    strategy: str, params: tuple[str, ...], symbol: str, interval: str, start: datetime,
+    end: datetime, every: int, random_count: int, seed: int, show: int, data_dir: Path,
+) -> None:  # fmt: skip
+    """Check STRATEGY for look-ahead: its targets on prefixes of the bars against those on all.
+
+    Exit status 0 when no target changed, 1 when some did, 2 when the check could not run.
+    """
+    raw = _parameters(params)
+    try:
+        spec = validation.strategy(strategy)
+        parsed = validation.parameters(spec, raw)
+        query = validation.data_range(
+            _data_range(symbol, interval, start, end), runs.Limits().max_bars
+        )
+        bars = asyncio.run(runs.fetch_bars(LocalKlineBars(data_dir), query))
+    except RequestError as exc:
+        raise _CheckFailed(f"{exc.code.name}: {exc.message}") from exc
+    started = time.perf_counter()
+    report = check_lookahead(
+        bars,
+        lambda prefix: spec.signal(prefix, parsed),
+        cut_points(len(bars), every, random_count, seed),
+        limit=show,
+    )
+    elapsed = time.perf_counter() - started
+    click.echo(_what(spec.name, parsed.as_dict(), query.proto(), len(bars)))
+    for line in lookahead_lines(report, bars):
+        click.echo(line)
+    click.echo(
+        f"prefixes ending every {every} bars and at {random_count} random bars (seed {seed}), "
+        f"checked in {elapsed:.2f} s"
+    )
+    if not report.clean:
+        click.get_current_context().exit(1)
