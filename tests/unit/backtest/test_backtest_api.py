@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -353,3 +354,41 @@ async def test_chart_of_an_unknown_run_is_not_found(service: Harness) -> None:
     )
 
     assert code == grpc.StatusCode.NOT_FOUND
+
+
+def _lookahead_request(**options: Any) -> backtest_service_pb2.CheckLookaheadRequest:
+    request = backtest_service_pb2.CheckLookaheadRequest(
+        strategy="sma_crossover",
+        parameters={"fast": 10, "slow": 30},
+        data=backtest_pb2.DataRange(symbol="BTCUSDT", interval="1m"),
+        **options,
+    )
+    request.data.start_time.FromMilliseconds(NOV_1_MS)
+    request.data.end_time.FromMilliseconds(NOV_1_MS + DAY_MS)
+    return request
+
+
+@pytest.mark.asyncio
+async def test_check_lookahead_finds_a_built_in_clean_on_real_bars(service: Harness) -> None:
+    response = await service.stub.CheckLookahead(_lookahead_request(every=60, random_prefixes=0))
+
+    # 1,440 bars cut after bars 0, 60, ..., 1380: 24 prefixes, none changing a target.
+    assert (response.clean, response.bar_count, response.prefixes_checked) == (True, 1440, 24)
+    assert (response.differing_prefixes, response.differing_bars) == (0, 0)
+    assert list(response.differences) == []
+
+
+@pytest.mark.asyncio
+async def test_check_lookahead_refuses_bad_options_and_too_much_work(service: Harness) -> None:
+    negative = await _error(service.stub.CheckLookahead(_lookahead_request(random_prefixes=-1)))
+    service.servicer._limits = Limits(max_bars=100_000, max_lookahead_bars=10_000)
+    too_much = await _error(service.stub.CheckLookahead(_lookahead_request()))
+    unknown = await _error(
+        service.stub.CheckLookahead(backtest_service_pb2.CheckLookaheadRequest(strategy="nope"))
+    )
+
+    assert negative[0] == grpc.StatusCode.INVALID_ARGUMENT
+    assert "must not be negative" in negative[1]
+    assert too_much[0] == grpc.StatusCode.INVALID_ARGUMENT
+    assert "more than 10,000: raise `every`" in too_much[1]
+    assert unknown[0] == grpc.StatusCode.NOT_FOUND

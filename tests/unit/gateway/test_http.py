@@ -88,6 +88,13 @@ def last_request(upstream: FakeUpstream) -> Any:
         ),
         pytest.param("DELETE", "/v1/things/abc", {}, {"name": "things/abc"}, id="DELETE binding"),
         pytest.param(
+            "POST",
+            "/api/strategies/sma_crossover:checkLookahead",
+            {"json": {"every": 60, "randomPrefixes": 0}},
+            {"strategy": "sma_crossover", "every": 60, "randomPrefixes": 0},
+            id="custom verb after a path variable, body star (CheckLookahead)",
+        ),
+        pytest.param(
             "GET",
             "/v1/parents/p/things?thing.when=2024-01-02T03:04:05Z&thing.ttl=90s&thing.color=1&thing.i64=9007199254740993",
             {},

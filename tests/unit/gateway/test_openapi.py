@@ -24,6 +24,7 @@ PRODUCT_ROUTES = {
     ("/api/backtests/{id}/chart", "get"): "BacktestService_GetBacktestChart",
     ("/api/backtests", "get"): "BacktestService_ListBacktests",
     ("/api/sweeps", "post"): "BacktestService_RunSweep",
+    ("/api/strategies/{strategy}:checkLookahead", "post"): "BacktestService_CheckLookahead",
 }
 
 

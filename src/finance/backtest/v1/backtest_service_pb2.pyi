@@ -9,6 +9,7 @@ from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -214,6 +215,160 @@ class RunBacktestResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RunBacktestResponse: _TypeAlias = RunBacktestResponse  # noqa: Y015
+
+@_typing.final
+class CheckLookaheadRequest(_message.Message):
+    """Request of CheckLookahead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ParametersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    EVERY_FIELD_NUMBER: _builtins.int
+    RANDOM_PREFIXES_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    MAX_DIFFERENCES_FIELD_NUMBER: _builtins.int
+    strategy: _builtins.str
+    """Strategy name, as listed by ListStrategies."""
+    every: _builtins.int
+    """Prefixes end at every this many bars; 0 means the default (10)."""
+    random_prefixes: _builtins.int
+    """Further prefixes ending at random bars; unset means 100."""
+    seed: _builtins.int
+    """Seed of the random prefixes, so that a check can be repeated."""
+    max_differences: _builtins.int
+    """Most differing bars listed; 0 means the default (10)."""
+    @_builtins.property
+    def parameters(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """Parameter values; missing ones take their defaults."""
+
+    @_builtins.property
+    def data(self) -> _backtest_pb2.DataRange:
+        """Bars to check on."""
+
+    def __init__(
+        self,
+        *,
+        strategy: _builtins.str = ...,
+        parameters: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        data: _backtest_pb2.DataRange | None = ...,
+        every: _builtins.int = ...,
+        random_prefixes: _builtins.int | None = ...,
+        seed: _builtins.int = ...,
+        max_differences: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_random_prefixes", b"_random_prefixes", "data", b"data", "random_prefixes", b"random_prefixes"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_random_prefixes", b"_random_prefixes", "data", b"data", "every", b"every", "max_differences", b"max_differences", "parameters", b"parameters", "random_prefixes", b"random_prefixes", "seed", b"seed", "strategy", b"strategy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__random_prefixes: _TypeAlias = _typing.Literal["random_prefixes"]  # noqa: Y015
+    _WhichOneofArgType__random_prefixes: _TypeAlias = _typing.Literal["_random_prefixes", b"_random_prefixes"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__random_prefixes) -> _WhichOneofReturnType__random_prefixes | None: ...
+
+Global___CheckLookaheadRequest: _TypeAlias = CheckLookaheadRequest  # noqa: Y015
+
+@_typing.final
+class LookaheadDifference(_message.Message):
+    """A bar whose target changed when the bars after a prefix were cut off."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BAR_TIME_FIELD_NUMBER: _builtins.int
+    FULL_TARGET_FIELD_NUMBER: _builtins.int
+    PREFIX_TARGET_FIELD_NUMBER: _builtins.int
+    PREFIX_END_TIME_FIELD_NUMBER: _builtins.int
+    full_target: _builtins.int
+    """Target of the bar on the whole range."""
+    prefix_target: _builtins.int
+    """Target of the bar on the shortest prefix that changed it."""
+    @_builtins.property
+    def bar_time(self) -> _timestamp_pb2.Timestamp:
+        """Open time of the bar."""
+
+    @_builtins.property
+    def prefix_end_time(self) -> _timestamp_pb2.Timestamp:
+        """Open time of that prefix's last bar."""
+
+    def __init__(
+        self,
+        *,
+        bar_time: _timestamp_pb2.Timestamp | None = ...,
+        full_target: _builtins.int = ...,
+        prefix_target: _builtins.int = ...,
+        prefix_end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bar_time", b"bar_time", "prefix_end_time", b"prefix_end_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bar_time", b"bar_time", "full_target", b"full_target", "prefix_end_time", b"prefix_end_time", "prefix_target", b"prefix_target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LookaheadDifference: _TypeAlias = LookaheadDifference  # noqa: Y015
+
+@_typing.final
+class CheckLookaheadResponse(_message.Message):
+    """Response of CheckLookahead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLEAN_FIELD_NUMBER: _builtins.int
+    BAR_COUNT_FIELD_NUMBER: _builtins.int
+    PREFIXES_CHECKED_FIELD_NUMBER: _builtins.int
+    DIFFERING_PREFIXES_FIELD_NUMBER: _builtins.int
+    DIFFERING_BARS_FIELD_NUMBER: _builtins.int
+    DIFFERENCES_FIELD_NUMBER: _builtins.int
+    clean: _builtins.bool
+    """Whether no target changed on any prefix."""
+    bar_count: _builtins.int
+    """Bars of the whole range."""
+    prefixes_checked: _builtins.int
+    """Prefixes the strategy was run on."""
+    differing_prefixes: _builtins.int
+    """Prefixes on which some target changed."""
+    differing_bars: _builtins.int
+    """Bars whose target changed on some prefix."""
+    @_builtins.property
+    def differences(self) -> _containers.RepeatedCompositeFieldContainer[Global___LookaheadDifference]:
+        """The earliest of those bars, at most max_differences."""
+
+    def __init__(
+        self,
+        *,
+        clean: _builtins.bool = ...,
+        bar_count: _builtins.int = ...,
+        prefixes_checked: _builtins.int = ...,
+        differing_prefixes: _builtins.int = ...,
+        differing_bars: _builtins.int = ...,
+        differences: _abc.Iterable[Global___LookaheadDifference] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bar_count", b"bar_count", "clean", b"clean", "differences", b"differences", "differing_bars", b"differing_bars", "differing_prefixes", b"differing_prefixes", "prefixes_checked", b"prefixes_checked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckLookaheadResponse: _TypeAlias = CheckLookaheadResponse  # noqa: Y015
 
 @_typing.final
 class GetBacktestRequest(_message.Message):

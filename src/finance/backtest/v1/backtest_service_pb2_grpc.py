@@ -66,6 +66,11 @@ class BacktestServiceStub:
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ListBacktestsRequest.SerializeToString,
                 response_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ListBacktestsResponse.FromString,
                 _registered_method=True)
+        self.CheckLookahead = channel.unary_unary(
+                '/finance.backtest.v1.BacktestService/CheckLookahead',
+                request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.CheckLookaheadRequest.SerializeToString,
+                response_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.CheckLookaheadResponse.FromString,
+                _registered_method=True)
         self.RunSweep = channel.unary_unary(
                 '/finance.backtest.v1.BacktestService/RunSweep',
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunSweepRequest.SerializeToString,
@@ -121,6 +126,15 @@ class BacktestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckLookahead(self, request, context):
+        """Checks a strategy for look-ahead: runs it on the whole range and on
+        prefixes of it, and reports every bar whose target changed when the bars
+        after the prefix were cut off (a decision made with bars not yet seen).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RunSweep(self, request, context):
         """Runs a backtest for every combination of a parameter grid, stores the
         sweep and returns its results ranked by a metric.
@@ -161,6 +175,11 @@ def add_BacktestServiceServicer_to_server(servicer, server):
                     servicer.ListBacktests,
                     request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ListBacktestsRequest.FromString,
                     response_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ListBacktestsResponse.SerializeToString,
+            ),
+            'CheckLookahead': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckLookahead,
+                    request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.CheckLookaheadRequest.FromString,
+                    response_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.CheckLookaheadResponse.SerializeToString,
             ),
             'RunSweep': grpc.unary_unary_rpc_method_handler(
                     servicer.RunSweep,
@@ -332,6 +351,33 @@ class BacktestService:
             '/finance.backtest.v1.BacktestService/ListBacktests',
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ListBacktestsRequest.SerializeToString,
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ListBacktestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckLookahead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/finance.backtest.v1.BacktestService/CheckLookahead',
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.CheckLookaheadRequest.SerializeToString,
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.CheckLookaheadResponse.FromString,
             options,
             channel_credentials,
             insecure,

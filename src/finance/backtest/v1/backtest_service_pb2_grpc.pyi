@@ -49,6 +49,11 @@ class BacktestServiceStub:
     """
     ListBacktests: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.ListBacktestsRequest, _backtest_service_pb2.ListBacktestsResponse]
     """Lists stored backtests, newest first."""
+    CheckLookahead: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.CheckLookaheadRequest, _backtest_service_pb2.CheckLookaheadResponse]
+    """Checks a strategy for look-ahead: runs it on the whole range and on
+    prefixes of it, and reports every bar whose target changed when the bars
+    after the prefix were cut off (a decision made with bars not yet seen).
+    """
     RunSweep: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.RunSweepRequest, _backtest_service_pb2.RunSweepResponse]
     """Runs a backtest for every combination of a parameter grid, stores the
     sweep and returns its results ranked by a metric.
@@ -75,6 +80,11 @@ class BacktestServiceAsyncStub(BacktestServiceStub):
     """
     ListBacktests: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.ListBacktestsRequest, _backtest_service_pb2.ListBacktestsResponse]  # type: ignore[assignment]
     """Lists stored backtests, newest first."""
+    CheckLookahead: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.CheckLookaheadRequest, _backtest_service_pb2.CheckLookaheadResponse]  # type: ignore[assignment]
+    """Checks a strategy for look-ahead: runs it on the whole range and on
+    prefixes of it, and reports every bar whose target changed when the bars
+    after the prefix were cut off (a decision made with bars not yet seen).
+    """
     RunSweep: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.RunSweepRequest, _backtest_service_pb2.RunSweepResponse]  # type: ignore[assignment]
     """Runs a backtest for every combination of a parameter grid, stores the
     sweep and returns its results ranked by a metric.
@@ -134,6 +144,17 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_backtest_service_pb2.ListBacktestsResponse, _abc.Awaitable[_backtest_service_pb2.ListBacktestsResponse]]:
         """Lists stored backtests, newest first."""
+
+    @_abc_1.abstractmethod
+    def CheckLookahead(
+        self,
+        request: _backtest_service_pb2.CheckLookaheadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backtest_service_pb2.CheckLookaheadResponse, _abc.Awaitable[_backtest_service_pb2.CheckLookaheadResponse]]:
+        """Checks a strategy for look-ahead: runs it on the whole range and on
+        prefixes of it, and reports every bar whose target changed when the bars
+        after the prefix were cut off (a decision made with bars not yet seen).
+        """
 
     @_abc_1.abstractmethod
     def RunSweep(

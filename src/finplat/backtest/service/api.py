@@ -193,6 +193,22 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         return backtest_service_pb2.RunBacktestResponse(backtest=run.backtest)
 
     @override
+    async def CheckLookahead(
+        self, request: backtest_service_pb2.CheckLookaheadRequest, context: Context
+    ) -> backtest_service_pb2.CheckLookaheadResponse:
+        try:
+            async with self._runs:
+                response = await runs.lookahead(request, self._bars, self._limits)
+        except RequestError as exc:
+            await _abort(context, exc.code, exc.message)
+        logger.info(
+            "look-ahead checked",
+            extra={"strategy": request.strategy, "bars": response.bar_count,
+                   "prefixes": response.prefixes_checked, "differing": response.differing_bars},
+        )  # fmt: skip
+        return response
+
+    @override
     async def GetBacktest(
         self, request: backtest_service_pb2.GetBacktestRequest, context: Context
     ) -> backtest_service_pb2.GetBacktestResponse:

@@ -20,6 +20,7 @@ from finplat.backtest.domain.errors import (
     InvalidConfigError,
     InvalidParameterError,
 )
+from finplat.backtest.domain.lookahead import LookaheadReport, check_lookahead, cut_points
 from finplat.backtest.errors import BarsUnavailableError, NoDataError
 from finplat.backtest.service import convert, validation
 from finplat.backtest.service.validation import DataQuery, RequestError
@@ -41,6 +42,9 @@ class Limits:
     max_equity_points: int = 2000
     max_sweep_combinations: int = 10_000
     sweep_workers: int = 2
+    # Bars a look-ahead check may run the strategy over, summed over its prefixes: the cost
+    # grows with bars x prefixes, and a year of 1m bars cut every 10 would take hours.
+    max_lookahead_bars: int = 50_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,3 +141,53 @@ async def sweep(
         ],
         create_time=convert.timestamp(now_ms),
     )
+
+
+async def lookahead(
+    request: backtest_service_pb2.CheckLookaheadRequest, source: BarSource, limits: Limits
+) -> backtest_service_pb2.CheckLookaheadResponse:
+    """Validate, fetch the bars and check the strategy on prefixes of them (CheckLookahead)."""
+    spec = validation.strategy(request.strategy)
+    params = validation.parameters(spec, request.parameters)
+    query = validation.data_range(request.data, limits.max_bars)
+    every = request.every or 10
+    random_count = request.random_prefixes if request.HasField("random_prefixes") else 100
+    if every < 1 or random_count < 0 or request.max_differences < 0:
+        raise RequestError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "every, random_prefixes and max_differences must not be negative",
+        )
+    bars = await fetch_bars(source, query)
+    lengths = cut_points(len(bars), every, random_count, request.seed)
+    work = int(lengths.sum())
+    if work > limits.max_lookahead_bars:
+        raise RequestError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{len(lengths)} prefixes of up to {len(bars)} bars are {work:,} bars to run, more"
+            f" than {limits.max_lookahead_bars:,}: raise `every`, lower `random_prefixes` or"
+            " shorten the range",
+        )
+    report = await asyncio.to_thread(
+        check_lookahead, bars, lambda prefix: spec.signal(prefix, params), lengths,
+        request.max_differences or 10,
+    )  # fmt: skip
+    return _lookahead_response(report, bars)
+
+
+def _lookahead_response(
+    report: LookaheadReport, bars: Bars
+) -> backtest_service_pb2.CheckLookaheadResponse:
+    response = backtest_service_pb2.CheckLookaheadResponse(
+        clean=report.clean,
+        bar_count=report.bar_count,
+        prefixes_checked=report.prefixes_checked,
+        differing_prefixes=report.differing_prefixes,
+        differing_bars=report.differing_bars,
+    )
+    for found in report.first:
+        difference = response.differences.add(
+            full_target=found.full_target, prefix_target=found.prefix_target
+        )
+        difference.bar_time.FromMilliseconds(found.open_time_ms)
+        difference.prefix_end_time.FromMilliseconds(int(bars.open_time_ms[found.prefix_end]))
+    return response
