@@ -3,3 +3,7 @@
 They speak only the contract (`finance.*` stubs), so any process that can reach the services
 can use them; the services themselves use them to call each other.
 """
+
+from finplat.client.platform import BacktestRun, Platform
+
+__all__ = ["BacktestRun", "Platform"]

@@ -25,6 +25,16 @@ def windows(interval: str, start_ms: int, end_ms: int, page: int) -> Iterator[tu
         window_start = window_end
 
 
+def candle_request(
+    symbol: str, interval: str, window_start: int, window_end: int, page: int
+) -> price_service_pb2.GetCandlesRequest:
+    """GetCandles for the candles opening in [window_start, window_end), at most `page`."""
+    request = price_service_pb2.GetCandlesRequest(symbol=symbol, interval=interval, limit=page)
+    request.start_time.FromMilliseconds(window_start)
+    request.end_time.FromMilliseconds(window_end)
+    return request
+
+
 async def fetch_candles(
     stub: "price_service_pb2_grpc.PriceServiceAsyncStub",
     symbol: str,
@@ -41,9 +51,7 @@ async def fetch_candles(
     page brought. gRPC errors are raised as they come (NOT_FOUND: no such symbol)."""
     candles: list[market_pb2.Candle] = []
     for window_start, window_end in windows(interval, start_ms, end_ms, page):
-        request = price_service_pb2.GetCandlesRequest(symbol=symbol, interval=interval, limit=page)
-        request.start_time.FromMilliseconds(window_start)
-        request.end_time.FromMilliseconds(window_end)
+        request = candle_request(symbol, interval, window_start, window_end, page)
         response = await stub.GetCandles(request, timeout=timeout_s, metadata=metadata)
         closed = [candle for candle in response.candles if candle.closed]
         candles.extend(closed)

@@ -68,8 +68,9 @@ class FakePriceService(price_service_pb2_grpc.PriceServiceServicer):
             await context.abort(
                 grpc.StatusCode.NOT_FOUND, f"symbol {request.symbol} is not tracked"
             )
-        start = request.start_time.ToMilliseconds()
-        end = request.end_time.ToMilliseconds()
+        # Unset bounds are open, as the real service has them (an unset end is now).
+        start = request.start_time.ToMilliseconds() if request.HasField("start_time") else 0
+        end = request.end_time.ToMilliseconds() if request.HasField("end_time") else 2**62
         kept = [c for c in self.candles[request.symbol] if start <= c.open_time < end]
         self.answered.append(len(kept[-limit:]))
         return price_service_pb2.GetCandlesResponse(candles=kept[-limit:])

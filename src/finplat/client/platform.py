@@ -1,0 +1,216 @@
+"""The running platform from a notebook or a script: candles, strategies and backtests as
+pandas DataFrames.
+
+The calls block (gRPC's synchronous API): a notebook's own event loop is already running, and
+an asyncio client would need it. Times are UTC; prices come as floats for computing (the
+services keep them exact; `finplat price export` writes the exact decimals).
+
+    from finplat.client import Platform
+
+    with Platform() as platform:
+        candles = platform.candles("BTCUSDT", "1m", last=600)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import grpc
+import pandas as pd
+from google.protobuf import duration_pb2
+
+from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
+from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
+from finplat.client.candles import MAX_PAGE, candle_request, windows
+
+Moment = datetime | pd.Timestamp | str
+_PRICE_COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume")
+
+
+@dataclass(frozen=True)
+class BacktestRun:
+    """A stored backtest: its metrics, trades and equity curve, and the message itself."""
+
+    id: str
+    metrics: dict[str, float | pd.Timedelta]
+    """Every field of the service's Metrics; durations as Timedelta."""
+    trades: pd.DataFrame
+    """One row per closed trade: side, entry and exit time and price, size, pnl, fees."""
+    equity: pd.DataFrame
+    """Equity and drawdown, indexed by time (thinned to the service's point limit)."""
+    message: backtest_pb2.Backtest
+
+
+class Platform:
+    """Blocking clients of the price and backtest services; close it, or use it in `with`."""
+
+    def __init__(
+        self,
+        price_address: str = "127.0.0.1:50051",
+        backtest_address: str = "127.0.0.1:50052",
+        *,
+        token: str | None = None,
+        tls_ca_file: Path | None = None,
+        timeout_s: float = 120.0,
+    ) -> None:
+        self._channels = [_channel(a, tls_ca_file) for a in (price_address, backtest_address)]
+        self._prices = price_service_pb2_grpc.PriceServiceStub(self._channels[0])
+        self._backtests = backtest_service_pb2_grpc.BacktestServiceStub(self._channels[1])
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._timeout_s = timeout_s
+
+    def close(self) -> None:
+        for channel in self._channels:
+            channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def candles(
+        self,
+        symbol: str,
+        interval: str,
+        start: Moment | None = None,
+        end: Moment | None = None,
+        *,
+        last: int | None = None,
+    ) -> pd.DataFrame:
+        """Closed candles indexed by open time: of [start, end), or the `last` ones (at most
+        5,000) when no range is given."""
+        if start is not None and end is not None and last is None:
+            candles = self._range(symbol, interval, _ms(start), _ms(end))
+        elif start is None and end is None and last is not None and 0 < last <= MAX_PAGE:
+            request = price_service_pb2.GetCandlesRequest(
+                symbol=symbol, interval=interval, limit=last
+            )
+            candles = list(self._call(self._prices.GetCandles, request).candles)
+        else:
+            raise ValueError(f"give start and end, or last (1 to {MAX_PAGE}), not both")
+        return _candle_frame(candles)
+
+    def strategies(self) -> pd.DataFrame:
+        """Every strategy the service runs: name, description and parameters (name: default)."""
+        response = self._call(
+            self._backtests.ListStrategies, backtest_service_pb2.ListStrategiesRequest()
+        )
+        return pd.DataFrame(
+            [
+                {"name": s.name, "description": s.description,
+                 "parameters": {p.name: p.default_value for p in s.parameters}}
+                for s in response.strategies
+            ]
+        ).set_index("name")  # fmt: skip
+
+    def backtest(
+        self,
+        strategy: str,
+        symbol: str,
+        interval: str,
+        start: Moment,
+        end: Moment,
+        parameters: Mapping[str, float] | None = None,
+        *,
+        fee_bps: float = 0.0,
+        slippage_bps: float = 0.0,
+        initial_cash: float = 0.0,
+    ) -> BacktestRun:
+        """Run a backtest on the service's bars of [start, end) and return it, stored."""
+        request = backtest_service_pb2.RunBacktestRequest(
+            strategy=strategy,
+            parameters=dict(parameters or {}),
+            data=backtest_pb2.DataRange(symbol=symbol, interval=interval),
+            config=backtest_pb2.BacktestConfig(
+                fee_bps=fee_bps, slippage_bps=slippage_bps, initial_cash=initial_cash
+            ),
+        )
+        request.data.start_time.FromMilliseconds(_ms(start))
+        request.data.end_time.FromMilliseconds(_ms(end))
+        return _run(self._call(self._backtests.RunBacktest, request).backtest)
+
+    def _range(
+        self, symbol: str, interval: str, start_ms: int, end_ms: int
+    ) -> list[market_pb2.Candle]:
+        candles: list[market_pb2.Candle] = []
+        for window_start, window_end in windows(interval, start_ms, end_ms, MAX_PAGE):
+            request = candle_request(symbol, interval, window_start, window_end, MAX_PAGE)
+            response = self._call(self._prices.GetCandles, request)
+            candles.extend(c for c in response.candles if c.closed)
+        return candles
+
+    def _call(self, method: Any, request: Any) -> Any:
+        return method(request, timeout=self._timeout_s, metadata=self._metadata)
+
+
+def _channel(address: str, tls_ca_file: Path | None) -> grpc.Channel:
+    if tls_ca_file is None:
+        return grpc.insecure_channel(address)
+    credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca_file.read_bytes())
+    return grpc.secure_channel(address, credentials)
+
+
+def _ms(moment: Moment) -> int:
+    stamp = pd.Timestamp(moment)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return int(stamp.value // 1_000_000)
+
+
+def _time(ms: list[int]) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(pd.to_datetime(ms, unit="ms", utc=True))
+
+
+def _candle_frame(candles: list[market_pb2.Candle]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            **{name: [float(getattr(c, name) or 0) for c in candles] for name in _PRICE_COLUMNS},
+            "trade_count": [c.trade_count for c in candles],
+        },
+        index=_time([c.open_time for c in candles]),
+    )
+    frame.index.name = "open_time"
+    return frame
+
+
+def _metric(value: Any) -> float | pd.Timedelta:
+    if isinstance(value, duration_pb2.Duration):
+        return pd.Timedelta(value.ToTimedelta())
+    return float(value)
+
+
+def _run(message: backtest_pb2.Backtest) -> BacktestRun:
+    metrics = {
+        field.name: _metric(getattr(message.metrics, field.name))
+        for field in message.metrics.DESCRIPTOR.fields
+    }
+    trades = pd.DataFrame(
+        {
+            "side": [backtest_pb2.Side.Name(t.side) for t in message.trades],
+            "entry_time": _time([t.entry_time.ToMilliseconds() for t in message.trades]),
+            "exit_time": _time([t.exit_time.ToMilliseconds() for t in message.trades]),
+            **{
+                name: [getattr(t, name) for t in message.trades]
+                for name in ("entry_price", "exit_price", "size", "pnl", "return_fraction", "fees")
+            },
+        }
+    )
+    equity = pd.DataFrame(
+        {
+            "equity": [p.equity for p in message.equity_curve],
+            "drawdown": [p.drawdown for p in message.equity_curve],
+        },
+        index=_time([p.time.ToMilliseconds() for p in message.equity_curve]),
+    )
+    equity.index.name = "time"
+    return BacktestRun(message.id, metrics, trades, equity, message)
