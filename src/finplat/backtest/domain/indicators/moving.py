@@ -13,16 +13,31 @@ from finplat.backtest.domain.indicators._common import (
     first_valid,
     nan_like,
 )
+from finplat.backtest.domain.indicators.fixed_point import FixedPointSums
 
 
 def sma(values: npt.ArrayLike, period: int) -> FloatArray:
     """Simple moving average; NaN for the first ``period - 1`` valid bars.
 
+    Exact 8-decimal prices are averaged from exact integer sums and rounded faithfully (see
+    ``fixed_point``), so that comparisons between means and prices decide ties exactly.
+    Other values take a float running sum, whose rounding may turn a tie either way.
     A leading NaN block (e.g. another indicator's warm-up) is skipped, as TA-Lib's
     composite indicators do internally.
     """
     x = as_float(values)
+    return sma_with_sums(x, period, FixedPointSums.of(x))
+
+
+def sma_with_sums(x: FloatArray, period: int, sums: FixedPointSums | None) -> FloatArray:
+    """``sma`` of ``x`` given its ``FixedPointSums`` (None when it has none), so that a caller
+    averaging one series over many periods converts it once."""
     period = check_period("sma", "period", period)
+    exact = None if sums is None else sums.means(period)
+    return _float_sma(x, period) if exact is None else exact
+
+
+def _float_sma(x: FloatArray, period: int) -> FloatArray:
     out = nan_like(x)
     start = 0 if x.shape[0] and not np.isnan(x[0]) else first_valid(x)
     tail = x[start:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
@@ -12,6 +13,8 @@ import numpy.typing as npt
 from finplat.backtest.domain import indicators as ind
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.errors import InvalidBarsError, InvalidParameterError
+from finplat.backtest.domain.indicators.fixed_point import FixedPointSums
+from finplat.backtest.domain.indicators.moving import sma_with_sums
 
 FloatArray = npt.NDArray[np.float64]
 Signal = npt.NDArray[np.int8]
@@ -108,9 +111,35 @@ class Indicators:
             self._memo[key] = value
         return self._memo[key]
 
+    @cached_property
+    def fixed_point_sums(self) -> FixedPointSums | None:
+        """The closes' exact sums, converted once for every period; None unless every close
+        is an exact 8-decimal price."""
+        return FixedPointSums.of(self.bars.close)
+
     def sma(self, period: int) -> FloatArray:
-        out: FloatArray = self._get(("sma", period), lambda: ind.sma(self.bars.close, period))
+        out: FloatArray = self._get(
+            ("sma", period),
+            lambda: sma_with_sums(self.bars.close, period, self.fixed_point_sums),
+        )
         return out
+
+    def mean_side(self, period_a: int, period_b: int) -> Signal:
+        """``above_below`` of the mean close over the last ``period_a`` bars and that over the
+        last ``period_b`` (a period of 1 is the close itself), decided exactly on 8-decimal
+        closes.
+
+        Those means are faithfully rounded (see ``fixed_point``), so the float comparison is
+        already exact where it finds a side; only its ties are decided again, in integers.
+        Otherwise (a close that is not such a price, or a sum beyond int64) the float
+        comparison stands, rounding included.
+        """
+        side = above_below(self.sma(period_a), self.sma(period_b))
+        sums = self.fixed_point_sums
+        if sums is None or not (sums.fits(period_a) and sums.fits(period_b)):
+            return side
+        sums.decide_ties(side, period_a, period_b)
+        return side
 
     def ema(self, period: int) -> FloatArray:
         out: FloatArray = self._get(("ema", period), lambda: ind.ema(self.bars.close, period))

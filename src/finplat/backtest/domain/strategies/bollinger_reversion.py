@@ -38,16 +38,26 @@ def _last_index(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
 
 
 def signal(bars: Bars, params: BollingerReversionParams, ind: Indicators) -> Signal:
-    upper, middle, lower = ind.bollinger(params.period, params.nbdev)
+    upper, _, lower = ind.bollinger(params.period, params.nbdev)
     close = bars.close
-    long_entry = close < lower
-    short_entry = close > upper
+    # The close against the middle band, an SMA: exact on 8-decimal closes (0 on a tie).
+    side = ind.mean_side(1, params.period)
+    # A band of zero width (TA-Lib zeroes a deviation whose variance is below 1e-8, as in a flat
+    # window) is that mean, so it is compared exactly too. A wider band is mean +- nbdev x
+    # sigma, a square root that TA-Lib defines by its float variance: there the float
+    # comparison decides, and a close within a few ulps (~1e-11 at 1e5) of the band may go
+    # either way, as between any two float engines. (With period 2 and nbdev 1 the bands are
+    # exactly the two closes, so that happens on most bars.)
+    zero_width = upper == lower
+    long_entry = np.where(zero_width, side < 0, close < lower)
+    short_entry = np.where(zero_width, side > 0, close > upper)
     # The state is path dependent, but only through "which happened last", so it vectorises:
     # the side comes from the latest entry, and it is flat if its exit came after that entry.
+    # Warm-up bars (side 0) count as exits of both sides, harmlessly: no entry precedes them.
     last_long = _last_index(long_entry)
     last_short = _last_index(short_entry)
-    last_long_exit = _last_index(close >= middle)
-    last_short_exit = _last_index(close <= middle)
+    last_long_exit = _last_index(side >= 0)
+    last_short_exit = _last_index(side <= 0)
     is_long = (last_long > last_short) & (last_long_exit < last_long)
     is_short = (last_short > last_long) & (last_short_exit < last_short)
     return is_long.astype(np.int8) - is_short.astype(np.int8)

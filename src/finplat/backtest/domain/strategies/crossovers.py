@@ -2,6 +2,14 @@
 
 Holds ``sma_crossover`` (fast vs slow SMA), ``ema_crossover`` (fast vs slow EMA) and
 ``macd_signal_cross`` (MACD line vs its signal line), each a params class and a spec.
+
+What is a tie: the SMA crossover decides it exactly on 8-decimal closes (two means are equal
+as rationals; see ``Indicators.mean_side``). The EMA and MACD lines are recursions with the
+factor 2 / (n + 1), whose exact values are rationals with denominators growing as (n + 1)^t
+over the whole series, which no fixed-size integer holds; TA-Lib itself defines them by
+their float recursion. So those sides are float comparisons of the float lines: a "tie" is
+two equal floats, and lines closer than their rounding (a few ulps, ~1e-11 at a price of
+1e5) may be decided either way, as they may differ between two correct float engines.
 """
 
 from __future__ import annotations
@@ -13,7 +21,6 @@ from typing import ClassVar, TypeVar
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.strategies.base import (
     FastBelowSlowParams,
-    FloatArray,
     Indicators,
     ParamSpec,
     Signal,
@@ -37,16 +44,16 @@ def _lengths(average: str, fast: int, slow: int, min_fast: int = 1) -> tuple[Par
 def _crossover(
     description: str,
     params_type: type[P],
-    lines: Callable[[P, Indicators], tuple[FloatArray, FloatArray]],
+    side: Callable[[P, Indicators], Signal],
 ) -> StrategySpec[P]:
-    """The spec of a strategy long while ``lines`` A is above B, short while below.
+    """The spec of a strategy long while ``side`` is +1 (line A above B), short while -1.
 
     Its name is ``params_type.STRATEGY``, so that errors and registry agree.
     """
 
     def signal(bars: Bars, params: P, ind: Indicators) -> Signal:
-        # Ties keep the previous side; flat until both lines exist.
-        return hold_last(above_below(*lines(params, ind)))
+        # Ties (side 0) keep the previous side; flat until both lines exist.
+        return hold_last(side(params, ind))
 
     return StrategySpec(params_type.STRATEGY, description, params_type, signal)
 
@@ -78,15 +85,15 @@ class MacdCrossParams(FastBelowSlowParams):
 SMA_SPEC = _crossover(
     "SMA(fast) vs SMA(slow) crossover",
     SmaCrossParams,
-    lambda p, ind: (ind.sma(p.fast), ind.sma(p.slow)),
+    lambda p, ind: ind.mean_side(p.fast, p.slow),
 )
 EMA_SPEC = _crossover(
     "EMA(fast) vs EMA(slow) crossover",
     EmaCrossParams,
-    lambda p, ind: (ind.ema(p.fast), ind.ema(p.slow)),
+    lambda p, ind: above_below(ind.ema(p.fast), ind.ema(p.slow)),
 )
 MACD_SPEC = _crossover(
     "MACD line vs signal line",
     MacdCrossParams,
-    lambda p, ind: ind.macd(p.fast, p.slow, p.signal),
+    lambda p, ind: above_below(*ind.macd(p.fast, p.slow, p.signal)),
 )

@@ -40,6 +40,10 @@ class RsiReversionParams(StrategyParams):
 
 def signal(bars: Bars, params: RsiReversionParams, ind: Indicators) -> Signal:
     # A reversal system: the side flips only at the opposite extreme, and holds in between.
+    # RSI is a ratio of Wilder averages, recursions whose exact values are rationals with
+    # denominators growing as period^t, and TA-Lib defines it by its float recursion: so the
+    # float comparison with a level decides, and an RSI within its rounding (~1e-13 on the
+    # 0-100 scale) of a level may be decided either way.
     value = ind.rsi(params.period)
     state = (value < params.lower).astype(np.int8) - (value > params.upper).astype(np.int8)
     return hold_last(state)
