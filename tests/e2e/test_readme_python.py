@@ -1,39 +1,65 @@
-"""The README's Python examples (the WebSocket client), run as written against the platform."""
+"""The README's Python examples (the WebSocket client, the notebook client), run as written
+against the platform under test."""
 
+import re
 import subprocess
 import sys
 
 import pytest
 
-from tests.e2e.conftest import Platform
+from tests.e2e.conftest import Platform, backtest_grpc_address, price_grpc_address
 from tests.readme import code_blocks
 
 pytestmark = pytest.mark.integration
 
 _README_WS = "ws://127.0.0.1:8080"
+_README_PRICE_GRPC = "127.0.0.1:50051"
+_README_BACKTEST_GRPC = "127.0.0.1:50052"
 
 
 def _python_examples() -> list[str]:
     return code_blocks("python")
 
 
-def test_readme_shows_a_websocket_client() -> None:
-    assert any("/ws/prices" in example for example in _python_examples())
+def _example(marker: str) -> str:
+    (example,) = [example for example in _python_examples() if marker in example]
+    return example
 
 
-@pytest.mark.parametrize("example", _python_examples())
-def test_python_example_runs(platform: Platform, example: str) -> None:
-    source = example.replace(_README_WS, platform.ws_url)
-
-    result = subprocess.run(
-        [sys.executable, "-c", source], capture_output=True, text=True, timeout=60, check=False
+def _run(platform: Platform, example: str) -> list[str]:
+    source = (
+        example.replace(_README_WS, platform.ws_url)
+        .replace(_README_PRICE_GRPC, price_grpc_address())
+        .replace(_README_BACKTEST_GRPC, backtest_grpc_address())
     )
-
+    result = subprocess.run(
+        [sys.executable, "-c", source], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    lines = result.stdout.splitlines()
-    assert len(lines) == 3, result.stdout
+    return result.stdout.splitlines()
+
+
+def test_readme_shows_two_python_examples() -> None:
+    assert len(_python_examples()) == 2
+
+
+def test_the_websocket_example_prints_three_prices(platform: Platform) -> None:
+    lines = _run(platform, _example("/ws/prices"))
+
+    assert len(lines) == 3, lines
     for line in lines:
         symbol, price, timestamp = line.split()
         assert symbol in {"BTCUSDT", "ETHUSDT"}
         assert float(price) > 0
         assert int(timestamp) > 1_500_000_000_000  # epoch milliseconds
+
+
+def test_the_notebook_example_prints_candles_and_a_backtest(platform: Platform) -> None:
+    lines = _run(platform, _example("finplat.client"))
+
+    assert len(lines) == 2, lines
+    candles = re.fullmatch(r"600 candles, last close (\d+\.\d+)", lines[0])
+    assert candles is not None, lines[0]
+    assert float(candles.group(1)) > 0
+    run = re.fullmatch(r"total return (-?\d+\.\d+(?:e-?\d+)?) over (\d+) trades", lines[1])
+    assert run is not None, lines[1]
