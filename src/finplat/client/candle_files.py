@@ -10,15 +10,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
 from finance.market.v1 import market_pb2
+from finplat.client.tables import FileFormat, table_bytes
 
 _EXACT = pa.decimal128(38, 8)
 _TIME = pa.timestamp("ms", tz="UTC")
 _DECIMAL_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume")
-SUFFIXES = (".parquet", ".csv")
+SUFFIXES = tuple(file_format.value for file_format in FileFormat)
 
 
 def candle_table(candles: Sequence[market_pb2.Candle]) -> pa.Table:
@@ -40,8 +39,4 @@ def write_candles(candles: Sequence[market_pb2.Candle], path: Path) -> None:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ValueError(f"{path.name}: the file must end in {' or '.join(SUFFIXES)}")
-    table = candle_table(candles)
-    if suffix == ".parquet":
-        pq.write_table(table, path)
-    else:
-        pa_csv.write_csv(table, path)
+    path.write_bytes(table_bytes(candle_table(candles), FileFormat(suffix)))

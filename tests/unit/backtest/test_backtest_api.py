@@ -1,5 +1,6 @@
 """BacktestService on a real in-process gRPC server, bars from a fake PriceService over gRPC."""
 
+import io
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pyarrow.parquet as pq
 import pytest
 import pytest_asyncio
 
@@ -392,3 +394,52 @@ async def test_check_lookahead_refuses_bad_options_and_too_much_work(service: Ha
     assert too_much[0] == grpc.StatusCode.INVALID_ARGUMENT
     assert "more than 10,000: raise `every`" in too_much[1]
     assert unknown[0] == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.asyncio
+async def test_a_stored_runs_trades_and_equity_export_to_parquet_and_csv(
+    service: Harness,
+) -> None:
+    run = (await service.stub.RunBacktest(_request())).backtest
+    export = backtest_service_pb2.ExportBacktestRequest
+    trades = await service.stub.ExportBacktest(
+        export(id=run.id, table=backtest_service_pb2.RESULT_TABLE_TRADES)
+    )
+    equity = await service.stub.ExportBacktest(
+        export(
+            id=run.id,
+            table=backtest_service_pb2.RESULT_TABLE_EQUITY,
+            format=backtest_service_pb2.FILE_FORMAT_CSV,
+        )
+    )
+
+    assert trades.file.content_type == "application/vnd.apache.parquet"
+    rows = pq.read_table(io.BytesIO(trades.file.data)).to_pylist()
+    assert len(rows) == len(run.trades) > 0
+    assert [row["pnl"] for row in rows] == [t.pnl for t in run.trades]
+    assert rows[0]["side"] == backtest_pb2.Side.Name(run.trades[0].side)
+    assert (
+        int(rows[0]["entry_time"].timestamp() * 1000) == run.trades[0].entry_time.ToMilliseconds()
+    )
+    assert equity.file.content_type == "text/csv"
+    lines = equity.file.data.decode().splitlines()
+    assert lines[0] == '"time","equity","drawdown"'
+    assert len(lines) == 1 + len(run.equity_curve)
+    assert float(lines[1].split(",")[1]) == run.equity_curve[0].equity
+
+
+@pytest.mark.asyncio
+async def test_export_names_what_is_wrong(service: Harness) -> None:
+    export = backtest_service_pb2.ExportBacktestRequest
+    missing = await _error(
+        service.stub.ExportBacktest(
+            export(id="nope", table=backtest_service_pb2.RESULT_TABLE_TRADES)
+        )
+    )
+    no_table = await _error(service.stub.ExportBacktest(export(id="nope")))
+
+    assert missing[0] == grpc.StatusCode.NOT_FOUND
+    assert no_table == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "table must be RESULT_TABLE_TRADES or RESULT_TABLE_EQUITY",
+    )

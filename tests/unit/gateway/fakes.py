@@ -175,12 +175,18 @@ class FakeBacktestService(backtest_service_pb2_grpc.BacktestServiceServicer):
         sweep = backtest_pb2.Sweep(id="sweep-1", strategy=request.strategy, rank_by=request.rank_by)
         return backtest_service_pb2.RunSweepResponse(sweep=sweep)
 
+    async def ExportBacktest(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        csv = httpbody_pb2.HttpBody(content_type="text/csv", data=EXPORTED_CSV)
+        return backtest_service_pb2.ExportBacktestResponse(file=csv)
+
     async def CheckLookahead(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
         self.recorder.record(request, context)
         return backtest_service_pb2.CheckLookaheadResponse(clean=True, bar_count=1440)
 
 
 CHART_PAGE = b"<!doctype html><title>known</title><svg></svg>"
+EXPORTED_CSV = b'"time","equity","drawdown"\n2024-11-01 00:00:00Z,10000,0\n'
 
 
 class FakeThingService:

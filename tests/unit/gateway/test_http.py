@@ -8,7 +8,7 @@ import pytest
 from google.protobuf import json_format
 
 from finance.backtest.v1 import backtest_service_pb2
-from tests.unit.gateway.fakes import CHART_PAGE, FakeUpstream
+from tests.unit.gateway.fakes import CHART_PAGE, EXPORTED_CSV, FakeUpstream
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -532,3 +532,18 @@ async def test_http_body_response_is_sent_as_is_with_its_content_type(
     assert found.headers["content-type"] == "text/html; charset=utf-8"
     assert found.content == CHART_PAGE
     assert missing.status_code == 404
+
+
+async def test_an_exported_table_is_a_file_with_its_type_and_the_query_reaches_the_rpc(
+    client: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
+    response = await client.get(
+        "/api/backtests/b1:export", params={"table": "RESULT_TABLE_EQUITY", "format": "2"}
+    )
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/csv"
+    assert response.content == EXPORTED_CSV
+    assert json_format.MessageToDict(last_request(upstream)) == {
+        "id": "b1", "table": "RESULT_TABLE_EQUITY", "format": "FILE_FORMAT_CSV",
+    }  # fmt: skip

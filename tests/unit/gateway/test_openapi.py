@@ -25,6 +25,7 @@ PRODUCT_ROUTES = {
     ("/api/backtests", "get"): "BacktestService_ListBacktests",
     ("/api/sweeps", "post"): "BacktestService_RunSweep",
     ("/api/strategies/{strategy}:checkLookahead", "post"): "BacktestService_CheckLookahead",
+    ("/api/backtests/{id}:export", "get"): "BacktestService_ExportBacktest",
 }
 
 

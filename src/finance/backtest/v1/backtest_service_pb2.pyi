@@ -11,6 +11,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -21,6 +22,54 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _ResultTable:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ResultTableEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResultTable.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RESULT_TABLE_UNSPECIFIED: _ResultTable.ValueType  # 0
+    """Not set: refused."""
+    RESULT_TABLE_TRADES: _ResultTable.ValueType  # 1
+    """One row per trade."""
+    RESULT_TABLE_EQUITY: _ResultTable.ValueType  # 2
+    """One row per point of the equity curve."""
+
+class ResultTable(_ResultTable, metaclass=_ResultTableEnumTypeWrapper):
+    """A table of a stored backtest."""
+
+RESULT_TABLE_UNSPECIFIED: ResultTable.ValueType  # 0
+"""Not set: refused."""
+RESULT_TABLE_TRADES: ResultTable.ValueType  # 1
+"""One row per trade."""
+RESULT_TABLE_EQUITY: ResultTable.ValueType  # 2
+"""One row per point of the equity curve."""
+Global___ResultTable: _TypeAlias = ResultTable  # noqa: Y015
+
+class _FileFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FileFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FileFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FILE_FORMAT_UNSPECIFIED: _FileFormat.ValueType  # 0
+    """Not set: Parquet."""
+    FILE_FORMAT_PARQUET: _FileFormat.ValueType  # 1
+    """Apache Parquet (application/vnd.apache.parquet)."""
+    FILE_FORMAT_CSV: _FileFormat.ValueType  # 2
+    """Comma-separated values with a header line (text/csv)."""
+
+class FileFormat(_FileFormat, metaclass=_FileFormatEnumTypeWrapper):
+    """A file format for tables."""
+
+FILE_FORMAT_UNSPECIFIED: FileFormat.ValueType  # 0
+"""Not set: Parquet."""
+FILE_FORMAT_PARQUET: FileFormat.ValueType  # 1
+"""Apache Parquet (application/vnd.apache.parquet)."""
+FILE_FORMAT_CSV: FileFormat.ValueType  # 2
+"""Comma-separated values with a header line (text/csv)."""
+Global___FileFormat: _TypeAlias = FileFormat  # noqa: Y015
 
 @_typing.final
 class GetStatsRequest(_message.Message):
@@ -461,6 +510,60 @@ class GetBacktestChartResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetBacktestChartResponse: _TypeAlias = GetBacktestChartResponse  # noqa: Y015
+
+@_typing.final
+class ExportBacktestRequest(_message.Message):
+    """Request of ExportBacktest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TABLE_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Identifier of the run."""
+    table: Global___ResultTable.ValueType
+    """Which table."""
+    format: Global___FileFormat.ValueType
+    """Which file format."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        table: Global___ResultTable.ValueType = ...,
+        format: Global___FileFormat.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "id", b"id", "table", b"table"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportBacktestRequest: _TypeAlias = ExportBacktestRequest  # noqa: Y015
+
+@_typing.final
+class ExportBacktestResponse(_message.Message):
+    """Response of ExportBacktest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def file(self) -> _httpbody_pb2.HttpBody:
+        """The file, with its content type, served as is by the gateway."""
+
+    def __init__(
+        self,
+        *,
+        file: _httpbody_pb2.HttpBody | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportBacktestResponse: _TypeAlias = ExportBacktestResponse  # noqa: Y015
 
 @_typing.final
 class ListBacktestsRequest(_message.Message):

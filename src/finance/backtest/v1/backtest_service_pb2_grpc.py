@@ -61,6 +61,11 @@ class BacktestServiceStub:
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestChartRequest.SerializeToString,
                 response_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestChartResponse.FromString,
                 _registered_method=True)
+        self.ExportBacktest = channel.unary_unary(
+                '/finance.backtest.v1.BacktestService/ExportBacktest',
+                request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportBacktestRequest.SerializeToString,
+                response_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportBacktestResponse.FromString,
+                _registered_method=True)
         self.ListBacktests = channel.unary_unary(
                 '/finance.backtest.v1.BacktestService/ListBacktests',
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ListBacktestsRequest.SerializeToString,
@@ -119,6 +124,14 @@ class BacktestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportBacktest(self, request, context):
+        """Returns a table of a stored backtest (its trades or its equity curve) as a
+        Parquet or CSV file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListBacktests(self, request, context):
         """Lists stored backtests, newest first.
         """
@@ -170,6 +183,11 @@ def add_BacktestServiceServicer_to_server(servicer, server):
                     servicer.GetBacktestChart,
                     request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestChartRequest.FromString,
                     response_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestChartResponse.SerializeToString,
+            ),
+            'ExportBacktest': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportBacktest,
+                    request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportBacktestRequest.FromString,
+                    response_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportBacktestResponse.SerializeToString,
             ),
             'ListBacktests': grpc.unary_unary_rpc_method_handler(
                     servicer.ListBacktests,
@@ -324,6 +342,33 @@ class BacktestService:
             '/finance.backtest.v1.BacktestService/GetBacktestChart',
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestChartRequest.SerializeToString,
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetBacktestChartResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportBacktest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/finance.backtest.v1.BacktestService/ExportBacktest',
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportBacktestRequest.SerializeToString,
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportBacktestResponse.FromString,
             options,
             channel_credentials,
             insecure,

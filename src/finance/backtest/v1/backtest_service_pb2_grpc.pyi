@@ -47,6 +47,10 @@ class BacktestServiceStub:
     """Returns a stored backtest's chart (price with trades, equity, drawdown) as
     a self-contained HTML page.
     """
+    ExportBacktest: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.ExportBacktestRequest, _backtest_service_pb2.ExportBacktestResponse]
+    """Returns a table of a stored backtest (its trades or its equity curve) as a
+    Parquet or CSV file.
+    """
     ListBacktests: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.ListBacktestsRequest, _backtest_service_pb2.ListBacktestsResponse]
     """Lists stored backtests, newest first."""
     CheckLookahead: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.CheckLookaheadRequest, _backtest_service_pb2.CheckLookaheadResponse]
@@ -77,6 +81,10 @@ class BacktestServiceAsyncStub(BacktestServiceStub):
     GetBacktestChart: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.GetBacktestChartRequest, _backtest_service_pb2.GetBacktestChartResponse]  # type: ignore[assignment]
     """Returns a stored backtest's chart (price with trades, equity, drawdown) as
     a self-contained HTML page.
+    """
+    ExportBacktest: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.ExportBacktestRequest, _backtest_service_pb2.ExportBacktestResponse]  # type: ignore[assignment]
+    """Returns a table of a stored backtest (its trades or its equity curve) as a
+    Parquet or CSV file.
     """
     ListBacktests: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.ListBacktestsRequest, _backtest_service_pb2.ListBacktestsResponse]  # type: ignore[assignment]
     """Lists stored backtests, newest first."""
@@ -135,6 +143,16 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_backtest_service_pb2.GetBacktestChartResponse, _abc.Awaitable[_backtest_service_pb2.GetBacktestChartResponse]]:
         """Returns a stored backtest's chart (price with trades, equity, drawdown) as
         a self-contained HTML page.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportBacktest(
+        self,
+        request: _backtest_service_pb2.ExportBacktestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backtest_service_pb2.ExportBacktestResponse, _abc.Awaitable[_backtest_service_pb2.ExportBacktestResponse]]:
+        """Returns a table of a stored backtest (its trades or its equity curve) as a
+        Parquet or CSV file.
         """
 
     @_abc_1.abstractmethod

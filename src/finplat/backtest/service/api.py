@@ -20,12 +20,13 @@ from finplat.backtest.adapters.results_store import InvalidPageTokenError
 from finplat.backtest.domain.stats import StatsSnapshot
 from finplat.backtest.domain.strategies.registry import STRATEGIES
 from finplat.backtest.errors import BarsUnavailableError, NoDataError, NotFoundError, StoreError
-from finplat.backtest.service import runs
+from finplat.backtest.service import exports, runs
 from finplat.backtest.service.charts import render_backtest_html
 from finplat.backtest.service.consumer import PartitionLag
 from finplat.backtest.service.convert import timestamp
 from finplat.backtest.service.ids import new_id
 from finplat.backtest.service.validation import RequestError
+from finplat.client.tables import table_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +233,29 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
             await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
         chart = httpbody_pb2.HttpBody(content_type=HTML, data=page.encode())
         return backtest_service_pb2.GetBacktestChartResponse(chart=chart)
+
+    @override
+    async def ExportBacktest(
+        self, request: backtest_service_pb2.ExportBacktestRequest, context: Context
+    ) -> backtest_service_pb2.ExportBacktestResponse:
+        build = exports.TABLES.get(request.table)
+        if build is None:
+            await _abort(
+                context, grpc.StatusCode.INVALID_ARGUMENT,
+                "table must be RESULT_TABLE_TRADES or RESULT_TABLE_EQUITY",
+            )  # fmt: skip
+        file_format = exports.FORMATS.get(request.format)
+        if file_format is None:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unknown format")
+        try:
+            backtest = await self._results.get_backtest(request.id)
+        except NotFoundError as exc:
+            await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+        except StoreError as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        data = table_bytes(build(backtest), file_format)
+        body = httpbody_pb2.HttpBody(content_type=file_format.content_type, data=data)
+        return backtest_service_pb2.ExportBacktestResponse(file=body)
 
     @override
     async def ListBacktests(
