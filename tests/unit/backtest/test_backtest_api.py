@@ -443,3 +443,37 @@ async def test_export_names_what_is_wrong(service: Harness) -> None:
         grpc.StatusCode.INVALID_ARGUMENT,
         "table must be RESULT_TABLE_TRADES or RESULT_TABLE_EQUITY",
     )
+
+
+@pytest.mark.asyncio
+async def test_a_stored_sweep_exports_one_row_per_combination_in_rank_order(
+    service: Harness,
+) -> None:
+    base = _request(end_ms=NOV_1_MS + DAY_MS)
+    request = backtest_service_pb2.RunSweepRequest(
+        strategy="sma_crossover",
+        grid={"fast": backtest_pb2.ParameterRange(start=5, stop=15, step=5),
+              "slow": backtest_pb2.ParameterRange(start=20, stop=40, step=20)},
+        data=base.data, config=base.config, rank_by="sharpe",
+    )  # fmt: skip
+    sweep = (await service.stub.RunSweep(request)).sweep
+    export = backtest_service_pb2.ExportSweepRequest
+
+    parquet = await service.stub.ExportSweep(export(id=sweep.id))
+    csv_file = await service.stub.ExportSweep(
+        export(id=sweep.id, format=backtest_service_pb2.FILE_FORMAT_CSV)
+    )
+    missing = await _error(service.stub.ExportSweep(export(id="nope")))
+
+    rows = pq.read_table(io.BytesIO(parquet.file.data)).to_pylist()
+    assert len(rows) == len(sweep.results) == 6  # 3 x 2 combinations
+    assert [(row["fast"], row["slow"]) for row in rows] == [
+        (r.parameters["fast"], r.parameters["slow"]) for r in sweep.results
+    ]
+    assert [row["sharpe"] for row in rows] == [r.metrics.sharpe for r in sweep.results]
+    first_duration = sweep.results[0].metrics.max_drawdown_duration
+    assert rows[0]["max_drawdown_duration"] == first_duration.ToTimedelta().total_seconds()
+    assert csv_file.file.content_type == "text/csv"
+    header = csv_file.file.data.decode().splitlines()[0]
+    assert header.startswith('"fast","slow","total_return"')
+    assert missing[0] == grpc.StatusCode.NOT_FOUND

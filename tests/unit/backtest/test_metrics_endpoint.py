@@ -65,6 +65,9 @@ class FakeResults:
             raise StoreError("disk full")
         self.sweeps.append(sweep)
 
+    async def get_sweep(self, sweep_id: str) -> backtest_pb2.Sweep:
+        return next(s for s in self.sweeps if s.id == sweep_id)
+
 
 def _stats() -> StreamStats:
     stats = StreamStats(FakeClock(), dedup_capacity=100)

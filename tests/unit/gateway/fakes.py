@@ -180,6 +180,11 @@ class FakeBacktestService(backtest_service_pb2_grpc.BacktestServiceServicer):
         csv = httpbody_pb2.HttpBody(content_type="text/csv", data=EXPORTED_CSV)
         return backtest_service_pb2.ExportBacktestResponse(file=csv)
 
+    async def ExportSweep(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        csv = httpbody_pb2.HttpBody(content_type="text/csv", data=EXPORTED_CSV)
+        return backtest_service_pb2.ExportSweepResponse(file=csv)
+
     async def CheckLookahead(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
         self.recorder.record(request, context)
         return backtest_service_pb2.CheckLookaheadResponse(clean=True, bar_count=1440)

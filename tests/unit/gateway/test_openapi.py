@@ -26,6 +26,7 @@ PRODUCT_ROUTES = {
     ("/api/sweeps", "post"): "BacktestService_RunSweep",
     ("/api/strategies/{strategy}:checkLookahead", "post"): "BacktestService_CheckLookahead",
     ("/api/backtests/{id}:export", "get"): "BacktestService_ExportBacktest",
+    ("/api/sweeps/{id}:export", "get"): "BacktestService_ExportSweep",
 }
 
 

@@ -566,6 +566,56 @@ class ExportBacktestResponse(_message.Message):
 Global___ExportBacktestResponse: _TypeAlias = ExportBacktestResponse  # noqa: Y015
 
 @_typing.final
+class ExportSweepRequest(_message.Message):
+    """Request of ExportSweep."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Identifier of the sweep."""
+    format: Global___FileFormat.ValueType
+    """Which file format."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        format: Global___FileFormat.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportSweepRequest: _TypeAlias = ExportSweepRequest  # noqa: Y015
+
+@_typing.final
+class ExportSweepResponse(_message.Message):
+    """Response of ExportSweep."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def file(self) -> _httpbody_pb2.HttpBody:
+        """The file, with its content type, served as is by the gateway."""
+
+    def __init__(
+        self,
+        *,
+        file: _httpbody_pb2.HttpBody | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportSweepResponse: _TypeAlias = ExportSweepResponse  # noqa: Y015
+
+@_typing.final
 class ListBacktestsRequest(_message.Message):
     """Request of ListBacktests."""
 

@@ -76,6 +76,11 @@ class BacktestServiceStub:
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.CheckLookaheadRequest.SerializeToString,
                 response_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.CheckLookaheadResponse.FromString,
                 _registered_method=True)
+        self.ExportSweep = channel.unary_unary(
+                '/finance.backtest.v1.BacktestService/ExportSweep',
+                request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportSweepRequest.SerializeToString,
+                response_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportSweepResponse.FromString,
+                _registered_method=True)
         self.RunSweep = channel.unary_unary(
                 '/finance.backtest.v1.BacktestService/RunSweep',
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunSweepRequest.SerializeToString,
@@ -148,6 +153,14 @@ class BacktestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportSweep(self, request, context):
+        """Returns a stored sweep's results, one row per combination (its parameters
+        and metrics, in rank order), as a Parquet or CSV file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RunSweep(self, request, context):
         """Runs a backtest for every combination of a parameter grid, stores the
         sweep and returns its results ranked by a metric.
@@ -198,6 +211,11 @@ def add_BacktestServiceServicer_to_server(servicer, server):
                     servicer.CheckLookahead,
                     request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.CheckLookaheadRequest.FromString,
                     response_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.CheckLookaheadResponse.SerializeToString,
+            ),
+            'ExportSweep': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportSweep,
+                    request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportSweepRequest.FromString,
+                    response_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportSweepResponse.SerializeToString,
             ),
             'RunSweep': grpc.unary_unary_rpc_method_handler(
                     servicer.RunSweep,
@@ -423,6 +441,33 @@ class BacktestService:
             '/finance.backtest.v1.BacktestService/CheckLookahead',
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.CheckLookaheadRequest.SerializeToString,
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.CheckLookaheadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportSweep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/finance.backtest.v1.BacktestService/ExportSweep',
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportSweepRequest.SerializeToString,
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportSweepResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -58,6 +58,10 @@ class BacktestServiceStub:
     prefixes of it, and reports every bar whose target changed when the bars
     after the prefix were cut off (a decision made with bars not yet seen).
     """
+    ExportSweep: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.ExportSweepRequest, _backtest_service_pb2.ExportSweepResponse]
+    """Returns a stored sweep's results, one row per combination (its parameters
+    and metrics, in rank order), as a Parquet or CSV file.
+    """
     RunSweep: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.RunSweepRequest, _backtest_service_pb2.RunSweepResponse]
     """Runs a backtest for every combination of a parameter grid, stores the
     sweep and returns its results ranked by a metric.
@@ -92,6 +96,10 @@ class BacktestServiceAsyncStub(BacktestServiceStub):
     """Checks a strategy for look-ahead: runs it on the whole range and on
     prefixes of it, and reports every bar whose target changed when the bars
     after the prefix were cut off (a decision made with bars not yet seen).
+    """
+    ExportSweep: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.ExportSweepRequest, _backtest_service_pb2.ExportSweepResponse]  # type: ignore[assignment]
+    """Returns a stored sweep's results, one row per combination (its parameters
+    and metrics, in rank order), as a Parquet or CSV file.
     """
     RunSweep: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.RunSweepRequest, _backtest_service_pb2.RunSweepResponse]  # type: ignore[assignment]
     """Runs a backtest for every combination of a parameter grid, stores the
@@ -172,6 +180,16 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
         """Checks a strategy for look-ahead: runs it on the whole range and on
         prefixes of it, and reports every bar whose target changed when the bars
         after the prefix were cut off (a decision made with bars not yet seen).
+        """
+
+    @_abc_1.abstractmethod
+    def ExportSweep(
+        self,
+        request: _backtest_service_pb2.ExportSweepRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backtest_service_pb2.ExportSweepResponse, _abc.Awaitable[_backtest_service_pb2.ExportSweepResponse]]:
+        """Returns a stored sweep's results, one row per combination (its parameters
+        and metrics, in rank order), as a Parquet or CSV file.
         """
 
     @_abc_1.abstractmethod

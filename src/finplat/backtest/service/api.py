@@ -49,6 +49,7 @@ class Results(Protocol):
         self, page_size: int, page_token: str = "", strategy: str = "", symbol: str = ""
     ) -> tuple[list[backtest_pb2.Backtest], str]: ...
     async def add_sweep(self, sweep: backtest_pb2.Sweep) -> None: ...
+    async def get_sweep(self, sweep_id: str) -> backtest_pb2.Sweep: ...
 
 
 def stats_response(
@@ -256,6 +257,23 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         data = table_bytes(build(backtest), file_format)
         body = httpbody_pb2.HttpBody(content_type=file_format.content_type, data=data)
         return backtest_service_pb2.ExportBacktestResponse(file=body)
+
+    @override
+    async def ExportSweep(
+        self, request: backtest_service_pb2.ExportSweepRequest, context: Context
+    ) -> backtest_service_pb2.ExportSweepResponse:
+        file_format = exports.FORMATS.get(request.format)
+        if file_format is None:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unknown format")
+        try:
+            sweep = await self._results.get_sweep(request.id)
+        except NotFoundError as exc:
+            await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+        except StoreError as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        data = table_bytes(exports.sweep_table(sweep), file_format)
+        body = httpbody_pb2.HttpBody(content_type=file_format.content_type, data=data)
+        return backtest_service_pb2.ExportSweepResponse(file=body)
 
     @override
     async def ListBacktests(

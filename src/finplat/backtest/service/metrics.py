@@ -53,6 +53,9 @@ class CountingResults:
         await self._store.add_sweep(sweep)
         self.sweeps += 1
 
+    async def get_sweep(self, sweep_id: str) -> backtest_pb2.Sweep:
+        return await self._store.get_sweep(sweep_id)
+
 
 @dataclass
 class BacktestSources:
