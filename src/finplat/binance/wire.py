@@ -19,7 +19,6 @@ the domain plain `PriceUpdate`s and `Candle`s and no domain module knows this fo
 * miniTicker / 24hrTicker: `"mini:<event_time>"` / `"24h:<event_time>"`, both kind TICKER.
 """
 
-import re
 from typing import Annotated, Any, TypeAlias
 
 import msgspec
@@ -27,12 +26,10 @@ from msgspec import Meta, Struct, field
 
 from finance.market.v1 import market_pb2
 from finplat.binance.errors import MalformedFrameError, UnknownMessageError
+from finplat.market.decimals import PLAIN_DECIMAL
 from finplat.market.intervals import IntervalSpec, parse_interval
 
 EXCHANGE = "binance"
-# Exchange decimals: ASCII digits with an optional fraction, no sign, exponent or spaces (`\d`
-# would take any script's digits, "١٢", which Decimal reads but no consumer expects).
-_DECIMAL = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?")
 # (symbol, kind, sub-stream): the key along which an event's sequence number grows.
 SequenceKey = tuple[str, int, str]
 EventKind: TypeAlias = market_pb2.EventKind.ValueType
@@ -63,7 +60,7 @@ class MarketEventBase(Struct, frozen=True, gc=False, tag_field="e"):
         Raises MalformedFrameError when a price or quantity is not a plain decimal string.
         """
         price, volume, kind, event_id = self._price_fields()
-        if not (_DECIMAL.fullmatch(price) and _DECIMAL.fullmatch(volume)):
+        if not (PLAIN_DECIMAL.fullmatch(price) and PLAIN_DECIMAL.fullmatch(volume)):
             raise MalformedFrameError(f"not a decimal price/volume: {price!r} {volume!r}")
         return market_pb2.PriceUpdate(
             symbol=self.symbol,

@@ -9,6 +9,10 @@ _QUANTUM = Decimal(1).scaleb(-PLACES)
 # Wide enough for quote volumes of whole months (1e12 with 8 decimals) without rounding.
 CONTEXT = Context(prec=40, rounding=ROUND_HALF_EVEN)
 ZERO = Decimal(0)
+# An exchange decimal as received: ASCII digits with an optional fraction, no sign, exponent or
+# spaces (`\d` would take any script's digits, "١٢", which Decimal reads but no consumer
+# expects), at most 20 digits each side.
+PLAIN_DECIMAL = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?")
 # A plain decimal with at most 8 decimals, re-printed by padding (exact, and much faster).
 _PLAIN = re.compile(r"(\d{1,30})(?:\.(\d{0,8}))?")
 

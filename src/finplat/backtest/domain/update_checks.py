@@ -6,21 +6,18 @@ event ids are stored in the de-duplication window. Each rejection names one `Rej
 a closed set, so the reason can be a metric label too.
 """
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
 from finance.market.v1 import market_pb2
 from finplat.backtest.errors import InvalidUpdateError
+from finplat.market.decimals import PLAIN_DECIMAL
+from finplat.market.symbols import is_symbol
 
-# The symbol rule of the price service's API and of the backtest API: Binance's upper-case
-# ASCII symbols. Written with [A-Z0-9], not \w or \d, which admit non-ASCII characters.
-SYMBOL_PATTERN = re.compile(r"[A-Z0-9]{1,32}")
-# What the producer accepts from Binance (finplat.binance.wire), ASCII digits only. It also
+# Decimals are checked as the producer checks them (market.decimals.PLAIN_DECIMAL), which
 # rules out signs, exponents, NaN, whitespace and underscores, and bounds a value to 40
 # digits with exponent -20..0, which keeps every volume sum exact.
-_DECIMAL = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?")
 # Epoch milliseconds stop being plausible at 1e13 (the year 2286): a larger stamp is in micro-
 # or nanoseconds, and as the newest event time it would keep its price "last" for good. 0 is
 # the contract's default for an update without an event time; it cannot pin anything.
@@ -66,14 +63,14 @@ def _shown(text: str) -> str:
 
 
 def _decimal(text: str, reason: RejectReason, name: str) -> Decimal:
-    if not _DECIMAL.fullmatch(text):
+    if not PLAIN_DECIMAL.fullmatch(text):
         raise RejectedUpdateError(reason, f"{name} is not a plain decimal: {_shown(text)}")
     return Decimal(text)
 
 
 def check_update(update: market_pb2.PriceUpdate) -> CheckedUpdate:
     """The update's exact price and volume, or `RejectedUpdateError` for its first bad field."""
-    if not SYMBOL_PATTERN.fullmatch(update.symbol):
+    if not is_symbol(update.symbol):
         raise RejectedUpdateError(
             RejectReason.SYMBOL,
             f"symbol must be 1-32 upper-case ASCII letters or digits: {_shown(update.symbol)}",

@@ -1,7 +1,6 @@
 """Request checks of the backtest API, each failure with the gRPC status it deserves."""
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,8 +14,8 @@ from finplat.backtest.domain.strategies import StrategyParams, StrategySpec
 from finplat.backtest.domain.strategies.registry import STRATEGIES
 from finplat.backtest.service.convert import PROTO_METRICS, PROTO_TO_DOMAIN_METRIC, engine_config
 from finplat.market.intervals import parse_interval_or_enum_name
+from finplat.market.symbols import is_symbol
 
-_SYMBOL = re.compile(r"^[A-Z0-9]{1,32}$")
 DEFAULT_RANK_BY = "sharpe"
 
 
@@ -83,7 +82,7 @@ def data_range(data: backtest_pb2.DataRange, max_bars: int) -> DataQuery:
     the query carries the Binance code.
     """
     symbol = data.symbol.strip().upper()
-    if not _SYMBOL.match(symbol):
+    if not is_symbol(symbol):
         raise _invalid(f"data.symbol must be 1-32 letters or digits, got {data.symbol!r}")
     try:
         interval = parse_interval_or_enum_name(data.interval)

@@ -21,7 +21,6 @@ import contextlib
 import hmac
 import json
 import logging
-import re
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -32,10 +31,10 @@ from finplat.gateway.service.asgi import bearer_token_ok
 from finplat.gateway.service.metrics import GatewayMetrics
 from finplat.gateway.service.price_fanout import ALL_SYMBOLS, ClientQueue, PriceFanout
 from finplat.gateway.service.status_to_http import GatewayError
+from finplat.market.symbols import is_symbol
 
 logger = logging.getLogger(__name__)
 
-_SYMBOL = re.compile(r"[A-Z0-9]{1,32}")
 _TRY_AGAIN_LATER = 1013
 _CLOSE_TIMEOUT_S = 5.0
 
@@ -136,7 +135,7 @@ class PriceSocket:
         self, client: ClientQueue, current: set[str], action: str, wanted: list[str], batched: bool
     ) -> set[str]:
         requested = {s.strip().upper() for s in wanted if s.strip()}
-        bad = sorted(s for s in requested if s != ALL_SYMBOLS and not _SYMBOL.fullmatch(s))
+        bad = sorted(s for s in requested if s != ALL_SYMBOLS and not is_symbol(s))
         if bad:
             # Echo a few, shortened: the message is bounded whatever the client sent.
             shown = ", ".join(symbol[:40] for symbol in bad[:5])

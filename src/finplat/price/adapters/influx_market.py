@@ -34,12 +34,12 @@ from finance.market.v1 import market_pb2
 from finplat.core.connections import InfluxSettings
 from finplat.market.fixed import FixedPointError, from_e8, to_e8
 from finplat.market.intervals import IntervalSpec, interval_from_proto
+from finplat.market.symbols import is_symbol
 from finplat.price.adapters.errors import Refusal, StoreRejectedError, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_SYMBOL = re.compile(r"^[A-Z0-9]{1,32}$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 _NS_PER_MS = 1_000_000
@@ -57,7 +57,7 @@ _KIND_TAGS = {
 
 def _symbol(symbol: str) -> str:
     # Symbols become tags; anything but Binance's alphabet would need escaping, so it is refused.
-    if not _SYMBOL.match(symbol):
+    if not is_symbol(symbol):
         raise StoreRejectedError(f"symbol {symbol!r} is not a Binance symbol")
     return symbol
 

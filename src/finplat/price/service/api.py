@@ -1,7 +1,6 @@
 """PriceService over gRPC: latest prices from the price store, candles, the live stream."""
 
 import logging
-import re
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any, Protocol
 
@@ -11,6 +10,7 @@ from typing_extensions import override
 
 from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
 from finplat.core.clock import Clock
+from finplat.market.symbols import is_symbol
 from finplat.price.adapters.errors import StoreUnavailableError
 from finplat.price.service.candle_query import (
     CandleStore,
@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 
 _SERVICE = price_service_pb2.DESCRIPTOR.services_by_name["PriceService"]
 SERVICE_NAME = _SERVICE.full_name
-_SYMBOL = re.compile(r"^[A-Z0-9]{1,32}$")
 Context = grpc.aio.ServicerContext[object, object]
 
 
@@ -42,7 +41,7 @@ class LatestPrices(Protocol):
 
 async def _symbol(raw: str, context: Context) -> str:
     symbol = raw.strip().upper()
-    if not _SYMBOL.match(symbol):
+    if not is_symbol(symbol):
         await context.abort(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"symbol must be 1-32 letters or digits, like BTCUSDT; got {raw!r}",
