@@ -14,7 +14,14 @@ from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finance.market.v1 import price_service_pb2_grpc
 from finplat.backtest.adapters.history import LocalKlineBars, PriceServiceBars, utc_ms
 from finplat.backtest.domain.bars import Bars
-from finplat.backtest.domain.lookahead import LookaheadReport, check_lookahead, cut_points
+from finplat.backtest.domain.lookahead import (
+    DEFAULT_EVERY,
+    DEFAULT_RANDOM,
+    DEFAULT_SHOWN,
+    LookaheadReport,
+    check_lookahead,
+    cut_points,
+)
 from finplat.backtest.service import runs, validation
 from finplat.backtest.service.app import serve as serve_service
 from finplat.backtest.service.charts import render_backtest_html
@@ -212,7 +219,7 @@ def lookahead_lines(report: LookaheadReport, bars: Bars) -> list[str]:
 @_END
 @click.option(
     "--every",
-    default=10,
+    default=DEFAULT_EVERY,
     show_default=True,
     type=click.IntRange(min=1),
     help="Check the prefixes ending at every Nth bar (1: at every bar).",
@@ -220,14 +227,18 @@ def lookahead_lines(report: LookaheadReport, bars: Bars) -> list[str]:
 @click.option(
     "--random",
     "random_count",
-    default=100,
+    default=DEFAULT_RANDOM,
     show_default=True,
     type=click.IntRange(min=0),
     help="And this many prefixes ending at random bars.",
 )
 @click.option("--seed", default=0, show_default=True, help="Of the random prefix ends.")
 @click.option(
-    "--show", default=10, show_default=True, type=click.IntRange(min=0), help="Bars to list."
+    "--show",
+    default=DEFAULT_SHOWN,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Bars to list.",
 )
 @_DATA_DIR
 def lookahead(

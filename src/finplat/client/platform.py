@@ -20,13 +20,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import grpc
 import pandas as pd
 from google.protobuf import duration_pb2
+from pydantic import SecretStr
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
 from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
 from finplat.client.candles import MAX_PAGE, candle_request, windows
+from finplat.core.grpc_security import ChannelSecurity, bearer_metadata
 
 Moment = datetime | pd.Timestamp | str
 _PRICE_COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume")
@@ -58,10 +59,13 @@ class Platform:
         tls_ca_file: Path | None = None,
         timeout_s: float = 120.0,
     ) -> None:
-        self._channels = [_channel(a, tls_ca_file) for a in (price_address, backtest_address)]
+        security = ChannelSecurity(tls_ca_file=tls_ca_file)
+        self._channels = [
+            security.open_blocking_channel(address) for address in (price_address, backtest_address)
+        ]
         self._prices = price_service_pb2_grpc.PriceServiceStub(self._channels[0])
         self._backtests = backtest_service_pb2_grpc.BacktestServiceStub(self._channels[1])
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._metadata = bearer_metadata(SecretStr(token) if token else None)
         self._timeout_s = timeout_s
 
     def close(self) -> None:
@@ -152,13 +156,6 @@ class Platform:
 
     def _call(self, method: Any, request: Any) -> Any:
         return method(request, timeout=self._timeout_s, metadata=self._metadata)
-
-
-def _channel(address: str, tls_ca_file: Path | None) -> grpc.Channel:
-    if tls_ca_file is None:
-        return grpc.insecure_channel(address)
-    credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca_file.read_bytes())
-    return grpc.secure_channel(address, credentials)
 
 
 def _ms(moment: Moment) -> int:

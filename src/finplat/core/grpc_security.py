@@ -71,13 +71,28 @@ class ChannelSecurity(BaseModel):
         self, address: str, options: Sequence[tuple[str, Any]] = ()
     ) -> grpc.aio.Channel:
         """A channel to `address`: TLS when a CA is set, plaintext otherwise."""
+        credentials, settings = self._tls(options)
+        if credentials is None:
+            return grpc.aio.insecure_channel(address, options=settings)
+        return grpc.aio.secure_channel(address, credentials, options=settings)
+
+    def open_blocking_channel(self, address: str) -> grpc.Channel:
+        """The same, on gRPC's synchronous API: for scripts, notebooks and health checks."""
+        credentials, settings = self._tls(())
+        if credentials is None:
+            return grpc.insecure_channel(address, options=settings)
+        return grpc.secure_channel(address, credentials, options=settings)
+
+    def _tls(
+        self, options: Sequence[tuple[str, Any]]
+    ) -> tuple[grpc.ChannelCredentials | None, list[tuple[str, Any]]]:
         settings = list(options)
         if self.tls_ca_file is None:
-            return grpc.aio.insecure_channel(address, options=settings)
+            return None, settings
         if self.tls_server_name is not None:
             settings.append(("grpc.ssl_target_name_override", self.tls_server_name))
         credentials = grpc.ssl_channel_credentials(root_certificates=self.tls_ca_file.read_bytes())
-        return grpc.aio.secure_channel(address, credentials, options=settings)
+        return credentials, settings
 
 
 def bearer_metadata(token: SecretStr | None) -> tuple[tuple[str, str], ...]:

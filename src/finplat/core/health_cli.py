@@ -7,6 +7,8 @@ import click
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from finplat.core.grpc_security import ChannelSecurity
+
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
@@ -21,13 +23,7 @@ _SERVING = health_pb2.HealthCheckResponse.SERVING
 )
 def health(address: str, service: str, timeout_s: float, tls_ca_file: Path | None) -> None:
     """Exit 0 when the gRPC server at ADDRESS (host:port) reports SERVING, 1 otherwise."""
-    channel = (
-        grpc.insecure_channel(address)
-        if tls_ca_file is None
-        else grpc.secure_channel(
-            address, grpc.ssl_channel_credentials(root_certificates=tls_ca_file.read_bytes())
-        )
-    )
+    channel = ChannelSecurity(tls_ca_file=tls_ca_file).open_blocking_channel(address)
     with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:

@@ -11,7 +11,7 @@ import grpc
 from finance.market.v1 import market_pb2, price_service_pb2_grpc
 from finplat.binance.errors import BinanceFormatError
 from finplat.client.candle_files import SUFFIXES, write_candles
-from finplat.client.candles import fetch_candles, windows
+from finplat.client.candles import MAX_PAGE, fetch_candles, windows
 from finplat.core.clock import SystemClock
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
 from finplat.core.grpc_security import ChannelSecurity, bearer_metadata
@@ -151,7 +151,7 @@ def export(
         raise click.BadParameter(f"must end in {' or '.join(SUFFIXES)}", param_hint="--output")
     settings = PriceSettings()
     start_ms, end_ms = _utc_ms(start), _utc_ms(end)
-    pages = len(list(windows(interval, start_ms, end_ms, 5000)))
+    pages = len(list(windows(interval, start_ms, end_ms, MAX_PAGE)))
     with click.progressbar(length=pages, label=f"{symbol.upper()} {interval}") as bar:
         try:
             candles = asyncio.run(

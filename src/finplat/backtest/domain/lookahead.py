@@ -20,6 +20,12 @@ import numpy.typing as npt
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.strategies import Signal
 
+# Where prefixes end by default: every 10th bar, and 100 random bars between them.
+DEFAULT_EVERY = 10
+DEFAULT_RANDOM = 100
+# Differing bars a report lists by default.
+DEFAULT_SHOWN = 10
+
 SignalOf = Callable[[Bars], Signal]
 """A strategy with its parameters bound: bars in, one target per bar out."""
 

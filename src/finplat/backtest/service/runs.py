@@ -20,7 +20,14 @@ from finplat.backtest.domain.errors import (
     InvalidConfigError,
     InvalidParameterError,
 )
-from finplat.backtest.domain.lookahead import LookaheadReport, check_lookahead, cut_points
+from finplat.backtest.domain.lookahead import (
+    DEFAULT_EVERY,
+    DEFAULT_RANDOM,
+    DEFAULT_SHOWN,
+    LookaheadReport,
+    check_lookahead,
+    cut_points,
+)
 from finplat.backtest.errors import BarsUnavailableError, NoDataError
 from finplat.backtest.service import convert, validation
 from finplat.backtest.service.validation import DataQuery, RequestError
@@ -150,8 +157,10 @@ async def lookahead(
     spec = validation.strategy(request.strategy)
     params = validation.parameters(spec, request.parameters)
     query = validation.data_range(request.data, limits.max_bars)
-    every = request.every or 10
-    random_count = request.random_prefixes if request.HasField("random_prefixes") else 100
+    every = request.every or DEFAULT_EVERY
+    random_count = (
+        request.random_prefixes if request.HasField("random_prefixes") else DEFAULT_RANDOM
+    )
     if every < 1 or random_count < 0 or request.max_differences < 0:
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -169,7 +178,7 @@ async def lookahead(
         )
     report = await asyncio.to_thread(
         check_lookahead, bars, lambda prefix: spec.signal(prefix, params), lengths,
-        request.max_differences or 10,
+        request.max_differences or DEFAULT_SHOWN,
     )  # fmt: skip
     return _lookahead_response(report, bars)
 
