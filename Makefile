@@ -22,7 +22,7 @@ WEB_SOURCES := web/build.mjs web/index.html web/docs.html $(wildcard web/src/*)
 GRPCURL_VERSION := 1.9.4
 GRPCURL := $(CACHE_DIR)/tools/grpcurl-$(GRPCURL_VERSION)/grpcurl
 GO_CACHE := $(CACHE_DIR)/go
-PY_SOURCES := src tests bench
+PY_SOURCES := src tests bench examples
 
 .PHONY: help install system-deps generate lint check-generated lint-proto test test-unit \
 	test-integration up down bench
@@ -102,6 +102,7 @@ lint: install lint-proto check-generated ## ruff, mypy, import direction, buf an
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy
 	$(BIN)/mypy bench/*.py
+	$(BIN)/mypy examples/*/*.py
 	$(BIN)/lint-imports --no-cache
 	npm run --prefix web --silent check
 

@@ -11,6 +11,7 @@ that cannot start fails the tests: they never skip.
 """
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -126,6 +127,8 @@ class TestRun:
             "FINPLAT_PLATFORM_LOG_DIR": str(root / "log"),
             "FINPLAT_PLATFORM_RUN_DIR": str(root / "run"),
             "FINPLAT_PLATFORM_PROMETHEUS_DIR": str(root / "prometheus"),
+            # As the README starts it: the example user strategy served beside the built-ins.
+            "FINPLAT_BACKTEST_STRATEGY_DIRS": json.dumps([str(REPO_ROOT / "examples/strategies")]),
         }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.paths import FINPLAT
+from tests.paths import FINPLAT, REPO_ROOT
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -51,11 +51,12 @@ def test_stats_count_what_the_price_service_publishes(gateway: httpx.Client) -> 
     assert eventually(grown, timeout_s=30, interval_s=0.2)
 
 
-def test_strategies_lists_the_five(gateway: httpx.Client) -> None:
+def test_strategies_lists_the_five_and_the_example(gateway: httpx.Client) -> None:
     response = gateway.get("/api/strategies")
 
     assert response.status_code == httpx.codes.OK
-    assert {s["name"] for s in response.json()["strategies"]} == _STRATEGIES
+    names = {s["name"] for s in response.json()["strategies"]}
+    assert names == {*_STRATEGIES, "numpy_sma_crossover"}
 
 
 def _ingested_range(gateway: httpx.Client) -> tuple[int, int]:
@@ -67,14 +68,12 @@ def _ingested_range(gateway: httpx.Client) -> tuple[int, int]:
     return int(candles[0]["openTime"]), int(candles[-1]["openTime"]) + _MINUTE_MS
 
 
-@pytest.fixture
-def run(gateway: httpx.Client) -> dict[str, Any]:
-    """One SMA-crossover backtest over replayed history, as POST /api/backtests returns it."""
-    start, end = _ingested_range(gateway)
+def _backtest(gateway: httpx.Client, strategy: str, start: int, end: int) -> dict[str, Any]:
+    """A backtest with fast 5 and slow 20 over [start, end), as POST /api/backtests returns it."""
     response = gateway.post(
         "/api/backtests",
         json={
-            "strategy": "sma_crossover",
+            "strategy": strategy,
             "parameters": {"fast": 5, "slow": 20},
             "data": {
                 "symbol": "BTCUSDT",
@@ -87,6 +86,29 @@ def run(gateway: httpx.Client) -> dict[str, Any]:
     assert response.status_code == httpx.codes.OK, response.text
     backtest: dict[str, Any] = response.json()["backtest"]
     return backtest
+
+
+@pytest.fixture
+def run(gateway: httpx.Client) -> dict[str, Any]:
+    """One SMA-crossover backtest over replayed history."""
+    return _backtest(gateway, "sma_crossover", *_ingested_range(gateway))
+
+
+def test_the_readmes_user_strategy_runs_through_the_gateway(gateway: httpx.Client) -> None:
+    listed = gateway.get("/api/strategies").json()["strategies"]
+    start, end = _ingested_range(gateway)
+
+    user = _backtest(gateway, "numpy_sma_crossover", start, end)
+    built_in = _backtest(gateway, "sma_crossover", start, end)
+
+    (example,) = [s for s in listed if s["name"] == "numpy_sma_crossover"]
+    assert example["source"] == f"file {REPO_ROOT}/examples/strategies/numpy_sma_crossover.py"
+    assert [p["name"] for p in example["parameters"]] == ["fast", "slow"]
+    assert {s["source"] for s in listed if s["name"] in _STRATEGIES} == {"built-in"}
+    # The same rule as the built-in, in numpy: the same trades on the same bars.
+    assert int(user["barCount"]) == _BARS
+    assert user["trades"] == built_in["trades"]
+    assert user["metrics"] == built_in["metrics"]
 
 
 def test_backtest_over_replayed_history_has_metrics_and_trades(run: dict[str, Any]) -> None:

@@ -18,7 +18,8 @@ _README_BACKTEST_GRPC = "127.0.0.1:50052"
 
 
 def _python_examples() -> list[str]:
-    return code_blocks("python")
+    """The examples a test runs as a program; the strategy file is loaded by the platform."""
+    return [block for block in code_blocks("python") if "finplat.strategy import" not in block]
 
 
 def _example(marker: str) -> str:

@@ -1,5 +1,6 @@
 """The README's examples are commands that exist, take the options shown, and work."""
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -9,7 +10,7 @@ from click.testing import CliRunner
 
 from finplat.cli import finplat
 from tests.paths import REPO_ROOT
-from tests.readme import commands
+from tests.readme import code_blocks, commands
 
 
 def _examples() -> list[list[str]]:
@@ -51,3 +52,16 @@ def test_every_test_the_operations_section_names_exists() -> None:
     assert [path for path in named if not (REPO_ROOT / path).is_file()] == []
     everywhere = {path.name for path in (REPO_ROOT / "tests").rglob("test_*.py")}
     assert short <= everywhere
+
+
+def test_the_strategy_shown_is_the_example_file_started_as_shown() -> None:
+    """The e2e platform starts with the same directory and runs the strategy through the
+    gateway (tests/e2e/test_backtests.py)."""
+    (shown,) = [block for block in code_blocks("python") if "finplat.strategy import" in block]
+    bash = [line for block in code_blocks("bash") for line in block.splitlines()]
+    (start,) = [line for line in bash if line.startswith("FINPLAT_BACKTEST_STRATEGY_DIRS=")]
+    setting, *command = shlex.split(start)
+
+    assert shown == (REPO_ROOT / "examples/strategies/numpy_sma_crossover.py").read_text()
+    assert json.loads(setting.split("=", 1)[1]) == ["examples/strategies"]
+    assert command == ["make", "up"]

@@ -13,7 +13,9 @@ import grpc
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finance.market.v1 import price_service_pb2_grpc
 from finplat.backtest.adapters.history import LocalKlineBars, PriceServiceBars, utc_ms
+from finplat.backtest.adapters.strategy_loader import load_user_strategies
 from finplat.backtest.domain.bars import Bars
+from finplat.backtest.domain.errors import InvalidStrategyError, StrategyFailedError
 from finplat.backtest.domain.lookahead import (
     DEFAULT_EVERY,
     DEFAULT_RANDOM,
@@ -52,6 +54,22 @@ _DATA_DIR = click.option(
     show_default="../shared/data/binance next to the repository",
     help="Binance kline archives (klines/spot/SYMBOL/INTERVAL/*.csv.gz).",
 )
+_STRATEGY_DIR = click.option(
+    "--strategy-dir",
+    "strategy_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Load the strategies of this directory's files (repeatable; trusted code). "
+    "Default: FINPLAT_BACKTEST_STRATEGY_DIRS. Entry points are always loaded.",
+)
+
+
+def _load_strategies(directories: tuple[Path, ...]) -> None:
+    """The user strategies `run` and `lookahead` may name, as the service would load them."""
+    try:
+        load_user_strategies(directories or BacktestSettings().strategy_dirs)
+    except InvalidStrategyError as exc:
+        raise _CheckFailed(str(exc)) from exc
 
 
 @click.group()
@@ -62,7 +80,10 @@ def backtest() -> None:
 @backtest.command()
 def serve() -> None:
     """Run the backtest service (gRPC, statistics consumer) until SIGTERM or SIGINT."""
-    asyncio.run(serve_service(BacktestSettings(), KafkaSettings()))
+    try:
+        asyncio.run(serve_service(BacktestSettings(), KafkaSettings()))
+    except InvalidStrategyError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _parameters(raw: tuple[str, ...]) -> dict[str, float]:
@@ -148,13 +169,15 @@ async def _run(request: backtest_service_pb2.RunBacktestRequest, data_dir: Path,
 @click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="Write HTML here.")
 @_DATA_DIR
 @click.option("--price-service", metavar="ADDRESS", help="Take candles from this price service.")
+@_STRATEGY_DIR
 def run(
     strategy: str, params: tuple[str, ...], symbol: str, interval: str, start: datetime,
     end: datetime, fee_bps: float, slippage_bps: float, initial_cash: float, long_short: bool,
     stop_loss: float, take_profit: float, chart: Path | None, data_dir: Path,
-    price_service: str | None,
+    price_service: str | None, strategy_dirs: tuple[Path, ...],
 ) -> None:  # fmt: skip
     """Run one backtest on local kline files (or the price service) and print its metrics."""
+    _load_strategies(strategy_dirs)
     request = backtest_service_pb2.RunBacktestRequest(
         strategy=strategy,
         parameters=_parameters(params),
@@ -241,14 +264,17 @@ def lookahead_lines(report: LookaheadReport, bars: Bars) -> list[str]:
     help="Bars to list.",
 )
 @_DATA_DIR
+@_STRATEGY_DIR
 def lookahead(
     strategy: str, params: tuple[str, ...], symbol: str, interval: str, start: datetime,
     end: datetime, every: int, random_count: int, seed: int, show: int, data_dir: Path,
+    strategy_dirs: tuple[Path, ...],
 ) -> None:  # fmt: skip
     """Check STRATEGY for look-ahead: its targets on prefixes of the bars against those on all.
 
     Exit status 0 when no target changed, 1 when some did, 2 when the check could not run.
     """
+    _load_strategies(strategy_dirs)
     raw = _parameters(params)
     try:
         spec = validation.strategy(strategy)
@@ -260,12 +286,15 @@ def lookahead(
     except RequestError as exc:
         raise _CheckFailed(f"{exc.code.name}: {exc.message}") from exc
     started = time.perf_counter()
-    report = check_lookahead(
-        bars,
-        lambda prefix: spec.signal(prefix, parsed),
-        cut_points(len(bars), every, random_count, seed),
-        limit=show,
-    )
+    try:
+        report = check_lookahead(
+            bars,
+            lambda prefix: spec.signal(prefix, parsed),
+            cut_points(len(bars), every, random_count, seed),
+            limit=show,
+        )
+    except StrategyFailedError as exc:
+        raise _CheckFailed(f"FAILED_PRECONDITION: {exc}") from exc
     elapsed = time.perf_counter() - started
     click.echo(_what(spec.name, parsed.as_dict(), query.proto(), len(bars)))
     for line in lookahead_lines(report, bars):

@@ -6,6 +6,7 @@ import pytest
 
 from finplat.backtest.adapters.kline_files import load_bars
 from finplat.backtest.domain.bars import Bars
+from finplat.backtest.domain.strategies import REGISTRY, StrategyRegistry
 from finplat.binance.archive import daily_kline_paths
 from tests.paths import market_data_dir
 
@@ -21,3 +22,10 @@ def btc_1m(start: date, end: date) -> Bars:
 def q4_bars() -> Bars:
     """3 days (4,320 bars) of the Q4-2024 set, timestamps in ms."""
     return btc_1m(date(2024, 11, 1), date(2024, 11, 3))
+
+
+@pytest.fixture
+def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> StrategyRegistry:
+    """The process's strategy registry, with whatever the test adds removed afterwards."""
+    monkeypatch.setattr(REGISTRY, "_entries", dict(REGISTRY._entries))
+    return REGISTRY

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import pytest_asyncio
@@ -20,6 +21,14 @@ from finplat.backtest.adapters.results_store import ResultStore
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import EngineConfig, PositionMode, run_strategy
 from finplat.backtest.domain.stats import StatsSnapshot, SymbolSnapshot
+from finplat.backtest.domain.strategies import (
+    REGISTRY,
+    Indicators,
+    Params,
+    ParamSpec,
+    Signal,
+    StrategySpec,
+)
 from finplat.backtest.service.api import BacktestServicer
 from finplat.backtest.service.consumer import PartitionLag
 from finplat.backtest.service.runs import Limits
@@ -477,3 +486,57 @@ async def test_a_stored_sweep_exports_one_row_per_combination_in_rank_order(
     header = csv_file.file.data.decode().splitlines()[0]
     assert header.startswith('"fast","slow","total_return"')
     assert missing[0] == grpc.StatusCode.NOT_FOUND
+
+
+def _failing(bars: Bars, params: Params, ind: Indicators) -> Signal:
+    if params.fail_at < len(bars):
+        raise RuntimeError(f"no data at bar {int(params.fail_at)}")
+    return np.zeros(len(bars) - 1, np.int8)  # one target short
+
+
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("isolated_registry")
+async def test_a_failing_user_strategy_is_failed_precondition_and_the_service_goes_on(
+    service: Harness,
+) -> None:
+    REGISTRY.add(
+        StrategySpec(
+            "fragile", "fails", (ParamSpec("fail_at", int, 0, 0, 10**7, "bar"),), _failing
+        ),
+        "file /strategies/fragile.py",
+    )
+
+    raised = await _error(service.stub.RunBacktest(_request("fragile", {})))
+    short = await _error(service.stub.RunBacktest(_request("fragile", {"fail_at": 10**7})))
+    swept = await _error(
+        service.stub.RunSweep(
+            backtest_service_pb2.RunSweepRequest(
+                strategy="fragile",
+                grid={"fail_at": backtest_pb2.ParameterRange(start=0, stop=2, step=1)},
+                data=_request().data,
+            )
+        )
+    )
+    checked = await _error(
+        service.stub.CheckLookahead(
+            backtest_service_pb2.CheckLookaheadRequest(strategy="fragile", data=_request().data)
+        )
+    )
+    listed = await service.stub.ListStrategies(backtest_service_pb2.ListStrategiesRequest())
+    after = await service.stub.RunBacktest(_request())
+
+    assert raised == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "strategy 'fragile' raised RuntimeError: no data at bar 0",
+    )
+    assert short == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "strategy 'fragile' returned shape (4319,), expected (4320,)",
+    )
+    assert swept == raised
+    assert checked[0] == grpc.StatusCode.FAILED_PRECONDITION
+    assert "strategy 'fragile' raised RuntimeError" in checked[1]
+    sources = {s.name: s.source for s in listed.strategies}
+    assert sources["fragile"] == "file /strategies/fragile.py"
+    assert sources["sma_crossover"] == "built-in"
+    assert after.backtest.bar_count == 4320

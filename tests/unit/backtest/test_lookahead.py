@@ -12,7 +12,7 @@ from finplat.backtest.domain.lookahead import (
     check_lookahead,
     cut_points,
 )
-from finplat.backtest.domain.strategies import Signal, get_strategy, strategy_names
+from finplat.backtest.domain.strategies import BUILT_IN, REGISTRY, Signal, get_strategy
 from tests.unit.backtest.conftest import btc_1m
 from tests.unit.backtest.helpers import MINUTE_MS, make_bars
 
@@ -145,7 +145,7 @@ def test_a_signal_of_the_wrong_length_is_refused() -> None:
         check_lookahead(make_bars(CLOSES), lambda bars: np.zeros(1, np.int8), np.arange(1, 6))
 
 
-@pytest.mark.parametrize("name", strategy_names())
+@pytest.mark.parametrize("name", [e.spec.name for e in REGISTRY.entries() if e.source == BUILT_IN])
 def test_every_built_in_strategy_is_clean_on_every_prefix_of_a_day(day: Bars, name: str) -> None:
     spec = get_strategy(name)
     params = spec.parse()

@@ -2,16 +2,11 @@
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from finplat.backtest.cli import backtest
-from finplat.backtest.domain.bars import Bars
-from finplat.backtest.domain.strategies import Indicators, Signal, StrategySpec
-from finplat.backtest.domain.strategies.crossovers import SmaCrossParams
-from finplat.backtest.service import validation
-from tests.paths import market_data_dir
+from tests.paths import REPO_ROOT, market_data_dir
 
 DAY = ["--start", "2024-11-01", "--end", "2024-11-02"]
 
@@ -36,18 +31,15 @@ def test_a_clean_built_in_exits_0_and_names_the_prefixes_checked() -> None:
     assert lines[2].startswith("prefixes ending every 60 bars and at 0 random bars (seed 0)")
 
 
-def _peek_next_close(bars: Bars, params: SmaCrossParams, ind: Indicators) -> Signal:
-    return np.append(np.sign(np.diff(bars.close)), 0).astype(np.int8)
-
-
-def test_look_ahead_exits_1_and_lists_the_bars(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Registered only here: the command runs registered strategies alone.
-    cheat = StrategySpec("peek_next_close", "cheats", SmaCrossParams, _peek_next_close)
-    monkeypatch.setattr(validation, "STRATEGIES", {cheat.name: cheat})
-
-    # Prefixes end at bars 0 and 720; closes there, then one bar on, from the file:
-    # 70311.17 -> 70318.00 (long) and 70038.01 -> 69990.01 (short); each prefix is flat there.
-    code, lines = _invoke("peek_next_close", "--every", "720", "--random", "0", "--show", "1")
+@pytest.mark.usefixtures("isolated_registry")
+def test_look_ahead_of_the_cheating_example_exits_1_and_lists_the_bars() -> None:
+    # The example reads the next bar's close. Prefixes end at bars 0 and 720; closes there,
+    # then one bar on, from the file: 70311.17 -> 70318.00 (long) and 70038.01 -> 69990.01
+    # (short); each prefix is flat there.
+    code, lines = _invoke(
+        "peek_next_close", "--every", "720", "--random", "0", "--show", "1",
+        "--strategy-dir", str(REPO_ROOT / "examples" / "lookahead"),
+    )  # fmt: skip
 
     assert code == 1, lines
     assert lines[1:5] == [
@@ -72,4 +64,4 @@ def test_a_check_that_cannot_run_exits_2(tmp_path: Path) -> None:
     assert unknown.exit_code == 2
     assert "NOT_FOUND: unknown strategy 'nope'" in unknown.output
     assert bad_param.exit_code == 2
-    assert "INVALID_ARGUMENT: sma_crossover: parameter 'fast': must be < slow" in bad_param.output
+    assert "INVALID_ARGUMENT: sma_crossover: fast must be < slow (30)" in bad_param.output

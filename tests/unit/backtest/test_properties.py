@@ -19,7 +19,7 @@ from finplat.backtest.domain.engine import (
     run_backtest,
     run_strategy,
 )
-from finplat.backtest.domain.strategies import STRATEGIES
+from finplat.backtest.domain.strategies import REGISTRY
 
 Arr = npt.NDArray[np.float64]
 PROPERTY = settings(max_examples=60, deadline=None)
@@ -101,7 +101,7 @@ def test_engine_has_no_look_ahead(
 
 
 @PROPERTY
-@given(case=look_ahead_cases(), config=configs, name=st.sampled_from(sorted(STRATEGIES)))
+@given(case=look_ahead_cases(), config=configs, name=st.sampled_from(REGISTRY.names()))
 def test_strategy_backtests_have_no_look_ahead(case: Case, config: EngineConfig, name: str) -> None:
     first = run_strategy(case.bars, name, SMALL_PARAMS[name], config)
     second = run_strategy(case.altered, name, SMALL_PARAMS[name], config)
@@ -119,9 +119,9 @@ SMALL_PARAMS: dict[str, dict[str, object]] = {
 
 
 @PROPERTY
-@given(case=look_ahead_cases(), name=st.sampled_from(sorted(STRATEGIES)))
+@given(case=look_ahead_cases(), name=st.sampled_from(REGISTRY.names()))
 def test_strategies_have_no_look_ahead(case: Case, name: str) -> None:
-    spec = STRATEGIES[name]
+    spec = REGISTRY.get(name)
     params = spec.parse(SMALL_PARAMS[name])
     first = spec.signal(case.bars, params)
     second = spec.signal(case.altered, params)

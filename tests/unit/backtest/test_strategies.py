@@ -1,7 +1,5 @@
 """Strategy registry, parameter schemas and validation, and hand-checked signals."""
 
-import dataclasses
-
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -14,13 +12,7 @@ from finplat.backtest.domain.errors import (
     InvalidParameterError,
     UnknownStrategyError,
 )
-from finplat.backtest.domain.strategies import (
-    STRATEGIES,
-    Indicators,
-    get_strategy,
-    parse_params,
-    strategy_names,
-)
+from finplat.backtest.domain.strategies import BUILT_IN, REGISTRY, Indicators, Params, get_strategy
 from tests.unit.backtest.helpers import make_bars
 
 
@@ -36,17 +28,22 @@ def hold_sign(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> list[in
     return out
 
 
-def test_registry_lists_the_five_strategies() -> None:
-    assert set(strategy_names()) == {
-        "sma_crossover",
-        "ema_crossover",
-        "rsi_mean_reversion",
-        "macd_signal_cross",
+def parse_params(name: str, raw: dict[str, object] | None = None) -> Params:
+    return get_strategy(name).parse(raw)
+
+
+def test_registry_lists_the_five_built_in_strategies() -> None:
+    built_in = [entry for entry in REGISTRY.entries() if entry.source == BUILT_IN]
+    assert [entry.spec.name for entry in built_in] == [
         "bollinger_mean_reversion",
-    }
-    for name, spec in STRATEGIES.items():
-        assert spec.name == name
-        assert spec.schema, name
+        "ema_crossover",
+        "macd_signal_cross",
+        "rsi_mean_reversion",
+        "sma_crossover",
+    ]
+    for entry in built_in:
+        spec = entry.spec
+        assert spec.schema, spec.name
         for p in spec.schema:
             assert p.type in (int, float)
             assert p.min <= p.default <= p.max
@@ -54,7 +51,7 @@ def test_registry_lists_the_five_strategies() -> None:
 
 
 def test_unknown_strategy() -> None:
-    with pytest.raises(UnknownStrategyError, match="known: sma_crossover") as info:
+    with pytest.raises(UnknownStrategyError, match="known: bollinger_mean_reversion, ema_") as info:
         get_strategy("turtle")
     assert isinstance(info.value, BacktestError)
 
@@ -62,8 +59,11 @@ def test_unknown_strategy() -> None:
 def test_defaults_and_frozen_params() -> None:
     params = parse_params("sma_crossover")
     assert params.as_dict() == {"fast": 10, "slow": 30}
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        params.fast = 3  # type: ignore[attr-defined]
+    assert (params.fast, params["slow"]) == (10, 30)
+    with pytest.raises(AttributeError, match="immutable"):
+        params.fast = 3
+    with pytest.raises(AttributeError, match="sma_crossover has no parameter 'speed'"):
+        _ = params.speed
     assert parse_params("rsi_mean_reversion", {"lower": 25}).as_dict() == {
         "period": 14,
         "lower": 25.0,

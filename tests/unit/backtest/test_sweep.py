@@ -22,8 +22,8 @@ def test_grid_skips_inconsistent_combos_with_a_reason() -> None:
         {"fast": 20, "slow": 30},
     ]
     assert [(s.params, s.reason) for s in skipped] == [
-        ({"fast": 10, "slow": 10}, "must be < slow (10)"),
-        ({"fast": 20, "slow": 10}, "must be < slow (10)"),
+        ({"fast": 10, "slow": 10}, "fast must be < slow (10)"),
+        ({"fast": 20, "slow": 10}, "fast must be < slow (10)"),
     ]
 
 

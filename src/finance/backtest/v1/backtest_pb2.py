@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"finance/backtest/v1/backtest.proto\x12\x13\x66inance.backtest.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa1\x01\n\rParameterSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\x04type\x18\x02 \x01(\x0e\x32\".finance.backtest.v1.ParameterType\x12\x15\n\rdefault_value\x18\x03 \x01(\x01\x12\x11\n\tmin_value\x18\x04 \x01(\x01\x12\x11\n\tmax_value\x18\x05 \x01(\x01\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\"e\n\x08Strategy\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x36\n\nparameters\x18\x03 \x03(\x0b\x32\".finance.backtest.v1.ParameterSpec\"\xc1\x01\n\x0e\x42\x61\x63ktestConfig\x12\x14\n\x0cinitial_cash\x18\x01 \x01(\x01\x12\x0f\n\x07\x66\x65\x65_bps\x18\x02 \x01(\x01\x12\x14\n\x0cslippage_bps\x18\x03 \x01(\x01\x12/\n\x04mode\x18\x04 \x01(\x0e\x32!.finance.backtest.v1.PositionMode\x12\x19\n\x11position_fraction\x18\x05 \x01(\x01\x12\x11\n\tstop_loss\x18\x06 \x01(\x01\x12\x13\n\x0btake_profit\x18\x07 \x01(\x01\"\x8b\x01\n\tDataRange\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x10\n\x08interval\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbf\x02\n\x07Metrics\x12\x14\n\x0ctotal_return\x18\x01 \x01(\x01\x12\x0c\n\x04\x63\x61gr\x18\x02 \x01(\x01\x12\x12\n\nvolatility\x18\x03 \x01(\x01\x12\x0e\n\x06sharpe\x18\x04 \x01(\x01\x12\x0f\n\x07sortino\x18\x05 \x01(\x01\x12\x0e\n\x06\x63\x61lmar\x18\x06 \x01(\x01\x12\x14\n\x0cmax_drawdown\x18\x07 \x01(\x01\x12\x38\n\x15max_drawdown_duration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08win_rate\x18\t \x01(\x01\x12\x15\n\rprofit_factor\x18\n \x01(\x01\x12\x13\n\x0btrade_count\x18\x0b \x01(\x05\x12\x15\n\raverage_trade\x18\x0c \x01(\x01\x12\x10\n\x08\x65xposure\x18\r \x01(\x01\x12\x14\n\x0c\x66inal_equity\x18\x0e \x01(\x01\"\xfa\x01\n\x05Trade\x12\'\n\x04side\x18\x01 \x01(\x0e\x32\x19.finance.backtest.v1.Side\x12.\n\nentry_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\texit_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65ntry_price\x18\x04 \x01(\x01\x12\x12\n\nexit_price\x18\x05 \x01(\x01\x12\x0c\n\x04size\x18\x06 \x01(\x01\x12\x0b\n\x03pnl\x18\x07 \x01(\x01\x12\x17\n\x0freturn_fraction\x18\x08 \x01(\x01\x12\x0c\n\x04\x66\x65\x65s\x18\t \x01(\x01\"Y\n\x0b\x45quityPoint\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x65quity\x18\x02 \x01(\x01\x12\x10\n\x08\x64rawdown\x18\x03 \x01(\x01\"\xd8\x03\n\x08\x42\x61\x63ktest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x41\n\nparameters\x18\x03 \x03(\x0b\x32-.finance.backtest.v1.Backtest.ParametersEntry\x12,\n\x04\x64\x61ta\x18\x04 \x01(\x0b\x32\x1e.finance.backtest.v1.DataRange\x12\x33\n\x06\x63onfig\x18\x05 \x01(\x0b\x32#.finance.backtest.v1.BacktestConfig\x12-\n\x07metrics\x18\x06 \x01(\x0b\x32\x1c.finance.backtest.v1.Metrics\x12*\n\x06trades\x18\x07 \x03(\x0b\x32\x1a.finance.backtest.v1.Trade\x12\x36\n\x0c\x65quity_curve\x18\x08 \x03(\x0b\x32 .finance.backtest.v1.EquityPoint\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tbar_count\x18\n \x01(\x03\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\";\n\x0eParameterRange\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0c\n\x04stop\x18\x02 \x01(\x01\x12\x0c\n\x04step\x18\x03 \x01(\x01\"\xb5\x01\n\x0bSweepResult\x12\x44\n\nparameters\x18\x01 \x03(\x0b\x32\x30.finance.backtest.v1.SweepResult.ParametersEntry\x12-\n\x07metrics\x18\x02 \x01(\x0b\x32\x1c.finance.backtest.v1.Metrics\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xfd\x01\n\x05Sweep\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12,\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x1e.finance.backtest.v1.DataRange\x12\x33\n\x06\x63onfig\x18\x04 \x01(\x0b\x32#.finance.backtest.v1.BacktestConfig\x12\x0f\n\x07rank_by\x18\x05 \x01(\t\x12\x31\n\x07results\x18\x06 \x03(\x0b\x32 .finance.backtest.v1.SweepResult\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfe\x01\n\x0bSymbolStats\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x34\n\x10\x66irst_event_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_event_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_price\x18\x05 \x01(\t\x12\x11\n\tmin_price\x18\x06 \x01(\t\x12\x11\n\tmax_price\x18\x07 \x01(\t\x12\x0e\n\x06volume\x18\x08 \x01(\t\x12\x1b\n\x13messages_per_second\x18\t \x01(\x01\"k\n\x0cPartitionLag\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x18\n\x10\x63ommitted_offset\x18\x03 \x01(\x03\x12\x12\n\nend_offset\x18\x04 \x01(\x03\x12\x0b\n\x03lag\x18\x05 \x01(\x03*a\n\rParameterType\x12\x1e\n\x1aPARAMETER_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12PARAMETER_TYPE_INT\x10\x01\x12\x18\n\x14PARAMETER_TYPE_FLOAT\x10\x02*h\n\x0cPositionMode\x12\x1d\n\x19POSITION_MODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17POSITION_MODE_LONG_ONLY\x10\x01\x12\x1c\n\x18POSITION_MODE_LONG_SHORT\x10\x02*;\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\r\n\tSIDE_LONG\x10\x01\x12\x0e\n\nSIDE_SHORT\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"finance/backtest/v1/backtest.proto\x12\x13\x66inance.backtest.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa1\x01\n\rParameterSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\x04type\x18\x02 \x01(\x0e\x32\".finance.backtest.v1.ParameterType\x12\x15\n\rdefault_value\x18\x03 \x01(\x01\x12\x11\n\tmin_value\x18\x04 \x01(\x01\x12\x11\n\tmax_value\x18\x05 \x01(\x01\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\"u\n\x08Strategy\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x36\n\nparameters\x18\x03 \x03(\x0b\x32\".finance.backtest.v1.ParameterSpec\x12\x0e\n\x06source\x18\x04 \x01(\t\"\xc1\x01\n\x0e\x42\x61\x63ktestConfig\x12\x14\n\x0cinitial_cash\x18\x01 \x01(\x01\x12\x0f\n\x07\x66\x65\x65_bps\x18\x02 \x01(\x01\x12\x14\n\x0cslippage_bps\x18\x03 \x01(\x01\x12/\n\x04mode\x18\x04 \x01(\x0e\x32!.finance.backtest.v1.PositionMode\x12\x19\n\x11position_fraction\x18\x05 \x01(\x01\x12\x11\n\tstop_loss\x18\x06 \x01(\x01\x12\x13\n\x0btake_profit\x18\x07 \x01(\x01\"\x8b\x01\n\tDataRange\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x10\n\x08interval\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbf\x02\n\x07Metrics\x12\x14\n\x0ctotal_return\x18\x01 \x01(\x01\x12\x0c\n\x04\x63\x61gr\x18\x02 \x01(\x01\x12\x12\n\nvolatility\x18\x03 \x01(\x01\x12\x0e\n\x06sharpe\x18\x04 \x01(\x01\x12\x0f\n\x07sortino\x18\x05 \x01(\x01\x12\x0e\n\x06\x63\x61lmar\x18\x06 \x01(\x01\x12\x14\n\x0cmax_drawdown\x18\x07 \x01(\x01\x12\x38\n\x15max_drawdown_duration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08win_rate\x18\t \x01(\x01\x12\x15\n\rprofit_factor\x18\n \x01(\x01\x12\x13\n\x0btrade_count\x18\x0b \x01(\x05\x12\x15\n\raverage_trade\x18\x0c \x01(\x01\x12\x10\n\x08\x65xposure\x18\r \x01(\x01\x12\x14\n\x0c\x66inal_equity\x18\x0e \x01(\x01\"\xfa\x01\n\x05Trade\x12\'\n\x04side\x18\x01 \x01(\x0e\x32\x19.finance.backtest.v1.Side\x12.\n\nentry_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\texit_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65ntry_price\x18\x04 \x01(\x01\x12\x12\n\nexit_price\x18\x05 \x01(\x01\x12\x0c\n\x04size\x18\x06 \x01(\x01\x12\x0b\n\x03pnl\x18\x07 \x01(\x01\x12\x17\n\x0freturn_fraction\x18\x08 \x01(\x01\x12\x0c\n\x04\x66\x65\x65s\x18\t \x01(\x01\"Y\n\x0b\x45quityPoint\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x65quity\x18\x02 \x01(\x01\x12\x10\n\x08\x64rawdown\x18\x03 \x01(\x01\"\xd8\x03\n\x08\x42\x61\x63ktest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x41\n\nparameters\x18\x03 \x03(\x0b\x32-.finance.backtest.v1.Backtest.ParametersEntry\x12,\n\x04\x64\x61ta\x18\x04 \x01(\x0b\x32\x1e.finance.backtest.v1.DataRange\x12\x33\n\x06\x63onfig\x18\x05 \x01(\x0b\x32#.finance.backtest.v1.BacktestConfig\x12-\n\x07metrics\x18\x06 \x01(\x0b\x32\x1c.finance.backtest.v1.Metrics\x12*\n\x06trades\x18\x07 \x03(\x0b\x32\x1a.finance.backtest.v1.Trade\x12\x36\n\x0c\x65quity_curve\x18\x08 \x03(\x0b\x32 .finance.backtest.v1.EquityPoint\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tbar_count\x18\n \x01(\x03\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\";\n\x0eParameterRange\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0c\n\x04stop\x18\x02 \x01(\x01\x12\x0c\n\x04step\x18\x03 \x01(\x01\"\xb5\x01\n\x0bSweepResult\x12\x44\n\nparameters\x18\x01 \x03(\x0b\x32\x30.finance.backtest.v1.SweepResult.ParametersEntry\x12-\n\x07metrics\x18\x02 \x01(\x0b\x32\x1c.finance.backtest.v1.Metrics\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xfd\x01\n\x05Sweep\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12,\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x1e.finance.backtest.v1.DataRange\x12\x33\n\x06\x63onfig\x18\x04 \x01(\x0b\x32#.finance.backtest.v1.BacktestConfig\x12\x0f\n\x07rank_by\x18\x05 \x01(\t\x12\x31\n\x07results\x18\x06 \x03(\x0b\x32 .finance.backtest.v1.SweepResult\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfe\x01\n\x0bSymbolStats\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x34\n\x10\x66irst_event_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_event_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_price\x18\x05 \x01(\t\x12\x11\n\tmin_price\x18\x06 \x01(\t\x12\x11\n\tmax_price\x18\x07 \x01(\t\x12\x0e\n\x06volume\x18\x08 \x01(\t\x12\x1b\n\x13messages_per_second\x18\t \x01(\x01\"k\n\x0cPartitionLag\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x18\n\x10\x63ommitted_offset\x18\x03 \x01(\x03\x12\x12\n\nend_offset\x18\x04 \x01(\x03\x12\x0b\n\x03lag\x18\x05 \x01(\x03*a\n\rParameterType\x12\x1e\n\x1aPARAMETER_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12PARAMETER_TYPE_INT\x10\x01\x12\x18\n\x14PARAMETER_TYPE_FLOAT\x10\x02*h\n\x0cPositionMode\x12\x1d\n\x19POSITION_MODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17POSITION_MODE_LONG_ONLY\x10\x01\x12\x1c\n\x18POSITION_MODE_LONG_SHORT\x10\x02*;\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\r\n\tSIDE_LONG\x10\x01\x12\x0e\n\nSIDE_SHORT\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,40 +37,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BACKTEST_PARAMETERSENTRY']._serialized_options = b'8\001'
   _globals['_SWEEPRESULT_PARAMETERSENTRY']._loaded_options = None
   _globals['_SWEEPRESULT_PARAMETERSENTRY']._serialized_options = b'8\001'
-  _globals['_PARAMETERTYPE']._serialized_start=2737
-  _globals['_PARAMETERTYPE']._serialized_end=2834
-  _globals['_POSITIONMODE']._serialized_start=2836
-  _globals['_POSITIONMODE']._serialized_end=2940
-  _globals['_SIDE']._serialized_start=2942
-  _globals['_SIDE']._serialized_end=3001
+  _globals['_PARAMETERTYPE']._serialized_start=2753
+  _globals['_PARAMETERTYPE']._serialized_end=2850
+  _globals['_POSITIONMODE']._serialized_start=2852
+  _globals['_POSITIONMODE']._serialized_end=2956
+  _globals['_SIDE']._serialized_start=2958
+  _globals['_SIDE']._serialized_end=3017
   _globals['_PARAMETERSPEC']._serialized_start=125
   _globals['_PARAMETERSPEC']._serialized_end=286
   _globals['_STRATEGY']._serialized_start=288
-  _globals['_STRATEGY']._serialized_end=389
-  _globals['_BACKTESTCONFIG']._serialized_start=392
-  _globals['_BACKTESTCONFIG']._serialized_end=585
-  _globals['_DATARANGE']._serialized_start=588
-  _globals['_DATARANGE']._serialized_end=727
-  _globals['_METRICS']._serialized_start=730
-  _globals['_METRICS']._serialized_end=1049
-  _globals['_TRADE']._serialized_start=1052
-  _globals['_TRADE']._serialized_end=1302
-  _globals['_EQUITYPOINT']._serialized_start=1304
-  _globals['_EQUITYPOINT']._serialized_end=1393
-  _globals['_BACKTEST']._serialized_start=1396
-  _globals['_BACKTEST']._serialized_end=1868
-  _globals['_BACKTEST_PARAMETERSENTRY']._serialized_start=1819
-  _globals['_BACKTEST_PARAMETERSENTRY']._serialized_end=1868
-  _globals['_PARAMETERRANGE']._serialized_start=1870
-  _globals['_PARAMETERRANGE']._serialized_end=1929
-  _globals['_SWEEPRESULT']._serialized_start=1932
-  _globals['_SWEEPRESULT']._serialized_end=2113
-  _globals['_SWEEPRESULT_PARAMETERSENTRY']._serialized_start=1819
-  _globals['_SWEEPRESULT_PARAMETERSENTRY']._serialized_end=1868
-  _globals['_SWEEP']._serialized_start=2116
-  _globals['_SWEEP']._serialized_end=2369
-  _globals['_SYMBOLSTATS']._serialized_start=2372
-  _globals['_SYMBOLSTATS']._serialized_end=2626
-  _globals['_PARTITIONLAG']._serialized_start=2628
-  _globals['_PARTITIONLAG']._serialized_end=2735
+  _globals['_STRATEGY']._serialized_end=405
+  _globals['_BACKTESTCONFIG']._serialized_start=408
+  _globals['_BACKTESTCONFIG']._serialized_end=601
+  _globals['_DATARANGE']._serialized_start=604
+  _globals['_DATARANGE']._serialized_end=743
+  _globals['_METRICS']._serialized_start=746
+  _globals['_METRICS']._serialized_end=1065
+  _globals['_TRADE']._serialized_start=1068
+  _globals['_TRADE']._serialized_end=1318
+  _globals['_EQUITYPOINT']._serialized_start=1320
+  _globals['_EQUITYPOINT']._serialized_end=1409
+  _globals['_BACKTEST']._serialized_start=1412
+  _globals['_BACKTEST']._serialized_end=1884
+  _globals['_BACKTEST_PARAMETERSENTRY']._serialized_start=1835
+  _globals['_BACKTEST_PARAMETERSENTRY']._serialized_end=1884
+  _globals['_PARAMETERRANGE']._serialized_start=1886
+  _globals['_PARAMETERRANGE']._serialized_end=1945
+  _globals['_SWEEPRESULT']._serialized_start=1948
+  _globals['_SWEEPRESULT']._serialized_end=2129
+  _globals['_SWEEPRESULT_PARAMETERSENTRY']._serialized_start=1835
+  _globals['_SWEEPRESULT_PARAMETERSENTRY']._serialized_end=1884
+  _globals['_SWEEP']._serialized_start=2132
+  _globals['_SWEEP']._serialized_end=2385
+  _globals['_SYMBOLSTATS']._serialized_start=2388
+  _globals['_SYMBOLSTATS']._serialized_end=2642
+  _globals['_PARTITIONLAG']._serialized_start=2644
+  _globals['_PARTITIONLAG']._serialized_end=2751
 # @@protoc_insertion_point(module_scope)

@@ -149,10 +149,16 @@ class Strategy(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     PARAMETERS_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Strategy name, for example "sma_crossover"."""
     description: _builtins.str
     """What the strategy does."""
+    source: _builtins.str
+    """Where the strategy comes from: "built-in", "entry point NAME = MODULE:ATTR" (the
+    finplat.strategies entry-point group of an installed package) or "file PATH" (a
+    strategy directory the operator configured).
+    """
     @_builtins.property
     def parameters(self) -> _containers.RepeatedCompositeFieldContainer[Global___ParameterSpec]:
         """Parameters the strategy accepts."""
@@ -163,10 +169,11 @@ class Strategy(_message.Message):
         name: _builtins.str = ...,
         description: _builtins.str = ...,
         parameters: _abc.Iterable[Global___ParameterSpec] | None = ...,
+        source: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name", "parameters", b"parameters"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name", "parameters", b"parameters", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

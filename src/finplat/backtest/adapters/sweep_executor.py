@@ -10,7 +10,7 @@ from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import EngineConfig
 from finplat.backtest.domain.errors import InvalidConfigError
 from finplat.backtest.domain.metrics import Metrics
-from finplat.backtest.domain.strategies import Indicators, StrategyParams
+from finplat.backtest.domain.strategies import Indicators, Params
 from finplat.backtest.domain.sweep import SweepJob, SweepReport, plan_sweep
 
 Backend = Literal["process", "thread", "serial"]
@@ -23,11 +23,11 @@ def _init_process(bars: Bars, strategy: str, config: EngineConfig) -> None:
     _PROCESS_JOB[:] = [SweepJob(bars, strategy, config, Indicators(bars))]
 
 
-def _run_in_process(chunk: Sequence[StrategyParams]) -> list[Metrics]:
+def _run_in_process(chunk: Sequence[Params]) -> list[Metrics]:
     return _PROCESS_JOB[0].run(chunk)
 
 
-def _chunks(items: Sequence[StrategyParams], n: int) -> list[Sequence[StrategyParams]]:
+def _chunks(items: Sequence[Params], n: int) -> list[Sequence[Params]]:
     # Contiguous chunks keep combos sharing a first parameter (and its indicator) together.
     size = math.ceil(len(items) / n)
     return [items[i : i + size] for i in range(0, len(items), size)]

@@ -30,7 +30,7 @@ from finplat.backtest.domain.simulation import (
     TI_REASON,
     simulate,
 )
-from finplat.backtest.domain.strategies import Indicators, StrategyParams, get_strategy
+from finplat.backtest.domain.strategies import Indicators, Params, get_strategy
 from finplat.backtest.domain.trades import TradeLog
 
 FloatArray = npt.NDArray[np.float64]
@@ -140,11 +140,11 @@ def run_backtest(
 def run_strategy(
     bars: Bars,
     strategy: str,
-    params: StrategyParams | Mapping[str, object] | None = None,
+    params: Params | Mapping[str, object] | None = None,
     config: EngineConfig | None = None,
     indicators: Indicators | None = None,
 ) -> BacktestResult:
     """Validate params for the named strategy, compute its targets and backtest them."""
     spec = get_strategy(strategy)
-    parsed = params if isinstance(params, StrategyParams) else spec.parse(params)
+    parsed = params if isinstance(params, Params) else spec.parse(params)
     return run_backtest(bars, spec.signal(bars, parsed, indicators), config)

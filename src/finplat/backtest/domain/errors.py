@@ -23,12 +23,32 @@ class UnknownStrategyError(BacktestError, KeyError):
 class InvalidParameterError(BacktestError, ValueError):
     """A parameter is unknown, of the wrong type, out of range, or inconsistent with another."""
 
-    def __init__(self, owner: str, param: str, reason: str) -> None:
-        # owner: the strategy or indicator whose parameter was rejected.
+    def __init__(self, owner: str, param: str | None, reason: str) -> None:
+        # owner: the strategy or indicator whose parameter was rejected; param None: the
+        # values do not fit together (a strategy's check), and the reason names them.
         self.owner = owner
         self.param = param
         self.reason = reason
-        super().__init__(f"{owner}: parameter {param!r}: {reason}")
+        where = f"parameter {param!r}: " if param is not None else ""
+        super().__init__(f"{owner}: {where}{reason}")
+
+
+class InvalidStrategyError(BacktestError, ValueError):
+    """A strategy is declared wrongly (its name, its parameter schema) or cannot be loaded."""
+
+    def __init__(self, strategy: str, reason: str) -> None:
+        self.strategy = strategy
+        self.reason = reason
+        super().__init__(f"strategy {strategy!r}: {reason}")
+
+
+class StrategyFailedError(BacktestError):
+    """A strategy's function raised, or returned targets that are not one of -1/0/+1 per bar."""
+
+    def __init__(self, strategy: str, reason: str) -> None:
+        self.strategy = strategy
+        self.reason = reason
+        super().__init__(f"strategy {strategy!r} {reason}")
 
 
 class InvalidConfigError(BacktestError, ValueError):

@@ -19,7 +19,7 @@ from finplat.backtest.domain.errors import (
     InvalidParameterError,
 )
 from finplat.backtest.domain.metrics import Metrics, bars_per_year
-from finplat.backtest.domain.strategies import Indicators, StrategyParams, get_strategy
+from finplat.backtest.domain.strategies import Indicators, Params, get_strategy
 from finplat.backtest.domain.strategies.base import Number
 
 METRIC_NAMES = tuple(f.name for f in fields(Metrics))
@@ -29,7 +29,7 @@ _LOWER_IS_BETTER = frozenset({"max_drawdown", "max_drawdown_duration_bars", "ann
 
 @dataclass(frozen=True, slots=True)
 class SweepResult:
-    params: StrategyParams
+    params: Params
     metrics: Metrics
 
 
@@ -51,7 +51,7 @@ class SweepReport:
 
 def expand_grid(
     strategy: str, grid: Mapping[str, Sequence[object]]
-) -> tuple[list[StrategyParams], list[SkippedCombo]]:
+) -> tuple[list[Params], list[SkippedCombo]]:
     """All combos of ``grid`` (missing params take defaults).
 
     A value outside its own schema range is an error in the grid and raises; a combo that is
@@ -66,7 +66,7 @@ def expand_grid(
         if len(values) == 0:
             raise InvalidParameterError(strategy, name, "grid axis is empty")
         axes[name] = list(dict.fromkeys(schema[name].coerce(strategy, v) for v in values))
-    valid: list[StrategyParams] = []
+    valid: list[Params] = []
     skipped: list[SkippedCombo] = []
     for combo in itertools.product(*axes.values()):
         raw = dict(zip(axes, combo, strict=True))
@@ -86,7 +86,7 @@ class SweepJob:
     config: EngineConfig
     indicators: Indicators
 
-    def run(self, chunk: Sequence[StrategyParams]) -> list[Metrics]:
+    def run(self, chunk: Sequence[Params]) -> list[Metrics]:
         """The metrics of each combination of `chunk`, in its order."""
         spec = get_strategy(self.strategy)
         return [
@@ -100,7 +100,7 @@ class SweepPlan:
     """A checked sweep: the combinations to run, those skipped, and how to rank them."""
 
     job: SweepJob
-    combos: list[StrategyParams]
+    combos: list[Params]
     skipped: list[SkippedCombo]
     rank_by: str
 

@@ -18,7 +18,7 @@ from typing_extensions import override
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
 from finplat.backtest.adapters.results_store import InvalidPageTokenError
 from finplat.backtest.domain.stats import StatsSnapshot
-from finplat.backtest.domain.strategies.registry import STRATEGIES
+from finplat.backtest.domain.strategies import REGISTRY
 from finplat.backtest.errors import BarsUnavailableError, NoDataError, NotFoundError, StoreError
 from finplat.backtest.service import exports, runs
 from finplat.backtest.service.charts import render_backtest_html
@@ -96,8 +96,8 @@ def strategies_response() -> backtest_service_pb2.ListStrategiesResponse:
     return backtest_service_pb2.ListStrategiesResponse(
         strategies=[
             backtest_pb2.Strategy(
-                name=spec.name,
-                description=spec.description,
+                name=entry.spec.name,
+                description=entry.spec.description,
                 parameters=[
                     backtest_pb2.ParameterSpec(
                         name=p.name,
@@ -111,10 +111,11 @@ def strategies_response() -> backtest_service_pb2.ListStrategiesResponse:
                         max_value=float(p.max),
                         description=p.description,
                     )
-                    for p in spec.schema
+                    for p in entry.spec.schema
                 ],
+                source=entry.source,
             )
-            for _, spec in sorted(STRATEGIES.items())
+            for entry in REGISTRY.entries()
         ]
     )
 

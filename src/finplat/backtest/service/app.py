@@ -22,6 +22,7 @@ from finplat.backtest.adapters.consumer_state import ConsumerStateStore
 from finplat.backtest.adapters.dead_letter import DeadLetterProducer
 from finplat.backtest.adapters.history import PriceServiceBars
 from finplat.backtest.adapters.results_store import ResultStore
+from finplat.backtest.adapters.strategy_loader import load_user_strategies
 from finplat.backtest.domain.stats import StatsSnapshot, StreamStats
 from finplat.backtest.service.api import BacktestServicer
 from finplat.backtest.service.consumer import PartitionLag, StatsConsumer
@@ -184,6 +185,9 @@ async def _run_until_signal(
 
 async def serve(settings: BacktestSettings, kafka: KafkaSettings) -> None:
     """Run the service until SIGTERM or SIGINT."""
+    # First: a strategy file that does not load stops the start, before anything is opened.
+    for entry in load_user_strategies(settings.strategy_dirs):
+        logger.info("strategy %s loaded from %s", entry.spec.name, entry.source)
     results = await ResultStore.open(settings.results_path)
     lock = threading.Lock()
     stats = StreamStats(time.monotonic, settings.dedup_capacity)

@@ -6,8 +6,10 @@ serving while a run computes.
 """
 
 import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import grpc
 
@@ -15,11 +17,7 @@ from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finplat.backtest.adapters.sweep_executor import run_sweep
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import BacktestResult, run_strategy
-from finplat.backtest.domain.errors import (
-    InvalidBarsError,
-    InvalidConfigError,
-    InvalidParameterError,
-)
+from finplat.backtest.domain.errors import BacktestError, InvalidBarsError, StrategyFailedError
 from finplat.backtest.domain.lookahead import (
     DEFAULT_EVERY,
     DEFAULT_RANDOM,
@@ -31,6 +29,9 @@ from finplat.backtest.domain.lookahead import (
 from finplat.backtest.errors import BarsUnavailableError, NoDataError
 from finplat.backtest.service import convert, validation
 from finplat.backtest.service.validation import DataQuery, RequestError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class BarSource(Protocol):
@@ -79,10 +80,23 @@ async def fetch_bars(source: BarSource, query: DataQuery) -> Bars:
     return bars
 
 
-def _domain_error(exc: Exception) -> RequestError:
-    if isinstance(exc, InvalidBarsError):
-        return RequestError(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-    return RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+async def _compute(work: Callable[[], T]) -> T:
+    """``work`` on a worker thread, its domain errors as the status each deserves.
+
+    A strategy that fails (user code that raised or returned bad targets) is the server's
+    FAILED_PRECONDITION, logged with its traceback for the operator; bars the engine cannot
+    use are FAILED_PRECONDITION too; the rest (parameters, config) are the caller's
+    INVALID_ARGUMENT.
+    """
+    try:
+        return await asyncio.to_thread(work)
+    except StrategyFailedError as exc:
+        log.warning("%s", exc, exc_info=exc.__cause__)
+        raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
+    except InvalidBarsError as exc:
+        raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
+    except BacktestError as exc:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
 
 
 async def backtest(
@@ -98,10 +112,7 @@ async def backtest(
     config = validation.config(request.config)
     query = validation.data_range(request.data, limits.max_bars)
     bars = await fetch_bars(source, query)
-    try:
-        result = await asyncio.to_thread(run_strategy, bars, spec.name, params, config)
-    except (InvalidBarsError, InvalidConfigError, InvalidParameterError) as exc:
-        raise _domain_error(exc) from exc
+    result = await _compute(lambda: run_strategy(bars, spec.name, params, config))
     message = convert.backtest_proto(
         run_id, spec.name, params.as_dict(), query.proto(), result, now_ms,
         limits.max_equity_points,
@@ -125,13 +136,12 @@ async def sweep(
     if request.top_n < 0:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "top_n must not be negative")
     bars = await fetch_bars(source, query)
-    try:
-        report = await asyncio.to_thread(
-            run_sweep, bars, spec.name, grid, config, rank_attribute,
+    report = await _compute(
+        lambda: run_sweep(
+            bars, spec.name, grid, config, rank_attribute,
             workers=limits.sweep_workers, backend="thread",
-        )  # fmt: skip
-    except (InvalidBarsError, InvalidConfigError, InvalidParameterError) as exc:
-        raise _domain_error(exc) from exc
+        )
+    )  # fmt: skip
     kept = report.results[: request.top_n] if request.top_n else report.results
     return backtest_pb2.Sweep(
         id=run_id,
@@ -176,9 +186,11 @@ async def lookahead(
             f" than {limits.max_lookahead_bars:,}: raise `every`, lower `random_prefixes` or"
             " shorten the range",
         )
-    report = await asyncio.to_thread(
-        check_lookahead, bars, lambda prefix: spec.signal(prefix, params), lengths,
-        request.max_differences or DEFAULT_SHOWN,
+    report = await _compute(
+        lambda: check_lookahead(
+            bars, lambda prefix: spec.signal(prefix, params), lengths,
+            request.max_differences or DEFAULT_SHOWN,
+        )
     )  # fmt: skip
     return _lookahead_response(report, bars)
 

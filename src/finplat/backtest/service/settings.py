@@ -52,6 +52,11 @@ class BacktestSettings(BaseSettings, ServerSecurity, ChannelSecurity):
     # Candles per GetCandles call; the price service answers at most 5000.
     candles_per_request: int = Field(default=5000, ge=1, le=5000)
 
+    # Directories of the operator's own strategy files (`*.py`, each spec at top level), a
+    # JSON list: '["strategies"]'. Trusted code, imported at start-up: see `finplat.strategy`.
+    # Strategies of installed packages come from the `finplat.strategies` entry points.
+    strategy_dirs: tuple[Path, ...] = ()
+
     # Backtests and sweeps run at once (2 cores: more would only queue inside numba).
     max_concurrent_runs: int = Field(default=2, ge=1)
     sweep_workers: int = Field(default=2, ge=1)

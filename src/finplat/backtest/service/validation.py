@@ -3,15 +3,17 @@
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 
 from finance.backtest.v1 import backtest_pb2
 from finplat.backtest.domain.engine import EngineConfig
-from finplat.backtest.domain.errors import InvalidConfigError, InvalidParameterError
-from finplat.backtest.domain.strategies import StrategyParams, StrategySpec
-from finplat.backtest.domain.strategies.registry import STRATEGIES
+from finplat.backtest.domain.errors import (
+    InvalidConfigError,
+    InvalidParameterError,
+    UnknownStrategyError,
+)
+from finplat.backtest.domain.strategies import REGISTRY, Params, StrategySpec
 from finplat.backtest.service.convert import PROTO_METRICS, PROTO_TO_DOMAIN_METRIC, engine_config
 from finplat.market.intervals import parse_interval_or_enum_name
 from finplat.market.symbols import is_symbol
@@ -49,22 +51,20 @@ class DataQuery:
         return data
 
 
-def strategy(name: str) -> StrategySpec[Any]:
+def strategy(name: str) -> StrategySpec:
     """The registered strategy, NOT_FOUND otherwise."""
-    spec = STRATEGIES.get(name)
-    if spec is None:
-        known = ", ".join(sorted(STRATEGIES))
-        raise RequestError(grpc.StatusCode.NOT_FOUND, f"unknown strategy {name!r}; known: {known}")
-    return spec
+    try:
+        return REGISTRY.get(name)
+    except UnknownStrategyError as exc:
+        raise RequestError(grpc.StatusCode.NOT_FOUND, str(exc)) from None
 
 
-def parameters(spec: StrategySpec[Any], raw: Mapping[str, float]) -> StrategyParams:
+def parameters(spec: StrategySpec, raw: Mapping[str, float]) -> Params:
     """Validated parameters, defaults filled in."""
     try:
-        params: StrategyParams = spec.parse(dict(raw))
+        return spec.parse(dict(raw))
     except InvalidParameterError as exc:
         raise _invalid(str(exc)) from exc
-    return params
 
 
 def config(raw: backtest_pb2.BacktestConfig) -> EngineConfig:
@@ -101,7 +101,7 @@ def data_range(data: backtest_pb2.DataRange, max_bars: int) -> DataQuery:
 
 
 def grid(
-    spec: StrategySpec[Any], ranges: Mapping[str, backtest_pb2.ParameterRange], max_combos: int
+    spec: StrategySpec, ranges: Mapping[str, backtest_pb2.ParameterRange], max_combos: int
 ) -> dict[str, list[float]]:
     """Values per swept parameter, `start..stop` inclusive by `step`; bounded in total."""
     names = {p.name for p in spec.schema}

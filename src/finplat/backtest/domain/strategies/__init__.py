@@ -1,27 +1,32 @@
-"""Trading strategies: each maps bars to a target position per bar (+1 long, 0 flat, -1 short)."""
+"""Trading strategies: each maps bars to a target position per bar (+1 long, 0 flat, -1 short).
+
+The public face of this package, for people writing their own, is `finplat.strategy`.
+"""
 
 from finplat.backtest.domain.strategies.base import (
     Indicators,
+    Params,
     ParamSpec,
     Signal,
-    StrategyParams,
     StrategySpec,
 )
 from finplat.backtest.domain.strategies.registry import (
-    STRATEGIES,
+    BUILT_IN,
+    REGISTRY,
+    Registered,
+    StrategyRegistry,
     get_strategy,
-    parse_params,
-    strategy_names,
 )
 
 __all__ = [
-    "STRATEGIES",
+    "BUILT_IN",
+    "REGISTRY",
     "Indicators",
     "ParamSpec",
+    "Params",
+    "Registered",
     "Signal",
-    "StrategyParams",
+    "StrategyRegistry",
     "StrategySpec",
     "get_strategy",
-    "parse_params",
-    "strategy_names",
 ]

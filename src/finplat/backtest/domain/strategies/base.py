@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from finplat.backtest.domain import indicators as ind
 from finplat.backtest.domain.bars import Bars
-from finplat.backtest.domain.errors import InvalidBarsError, InvalidParameterError
+from finplat.backtest.domain.errors import (
+    InvalidBarsError,
+    InvalidParameterError,
+    InvalidStrategyError,
+    StrategyFailedError,
+)
 from finplat.backtest.domain.indicators.fixed_point import FixedPointSums
 from finplat.backtest.domain.indicators.moving import sma_with_sums
 
@@ -51,45 +56,69 @@ class ParamSpec:
         return number
 
 
-class StrategyParams:
-    """Base of the frozen params dataclasses: validates every field against ``SCHEMA``."""
+class Params(Mapping[str, Number]):
+    """Validated parameter values of one strategy, read as attributes (``p.fast``) or by name.
 
-    __slots__ = ()
-    STRATEGY: ClassVar[str]
-    SCHEMA: ClassVar[tuple[ParamSpec, ...]]
-
-    def __post_init__(self) -> None:
-        for spec in self.SCHEMA:
-            # Frozen dataclass: normalise (e.g. 3.0 -> 3) through object.__setattr__.
-            object.__setattr__(
-                self, spec.name, spec.coerce(self.STRATEGY, getattr(self, spec.name))
-            )
-        self.check()
-
-    def check(self) -> None:
-        """Cross-parameter constraints; raise ``InvalidParameterError``."""
-
-    def as_dict(self) -> dict[str, Number]:
-        return {spec.name: getattr(self, spec.name) for spec in self.SCHEMA}
-
-
-@dataclass(frozen=True, slots=True)
-class FastBelowSlowParams(StrategyParams):
-    """Params of a crossover of a fast and a slow average: the fast one must be shorter.
-
-    A frozen slots dataclass holding the two fields, so that a subclass (itself a frozen
-    slots dataclass) adds only its ``STRATEGY``, its ``SCHEMA`` and any further fields.
+    One class for every strategy, so that a strategy is a value, not a class hierarchy, and
+    params pickle by this module-level name when a sweep runs in other processes.
     """
 
-    fast: int
-    slow: int
+    __slots__ = ("_strategy", "_values")
+    _strategy: str
+    _values: dict[str, Number]
 
-    def check(self) -> None:
-        if self.fast >= self.slow:
-            raise InvalidParameterError(self.STRATEGY, "fast", f"must be < slow ({self.slow})")
+    def __init__(self, strategy: str, values: Mapping[str, Number]) -> None:
+        object.__setattr__(self, "_strategy", strategy)
+        object.__setattr__(self, "_values", dict(values))
+
+    @property
+    def strategy(self) -> str:
+        """Name of the strategy these values were validated for."""
+        return self._strategy
+
+    def __getattr__(self, name: str) -> Number:
+        # Only reached for names that are not slots or methods: the parameters.
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"{self._strategy} has no parameter {name!r}") from None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Params are immutable")
+
+    def __getitem__(self, name: str) -> Number:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Params):
+            return NotImplemented
+        return self._strategy == other._strategy and self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash((self._strategy, tuple(self._values.items())))
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
+        return f"Params({self._strategy}: {values})"
+
+    def __reduce__(self) -> tuple[type[Params], tuple[str, dict[str, Number]]]:
+        return (Params, (self._strategy, self._values))
+
+    def as_dict(self) -> dict[str, Number]:
+        return dict(self._values)
 
 
-P = TypeVar("P", bound=StrategyParams)
+def fast_below_slow(params: Params) -> str | None:
+    """The check of a crossover of a fast and a slow line: the fast one must be shorter."""
+    if params.fast >= params.slow:
+        return f"fast must be < slow ({params.slow})"
+    return None
 
 
 class Indicators:
@@ -168,41 +197,99 @@ class Indicators:
         return out
 
 
-SignalFn = Callable[[Bars, P, Indicators], Signal]
+SignalFn = Callable[[Bars, Params, Indicators], npt.ArrayLike]
+"""Bars (up to and including each bar), params and the indicator memo in; one target per bar
+out: +1 long, 0 flat, -1 short, decided at the bar's close and filled at the next open."""
+CheckFn = Callable[[Params], str | None]
+"""A constraint across parameters: the reason the values do not fit together, or None."""
 
 
 @dataclass(frozen=True, slots=True)
-class StrategySpec(Generic[P]):
-    """A registered strategy: schema, params type and the pure signal function."""
+class StrategySpec:
+    """A strategy: its name, parameter schema, optional cross-parameter check and the pure
+    signal function. Built-in and user strategies alike are instances of this class."""
 
     name: str
     description: str
-    params_type: type[P]
-    signal_fn: SignalFn[P]
+    schema: tuple[ParamSpec, ...]
+    signal_fn: SignalFn
+    check: CheckFn | None = None
 
-    @property
-    def schema(self) -> tuple[ParamSpec, ...]:
-        return self.params_type.SCHEMA
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise InvalidStrategyError(self.name or "?", "name must be a Python identifier")
+        names = [p.name for p in self.schema]
+        if len(set(names)) != len(names):
+            raise InvalidStrategyError(self.name, f"parameter names repeat: {names}")
+        for spec in self.schema:
+            if not spec.min <= spec.default <= spec.max:
+                raise InvalidStrategyError(
+                    self.name, f"default of {spec.name!r} is outside [{spec.min}, {spec.max}]"
+                )
 
-    def parse(self, raw: Mapping[str, object] | None = None) -> P:
+    def parse(self, raw: Mapping[str, object] | None = None) -> Params:
         """Validated params from a mapping; missing names take the schema default."""
         raw = dict(raw or {})
         known = {spec.name for spec in self.schema}
         for key in raw:
             if key not in known:
                 raise InvalidParameterError(self.name, key, f"unknown; expected {sorted(known)}")
-        values = {spec.name: raw.get(spec.name, spec.default) for spec in self.schema}
-        return self.params_type(**values)
+        params = Params(
+            self.name,
+            {s.name: s.coerce(self.name, raw.get(s.name, s.default)) for s in self.schema},
+        )
+        reason = self.check(params) if self.check is not None else None
+        if reason is not None:
+            raise InvalidParameterError(self.name, None, reason)
+        return params
 
-    def signal(self, bars: Bars, params: P, indicators: Indicators | None = None) -> Signal:
-        """Target position per bar (+1/0/-1), using bars up to that bar only."""
-        if not isinstance(params, self.params_type):
-            raise InvalidParameterError(
-                self.name, "params", f"expected {self.params_type.__name__}"
-            )
+    def signal(self, bars: Bars, params: Params, indicators: Indicators | None = None) -> Signal:
+        """Target position per bar (+1/0/-1), using bars up to that bar only.
+
+        Whatever the function returns is checked: a raise, a wrong shape, NaN or a value
+        outside -1..+1 becomes a ``StrategyFailedError`` naming the strategy and the reason.
+        """
+        if not isinstance(params, Params) or params.strategy != self.name:
+            raise InvalidParameterError(self.name, "params", f"expected params of {self.name}")
         if indicators is not None and indicators.bars is not bars:
             raise InvalidBarsError("indicators were built for different bars")
-        return self.signal_fn(bars, params, indicators or Indicators(bars))
+        try:
+            raw = self.signal_fn(bars, params, indicators or Indicators(bars))
+        except Exception as exc:  # user code: any failure is the strategy's, reported by name
+            raise StrategyFailedError(self.name, f"raised {type(exc).__name__}: {exc}") from exc
+        return _checked_targets(self.name, raw, len(bars))
+
+
+def _checked_targets(strategy: str, raw: npt.ArrayLike, n: int) -> Signal:
+    """``raw`` as int8 targets of ``n`` bars, or ``StrategyFailedError`` saying what is wrong."""
+    try:
+        values = np.asarray(raw)
+    except Exception as exc:  # an object numpy cannot read as an array
+        raise StrategyFailedError(strategy, f"returned {type(raw).__name__}, not an array") from exc
+    if values.shape != (n,):
+        raise StrategyFailedError(strategy, f"returned shape {values.shape}, expected ({n},)")
+    if values.dtype == np.int8:
+        targets: Signal = values
+    else:
+        if values.dtype.kind not in "biuf":
+            raise StrategyFailedError(strategy, f"returned dtype {values.dtype}, not numbers")
+        if values.dtype.kind == "f" and not bool(np.isfinite(values).all()):
+            bad = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise StrategyFailedError(strategy, f"returned {values[bad]} at bar {bad}")
+        targets = values.astype(np.int8)
+        outside = np.flatnonzero(targets != values)
+        if outside.size:
+            raise StrategyFailedError(
+                strategy,
+                f"returned {values[outside[0]]} at bar {int(outside[0])}; targets are -1, 0 or +1",
+            )
+    outside = np.flatnonzero(np.abs(targets) > 1)
+    if outside.size:
+        raise StrategyFailedError(
+            strategy,
+            f"returned {targets[outside[0]]} at bar {int(outside[0])}; targets are -1, 0 or +1",
+        )
+    return targets
 
 
 def hold_last(state: Signal) -> Signal:

@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import numpy as np
 import numpy.typing as npt
 
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.strategies.base import (
     Indicators,
+    Params,
     ParamSpec,
     Signal,
-    StrategyParams,
     StrategySpec,
 )
 
-NAME = "bollinger_mean_reversion"
-
-
-@dataclass(frozen=True, slots=True)
-class BollingerReversionParams(StrategyParams):
-    STRATEGY: ClassVar[str] = NAME
-    SCHEMA: ClassVar[tuple[ParamSpec, ...]] = (
-        ParamSpec("period", int, 20, 2, 10_000, "band length (bars)"),
-        ParamSpec("nbdev", float, 2.0, 0.1, 10.0, "band width in standard deviations"),
-    )
-    period: int
-    nbdev: float
+SCHEMA = (
+    ParamSpec("period", int, 20, 2, 10_000, "band length (bars)"),
+    ParamSpec("nbdev", float, 2.0, 0.1, 10.0, "band width in standard deviations"),
+)
 
 
 def _last_index(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
@@ -37,11 +26,12 @@ def _last_index(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
     return np.maximum.accumulate(idx)
 
 
-def signal(bars: Bars, params: BollingerReversionParams, ind: Indicators) -> Signal:
-    upper, _, lower = ind.bollinger(params.period, params.nbdev)
+def signal(bars: Bars, params: Params, ind: Indicators) -> Signal:
+    period = int(params.period)
+    upper, _, lower = ind.bollinger(period, float(params.nbdev))
     close = bars.close
     # The close against the middle band, an SMA: exact on 8-decimal closes (0 on a tie).
-    side = ind.mean_side(1, params.period)
+    side = ind.mean_side(1, period)
     # A band of zero width (TA-Lib zeroes a deviation whose variance is below 1e-8, as in a flat
     # window) is that mean, so it is compared exactly too. A wider band is mean +- nbdev x
     # sigma, a square root that TA-Lib defines by its float variance: there the float
@@ -64,5 +54,8 @@ def signal(bars: Bars, params: BollingerReversionParams, ind: Indicators) -> Sig
 
 
 SPEC = StrategySpec(
-    NAME, "fade closes outside the bands, exit at the middle band", BollingerReversionParams, signal
+    "bollinger_mean_reversion",
+    "fade closes outside the bands, exit at the middle band",
+    SCHEMA,
+    signal,
 )

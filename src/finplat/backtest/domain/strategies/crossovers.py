@@ -15,21 +15,18 @@ two equal floats, and lines closer than their rounding (a few ulps, ~1e-11 at a 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import ClassVar, TypeVar
 
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.strategies.base import (
-    FastBelowSlowParams,
     Indicators,
+    Params,
     ParamSpec,
     Signal,
     StrategySpec,
     above_below,
+    fast_below_slow,
     hold_last,
 )
-
-P = TypeVar("P", bound=FastBelowSlowParams)
 
 
 def _lengths(average: str, fast: int, slow: int, min_fast: int = 1) -> tuple[ParamSpec, ...]:
@@ -42,58 +39,38 @@ def _lengths(average: str, fast: int, slow: int, min_fast: int = 1) -> tuple[Par
 
 
 def _crossover(
+    name: str,
     description: str,
-    params_type: type[P],
-    side: Callable[[P, Indicators], Signal],
-) -> StrategySpec[P]:
-    """The spec of a strategy long while ``side`` is +1 (line A above B), short while -1.
+    schema: tuple[ParamSpec, ...],
+    side: Callable[[Params, Indicators], Signal],
+) -> StrategySpec:
+    """The spec of a strategy long while ``side`` is +1 (line A above B), short while -1."""
 
-    Its name is ``params_type.STRATEGY``, so that errors and registry agree.
-    """
-
-    def signal(bars: Bars, params: P, ind: Indicators) -> Signal:
+    def signal(bars: Bars, params: Params, ind: Indicators) -> Signal:
         # Ties (side 0) keep the previous side; flat until both lines exist.
         return hold_last(side(params, ind))
 
-    return StrategySpec(params_type.STRATEGY, description, params_type, signal)
-
-
-# One params class per strategy, as small as it gets: its STRATEGY and SCHEMA are class
-# attributes, and a process sweep pickles params by the name of a module-level class.
-@dataclass(frozen=True, slots=True)
-class SmaCrossParams(FastBelowSlowParams):
-    STRATEGY: ClassVar[str] = "sma_crossover"
-    SCHEMA: ClassVar[tuple[ParamSpec, ...]] = _lengths("SMA", 10, 30)
-
-
-@dataclass(frozen=True, slots=True)
-class EmaCrossParams(FastBelowSlowParams):
-    STRATEGY: ClassVar[str] = "ema_crossover"
-    SCHEMA: ClassVar[tuple[ParamSpec, ...]] = _lengths("EMA", 12, 26)
-
-
-@dataclass(frozen=True, slots=True)
-class MacdCrossParams(FastBelowSlowParams):
-    STRATEGY: ClassVar[str] = "macd_signal_cross"
-    SCHEMA: ClassVar[tuple[ParamSpec, ...]] = (
-        *_lengths("EMA", 12, 26, min_fast=2),
-        ParamSpec("signal", int, 9, 1, 10_000, "signal EMA length (bars)"),
-    )
-    signal: int
+    return StrategySpec(name, description, schema, signal, fast_below_slow)
 
 
 SMA_SPEC = _crossover(
+    "sma_crossover",
     "SMA(fast) vs SMA(slow) crossover",
-    SmaCrossParams,
-    lambda p, ind: ind.mean_side(p.fast, p.slow),
+    _lengths("SMA", 10, 30),
+    lambda p, ind: ind.mean_side(int(p.fast), int(p.slow)),
 )
 EMA_SPEC = _crossover(
+    "ema_crossover",
     "EMA(fast) vs EMA(slow) crossover",
-    EmaCrossParams,
-    lambda p, ind: above_below(ind.ema(p.fast), ind.ema(p.slow)),
+    _lengths("EMA", 12, 26),
+    lambda p, ind: above_below(ind.ema(int(p.fast)), ind.ema(int(p.slow))),
 )
 MACD_SPEC = _crossover(
+    "macd_signal_cross",
     "MACD line vs signal line",
-    MacdCrossParams,
-    lambda p, ind: above_below(*ind.macd(p.fast, p.slow, p.signal)),
+    (
+        *_lengths("EMA", 12, 26, min_fast=2),
+        ParamSpec("signal", int, 9, 1, 10_000, "signal EMA length (bars)"),
+    ),
+    lambda p, ind: above_below(*ind.macd(int(p.fast), int(p.slow), int(p.signal))),
 )
