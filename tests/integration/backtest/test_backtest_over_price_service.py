@@ -20,11 +20,10 @@ from finplat.backtest.adapters.results_store import ResultStore
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import EngineConfig, PositionMode, run_strategy
 from finplat.backtest.domain.stats import StatsSnapshot
-from finplat.backtest.service.api import BacktestServicer
 from finplat.backtest.service.consumer import PartitionLag
 from finplat.backtest.service.runs import Limits
 from finplat.core.connections import InfluxSettings, KafkaSettings
-from finplat.core.grpc_server import ServiceBinding, start_server
+from tests.backtest_server import backtest_server
 from tests.integration.conftest import StartReplay
 from tests.integration.price.harness import price_service, timestamp
 from tests.support import eventually_async
@@ -58,27 +57,16 @@ def _file_bars(path: Path) -> Bars:
 
 @asynccontextmanager
 async def _backtest_service(
-    price_port: int, store: ResultStore
+    price_port: int, store: ResultStore, path: Path
 ) -> AsyncIterator["backtest_service_pb2_grpc.BacktestServiceAsyncStub"]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{price_port}") as price_channel:
         bars = PriceServiceBars(price_service_pb2_grpc.PriceServiceStub(price_channel), chunk=100)
-        servicer = BacktestServicer(FakeStats(), bars, store, Limits(max_bars=100_000))
-        server = await start_server(
-            "127.0.0.1:0",
-            [
-                ServiceBinding(
-                    "finance.backtest.v1.BacktestService",
-                    lambda s: backtest_service_pb2_grpc.add_BacktestServiceServicer_to_server(
-                        servicer, s
-                    ),
-                )
-            ],
-        )
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-                yield backtest_service_pb2_grpc.BacktestServiceStub(channel)
-        finally:
-            await server.stop(0)
+        limits = Limits(max_bars=100_000)
+        async with (
+            backtest_server(FakeStats(), bars, store, path, limits) as served,
+            grpc.aio.insecure_channel(served.address) as channel,
+        ):
+            yield backtest_service_pb2_grpc.BacktestServiceStub(channel)
 
 
 async def test_run_backtest_over_the_price_service_equals_the_engine(
@@ -105,7 +93,8 @@ async def test_run_backtest_over_the_price_service_equals_the_engine(
         ),
         config=backtest_pb2.BacktestConfig(fee_bps=10),
     )
-    store = await ResultStore.open(tmp_path / "results.sqlite3")
+    path = tmp_path / "results.sqlite3"
+    store = await ResultStore.open(path)
 
     async with price_service(replay, kafka_settings, influx_settings, feed) as running:
 
@@ -114,7 +103,7 @@ async def test_run_backtest_over_the_price_service_equals_the_engine(
             return len(candles) == len(expected_bars)
 
         await eventually_async(all_stored, 60, 0.2)
-        async with _backtest_service(running.service.grpc_port, store) as stub:
+        async with _backtest_service(running.service.grpc_port, store, path) as stub:
             run = (await stub.RunBacktest(request)).backtest
     await store.close()
 

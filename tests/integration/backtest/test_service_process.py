@@ -12,15 +12,18 @@ from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 import pytest_asyncio
+from google.longrunning import operations_pb2, operations_pb2_grpc  # type: ignore[import-untyped]
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import SecretStr
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
 from finance.market.v1 import market_pb2, price_service_pb2_grpc
+from finplat.backtest.adapters.operation_store import OperationStore
 from finplat.core.connections import KafkaSettings
 from finplat.core.grpc_security import ChannelSecurity, ServerSecurity, bearer_metadata
 from finplat.core.grpc_server import ServiceBinding, start_server
@@ -324,3 +327,77 @@ async def test_killed_with_sigkill_mid_stream_it_neither_loses_nor_double_counts
         assert Decimal(symbol_stats.min_price) == min(prices)
         assert Decimal(symbol_stats.max_price) == max(prices)
     assert {s.symbol for s in stats.symbols} == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+
+
+def _progress(operation: Any) -> backtest_service_pb2.SweepProgress:
+    progress = backtest_service_pb2.SweepProgress()
+    assert operation.metadata.Unpack(progress)
+    return progress
+
+
+@pytest.mark.asyncio
+async def test_killed_mid_sweep_the_restart_resumes_from_every_kept_chunk(
+    kafka_settings: KafkaSettings, price_address: str, tmp_path: Path
+) -> None:
+    port = free_ports()[0]
+    results = tmp_path / "results.sqlite3"
+    env = {
+        **os.environ,
+        "FINPLAT_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "FINPLAT_KAFKA_SCHEMA_REGISTRY_URL": kafka_settings.schema_registry_url,
+        "FINPLAT_BACKTEST_CONSUMER_ENABLED": "false",
+        "FINPLAT_BACKTEST_GRPC_PORT": str(port),
+        "FINPLAT_BACKTEST_METRICS_PORT": "0",
+        "FINPLAT_BACKTEST_RESULTS_PATH": str(results),
+        "FINPLAT_BACKTEST_CONSUMER_STATE_PATH": str(tmp_path / "consumer.sqlite3"),
+        "FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": price_address,
+    }
+    sweep = backtest_service_pb2.RunSweepRequest(
+        strategy="sma_crossover",
+        grid={"fast": backtest_pb2.ParameterRange(start=1, stop=40, step=1),
+              "slow": backtest_pb2.ParameterRange(start=2, stop=200, step=1)},
+        data=backtest_pb2.DataRange(symbol="BTCUSDT", interval="1m"),
+    )  # fmt: skip
+    sweep.data.start_time.FromMilliseconds(NOV_1_MS)
+    sweep.data.end_time.FromMilliseconds(NOV_1_MS + 86_400_000)
+    service = Service(env, tmp_path / "service.log")
+    try:
+        service.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await _wait_serving(channel)
+            stub = backtest_service_pb2_grpc.BacktestServiceStub(channel)
+            started = await stub.StartSweep(backtest_service_pb2.StartSweepRequest(sweep=sweep))
+            watch = backtest_service_pb2.WatchOperationRequest(name=started.name)
+            async for operation in stub.WatchOperation(watch):
+                if _progress(operation).done_combinations >= 2000:
+                    break
+        service.kill()  # SIGKILL in the middle of the sweep
+        store = await OperationStore.open(results)
+        kept = sum(len(chunk) for chunk in (await store.chunks(started.name)).values())
+        await store.close()
+
+        service.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await _wait_serving(channel)
+            operations = operations_pb2_grpc.OperationsStub(channel)
+            get = operations_pb2.GetOperationRequest(name=started.name)
+            resumed = await operations.GetOperation(get)
+            ended = await operations.WaitOperation(
+                operations_pb2.WaitOperationRequest(name=started.name), timeout=120
+            )
+            stub = backtest_service_pb2_grpc.BacktestServiceStub(channel)
+            direct = (await stub.RunSweep(sweep)).sweep
+        await service.terminate()
+    finally:
+        service.kill()
+
+    swept = backtest_pb2.Sweep()
+    assert ended.response.Unpack(swept)
+    total = _progress(ended).total_combinations
+    assert 1000 <= kept < total
+    assert _progress(resumed).done_combinations >= kept
+    assert _progress(ended).done_combinations == total == len(direct.results)
+    assert [(dict(r.parameters), r.metrics) for r in swept.results] == [
+        (dict(r.parameters), r.metrics) for r in direct.results
+    ]
+    assert "resumed 1 unfinished sweep operation(s)" in (tmp_path / "service.log").read_text()

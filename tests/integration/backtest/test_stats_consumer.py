@@ -26,16 +26,15 @@ from finplat.backtest.adapters.dead_letter import (
 from finplat.backtest.adapters.history import LocalKlineBars
 from finplat.backtest.adapters.results_store import ResultStore
 from finplat.backtest.domain.stats import StreamStats
-from finplat.backtest.service.api import BacktestServicer
 from finplat.backtest.service.app import ConsumerParts, build_consumer
 from finplat.backtest.service.runs import Limits
 from finplat.backtest.service.settings import BacktestSettings
 from finplat.core.connections import KafkaSettings
-from finplat.core.grpc_server import ServiceBinding, start_server
 from finplat.kafka.admin import ensure_topic
 from finplat.kafka.consumer import PriceUpdateConsumer, Record
 from finplat.kafka.producer import PriceUpdateProducer
 from finplat.kafka.serde import PriceUpdateSerializer, registry_client
+from tests.backtest_server import backtest_server
 from tests.support import eventually_async
 
 pytestmark = pytest.mark.integration
@@ -125,27 +124,26 @@ class StartConsumer:
         parts = build_consumer(self.settings, self.kafka, StreamStats(time.monotonic, 10_000),
                                threading.Lock())  # fmt: skip
         store = await ResultStore.open(self.settings.results_path)
-        servicer = BacktestServicer(parts.consumer, LocalKlineBars(self.tmp_path), store, Limits())
-        binding = ServiceBinding(
-            "finance.backtest.v1.BacktestService",
-            lambda s: backtest_service_pb2_grpc.add_BacktestServiceServicer_to_server(servicer, s),
-        )
-        server = await start_server("127.0.0.1:0", [binding])
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+        served = backtest_server(
+            parts.consumer, LocalKlineBars(self.tmp_path), store, self.settings.results_path,
+            Limits(),
+        )  # fmt: skip
+        server = await served.__aenter__()
+        channel = grpc.aio.insecure_channel(server.address)
         self._task = asyncio.create_task(parts.consumer.run())
-        self._current = (parts, store, server, channel)
+        self._current = (parts, store, served, channel)
         return Running(parts, backtest_service_pb2_grpc.BacktestServiceStub(channel))
 
     async def stop(self) -> None:
         if self._task is None:
             return
-        parts, store, server, channel = self._current
+        parts, store, served, channel = self._current
         parts.consumer.stop()
         await self._task
         self._task = None
         parts.close(5.0)
         await channel.close()
-        await server.stop(0)
+        await served.__aexit__(None, None, None)
         await store.close()
 
 

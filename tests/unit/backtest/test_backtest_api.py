@@ -2,25 +2,16 @@
 
 import io
 import math
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import date
-from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import pytest_asyncio
 
-from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
-from finance.market.v1 import price_service_pb2_grpc
-from finplat.backtest.adapters.history import PriceServiceBars
-from finplat.backtest.adapters.results_store import ResultStore
+from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import EngineConfig, PositionMode, run_strategy
-from finplat.backtest.domain.stats import StatsSnapshot, SymbolSnapshot
 from finplat.backtest.domain.strategies import (
     REGISTRY,
     Indicators,
@@ -29,84 +20,14 @@ from finplat.backtest.domain.strategies import (
     Signal,
     StrategySpec,
 )
-from finplat.backtest.service.api import BacktestServicer
-from finplat.backtest.service.consumer import PartitionLag
 from finplat.backtest.service.runs import Limits
-from finplat.core.grpc_server import ServiceBinding, start_server
-from tests.paths import market_data_dir
-from tests.unit.backtest.fake_price_service import FakePriceService, btc_candles
-
-NOV_1_MS = 1_730_419_200_000  # 2024-11-01T00:00:00Z
-DAY_MS = 86_400_000
-
-
-class FakeStats:
-    """A fixed statistics snapshot."""
-
-    def snapshot(self) -> tuple[StatsSnapshot, tuple[PartitionLag, ...]]:
-        symbol = SymbolSnapshot("BTCUSDT", 3, 1000, 2500, "101.5", "99.00", "101.5", "0.75", 0.05)
-        return (
-            StatsSnapshot(3, (symbol,), decode_errors=1, dead_lettered=1, duplicates=2,
-                          uptime_s=90.5),
-            (PartitionLag("price-updates", 0, next_offset=7, end_offset=10),),
-        )  # fmt: skip
-
-
-@dataclass
-class Harness:
-    stub: "backtest_service_pb2_grpc.BacktestServiceAsyncStub"
-    prices: FakePriceService
-    servicer: BacktestServicer
-
-
-@pytest_asyncio.fixture
-async def service(tmp_path: Path) -> AsyncIterator[Harness]:
-    candles = btc_candles(market_data_dir(), date(2024, 11, 1), date(2024, 11, 3))
-    prices = FakePriceService({"BTCUSDT": candles})
-    price_binding = ServiceBinding(
-        "finance.market.v1.PriceService",
-        lambda s: price_service_pb2_grpc.add_PriceServiceServicer_to_server(prices, s),
-    )
-    price_server = await start_server("127.0.0.1:0", [price_binding])
-    store = await ResultStore.open(tmp_path / "results.sqlite3")
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{price_server.port}") as price_channel:
-        bars = PriceServiceBars(price_service_pb2_grpc.PriceServiceStub(price_channel), chunk=1000)
-        servicer = BacktestServicer(FakeStats(), bars, store, Limits(max_bars=100_000))
-        binding = ServiceBinding(
-            "finance.backtest.v1.BacktestService",
-            lambda s: backtest_service_pb2_grpc.add_BacktestServiceServicer_to_server(servicer, s),
-        )
-        server = await start_server("127.0.0.1:0", [binding])
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            stub = backtest_service_pb2_grpc.BacktestServiceStub(channel)
-            yield Harness(stub, prices, servicer)
-        await server.stop(0)
-    await price_server.stop(0)
-    await store.close()
-
-
-def _request(
-    strategy: str = "sma_crossover",
-    parameters: dict[str, float] | None = None,
-    symbol: str = "BTCUSDT",
-    start_ms: int = NOV_1_MS,
-    end_ms: int = NOV_1_MS + 3 * DAY_MS,
-) -> backtest_service_pb2.RunBacktestRequest:
-    request = backtest_service_pb2.RunBacktestRequest(
-        strategy=strategy,
-        parameters={"fast": 10, "slow": 30} if parameters is None else parameters,
-        data=backtest_pb2.DataRange(symbol=symbol, interval="1m"),
-        config=backtest_pb2.BacktestConfig(fee_bps=10),
-    )
-    request.data.start_time.FromMilliseconds(start_ms)
-    request.data.end_time.FromMilliseconds(end_ms)
-    return request
-
-
-async def _error(call: object) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call  # type: ignore[misc]
-    return caught.value.code(), caught.value.details() or ""
+from tests.unit.backtest.api_harness import (
+    DAY_MS,
+    NOV_1_MS,
+    Harness,
+    rpc_error,
+    run_request,
+)
 
 
 @pytest.mark.asyncio
@@ -118,7 +39,7 @@ async def test_run_backtest_matches_the_engine_on_the_same_klines(
         EngineConfig(fee_bps=10, mode=PositionMode.LONG_ONLY),
     )  # fmt: skip
 
-    response = await service.stub.RunBacktest(_request())
+    response = await service.stub.RunBacktest(run_request())
 
     run = response.backtest
     assert run.bar_count == len(q4_bars) == 4320
@@ -142,7 +63,7 @@ async def test_run_backtest_matches_the_engine_on_the_same_klines(
 
 @pytest.mark.asyncio
 async def test_stored_run_can_be_fetched_and_listed(service: Harness) -> None:
-    created = (await service.stub.RunBacktest(_request(end_ms=NOV_1_MS + DAY_MS))).backtest
+    created = (await service.stub.RunBacktest(run_request(end_ms=NOV_1_MS + DAY_MS))).backtest
 
     fetched = await service.stub.GetBacktest(backtest_service_pb2.GetBacktestRequest(id=created.id))
     listed = await service.stub.ListBacktests(
@@ -158,8 +79,8 @@ async def test_stored_run_can_be_fetched_and_listed(service: Harness) -> None:
 async def test_enum_name_interval_runs_like_the_binance_code_and_is_echoed_as_it(
     service: Harness,
 ) -> None:
-    by_code = (await service.stub.RunBacktest(_request(end_ms=NOV_1_MS + DAY_MS))).backtest
-    request = _request(end_ms=NOV_1_MS + DAY_MS)
+    by_code = (await service.stub.RunBacktest(run_request(end_ms=NOV_1_MS + DAY_MS))).backtest
+    request = run_request(end_ms=NOV_1_MS + DAY_MS)
     request.data.interval = "INTERVAL_1M"  # as Candle.interval reads in JSON
 
     by_name = (await service.stub.RunBacktest(request)).backtest
@@ -183,7 +104,7 @@ async def test_enum_name_interval_runs_like_the_binance_code_and_is_echoed_as_it
 
 @pytest.mark.asyncio
 async def test_sweep_echoes_an_enum_name_interval_in_binance_notation(service: Harness) -> None:
-    base = _request(end_ms=NOV_1_MS + DAY_MS)
+    base = run_request(end_ms=NOV_1_MS + DAY_MS)
     base.data.interval = "INTERVAL_1M"
     request = backtest_service_pb2.RunSweepRequest(
         strategy="sma_crossover",
@@ -209,10 +130,10 @@ async def test_sweep_echoes_an_enum_name_interval_in_binance_notation(service: H
 async def test_unknown_interval_names_are_invalid_argument(
     service: Harness, interval: str, message: str
 ) -> None:
-    request = _request()
+    request = run_request()
     request.data.interval = interval
 
-    code, details = await _error(service.stub.RunBacktest(request))
+    code, details = await rpc_error(service.stub.RunBacktest(request))
 
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert message in details
@@ -221,10 +142,10 @@ async def test_unknown_interval_names_are_invalid_argument(
 
 @pytest.mark.asyncio
 async def test_bar_limit_message_names_the_interval_in_binance_notation(service: Harness) -> None:
-    request = _request(end_ms=NOV_1_MS + 200 * DAY_MS)
+    request = run_request(end_ms=NOV_1_MS + 200 * DAY_MS)
     request.data.interval = "INTERVAL_1M"
 
-    code, details = await _error(service.stub.RunBacktest(request))
+    code, details = await rpc_error(service.stub.RunBacktest(request))
 
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert "time range holds more than 100000 1m bars" in details
@@ -234,18 +155,20 @@ async def test_bar_limit_message_names_the_interval_in_binance_notation(service:
 @pytest.mark.parametrize(
     ("request_", "code", "message"),
     [
-        (_request(strategy="moon"), grpc.StatusCode.NOT_FOUND, "unknown strategy 'moon'"),
-        (_request(parameters={"fast": 0}), grpc.StatusCode.INVALID_ARGUMENT, "'fast': must be in"),
-        (_request(parameters={"fast": 30, "slow": 10}), grpc.StatusCode.INVALID_ARGUMENT,
+        (run_request(strategy="moon"), grpc.StatusCode.NOT_FOUND, "unknown strategy 'moon'"),
+        (run_request(parameters={"fast": 0}), grpc.StatusCode.INVALID_ARGUMENT,
+         "'fast': must be in"),
+        (run_request(parameters={"fast": 30, "slow": 10}), grpc.StatusCode.INVALID_ARGUMENT,
          "must be < slow"),
-        (_request(parameters={"fast": 2.5}), grpc.StatusCode.INVALID_ARGUMENT, "must be an int"),
-        (_request(parameters={"speed": 2}), grpc.StatusCode.INVALID_ARGUMENT, "'speed': unknown"),
-        (_request(end_ms=NOV_1_MS), grpc.StatusCode.INVALID_ARGUMENT, "empty or inverted"),
-        (_request(end_ms=NOV_1_MS - 1), grpc.StatusCode.INVALID_ARGUMENT, "empty or inverted"),
-        (_request(symbol="ETHUSDT"), grpc.StatusCode.FAILED_PRECONDITION, "not tracked"),
-        (_request(start_ms=0, end_ms=DAY_MS), grpc.StatusCode.FAILED_PRECONDITION,
+        (run_request(parameters={"fast": 2.5}), grpc.StatusCode.INVALID_ARGUMENT, "must be an int"),
+        (run_request(parameters={"speed": 2}), grpc.StatusCode.INVALID_ARGUMENT,
+         "'speed': unknown"),
+        (run_request(end_ms=NOV_1_MS), grpc.StatusCode.INVALID_ARGUMENT, "empty or inverted"),
+        (run_request(end_ms=NOV_1_MS - 1), grpc.StatusCode.INVALID_ARGUMENT, "empty or inverted"),
+        (run_request(symbol="ETHUSDT"), grpc.StatusCode.FAILED_PRECONDITION, "not tracked"),
+        (run_request(start_ms=0, end_ms=DAY_MS), grpc.StatusCode.FAILED_PRECONDITION,
          "no 1m candles for BTCUSDT"),
-        (_request(end_ms=NOV_1_MS + 200 * DAY_MS), grpc.StatusCode.INVALID_ARGUMENT,
+        (run_request(end_ms=NOV_1_MS + 200 * DAY_MS), grpc.StatusCode.INVALID_ARGUMENT,
          "more than 100000"),
     ],
 )  # fmt: skip
@@ -255,7 +178,7 @@ async def test_run_backtest_rejects_bad_requests(
     code: grpc.StatusCode,
     message: str,
 ) -> None:
-    got_code, details = await _error(service.stub.RunBacktest(request_))
+    got_code, details = await rpc_error(service.stub.RunBacktest(request_))
 
     assert got_code == code
     assert message in details
@@ -263,10 +186,10 @@ async def test_run_backtest_rejects_bad_requests(
 
 @pytest.mark.asyncio
 async def test_config_out_of_range_is_invalid_argument(service: Harness) -> None:
-    request = _request()
+    request = run_request()
     request.config.position_fraction = 1.5
 
-    code, details = await _error(service.stub.RunBacktest(request))
+    code, details = await rpc_error(service.stub.RunBacktest(request))
 
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert "fraction must be in (0, 1]" in details
@@ -274,7 +197,7 @@ async def test_config_out_of_range_is_invalid_argument(service: Harness) -> None
 
 @pytest.mark.asyncio
 async def test_get_unknown_backtest_is_not_found(service: Harness) -> None:
-    code, _ = await _error(
+    code, _ = await rpc_error(
         service.stub.GetBacktest(backtest_service_pb2.GetBacktestRequest(id="nope"))
     )
 
@@ -283,7 +206,7 @@ async def test_get_unknown_backtest_is_not_found(service: Harness) -> None:
 
 @pytest.mark.asyncio
 async def test_list_with_bad_token_is_invalid_argument(service: Harness) -> None:
-    code, _ = await _error(
+    code, _ = await rpc_error(
         service.stub.ListBacktests(backtest_service_pb2.ListBacktestsRequest(page_token="!!"))
     )
 
@@ -292,7 +215,7 @@ async def test_list_with_bad_token_is_invalid_argument(service: Harness) -> None
 
 @pytest.mark.asyncio
 async def test_sweep_ranks_the_grid_and_validates_rank_by(service: Harness) -> None:
-    base = _request(end_ms=NOV_1_MS + DAY_MS)
+    base = run_request(end_ms=NOV_1_MS + DAY_MS)
     request = backtest_service_pb2.RunSweepRequest(
         strategy="sma_crossover",
         grid={"fast": backtest_pb2.ParameterRange(start=5, stop=15, step=5),
@@ -302,7 +225,7 @@ async def test_sweep_ranks_the_grid_and_validates_rank_by(service: Harness) -> N
 
     sweep = (await service.stub.RunSweep(request)).sweep
     request.rank_by = "luck"
-    code, details = await _error(service.stub.RunSweep(request))
+    code, details = await rpc_error(service.stub.RunSweep(request))
 
     returns = [r.metrics.total_return for r in sweep.results]
     assert len(sweep.results) == 4  # 3 x 2 combinations, best 4 kept
@@ -345,7 +268,7 @@ async def test_list_strategies_exposes_parameter_schemas(service: Harness) -> No
 
 @pytest.mark.asyncio
 async def test_chart_of_a_stored_run_is_html_with_the_price_panel(service: Harness) -> None:
-    created = (await service.stub.RunBacktest(_request(end_ms=NOV_1_MS + DAY_MS))).backtest
+    created = (await service.stub.RunBacktest(run_request(end_ms=NOV_1_MS + DAY_MS))).backtest
 
     response = await service.stub.GetBacktestChart(
         backtest_service_pb2.GetBacktestChartRequest(id=created.id)
@@ -360,7 +283,7 @@ async def test_chart_of_a_stored_run_is_html_with_the_price_panel(service: Harne
 
 @pytest.mark.asyncio
 async def test_chart_of_an_unknown_run_is_not_found(service: Harness) -> None:
-    code, _ = await _error(
+    code, _ = await rpc_error(
         service.stub.GetBacktestChart(backtest_service_pb2.GetBacktestChartRequest(id="nope"))
     )
 
@@ -391,10 +314,10 @@ async def test_check_lookahead_finds_a_built_in_clean_on_real_bars(service: Harn
 
 @pytest.mark.asyncio
 async def test_check_lookahead_refuses_bad_options_and_too_much_work(service: Harness) -> None:
-    negative = await _error(service.stub.CheckLookahead(_lookahead_request(random_prefixes=-1)))
+    negative = await rpc_error(service.stub.CheckLookahead(_lookahead_request(random_prefixes=-1)))
     service.servicer._limits = Limits(max_bars=100_000, max_lookahead_bars=10_000)
-    too_much = await _error(service.stub.CheckLookahead(_lookahead_request()))
-    unknown = await _error(
+    too_much = await rpc_error(service.stub.CheckLookahead(_lookahead_request()))
+    unknown = await rpc_error(
         service.stub.CheckLookahead(backtest_service_pb2.CheckLookaheadRequest(strategy="nope"))
     )
 
@@ -409,7 +332,7 @@ async def test_check_lookahead_refuses_bad_options_and_too_much_work(service: Ha
 async def test_a_stored_runs_trades_and_equity_export_to_parquet_and_csv(
     service: Harness,
 ) -> None:
-    run = (await service.stub.RunBacktest(_request())).backtest
+    run = (await service.stub.RunBacktest(run_request())).backtest
     export = backtest_service_pb2.ExportBacktestRequest
     trades = await service.stub.ExportBacktest(
         export(id=run.id, table=backtest_service_pb2.RESULT_TABLE_TRADES)
@@ -440,12 +363,12 @@ async def test_a_stored_runs_trades_and_equity_export_to_parquet_and_csv(
 @pytest.mark.asyncio
 async def test_export_names_what_is_wrong(service: Harness) -> None:
     export = backtest_service_pb2.ExportBacktestRequest
-    missing = await _error(
+    missing = await rpc_error(
         service.stub.ExportBacktest(
             export(id="nope", table=backtest_service_pb2.RESULT_TABLE_TRADES)
         )
     )
-    no_table = await _error(service.stub.ExportBacktest(export(id="nope")))
+    no_table = await rpc_error(service.stub.ExportBacktest(export(id="nope")))
 
     assert missing[0] == grpc.StatusCode.NOT_FOUND
     assert no_table == (
@@ -458,7 +381,7 @@ async def test_export_names_what_is_wrong(service: Harness) -> None:
 async def test_a_stored_sweep_exports_one_row_per_combination_in_rank_order(
     service: Harness,
 ) -> None:
-    base = _request(end_ms=NOV_1_MS + DAY_MS)
+    base = run_request(end_ms=NOV_1_MS + DAY_MS)
     request = backtest_service_pb2.RunSweepRequest(
         strategy="sma_crossover",
         grid={"fast": backtest_pb2.ParameterRange(start=5, stop=15, step=5),
@@ -472,7 +395,7 @@ async def test_a_stored_sweep_exports_one_row_per_combination_in_rank_order(
     csv_file = await service.stub.ExportSweep(
         export(id=sweep.id, format=backtest_service_pb2.FILE_FORMAT_CSV)
     )
-    missing = await _error(service.stub.ExportSweep(export(id="nope")))
+    missing = await rpc_error(service.stub.ExportSweep(export(id="nope")))
 
     rows = pq.read_table(io.BytesIO(parquet.file.data)).to_pylist()
     assert len(rows) == len(sweep.results) == 6  # 3 x 2 combinations
@@ -506,24 +429,24 @@ async def test_a_failing_user_strategy_is_failed_precondition_and_the_service_go
         "file /strategies/fragile.py",
     )
 
-    raised = await _error(service.stub.RunBacktest(_request("fragile", {})))
-    short = await _error(service.stub.RunBacktest(_request("fragile", {"fail_at": 10**7})))
-    swept = await _error(
+    raised = await rpc_error(service.stub.RunBacktest(run_request("fragile", {})))
+    short = await rpc_error(service.stub.RunBacktest(run_request("fragile", {"fail_at": 10**7})))
+    swept = await rpc_error(
         service.stub.RunSweep(
             backtest_service_pb2.RunSweepRequest(
                 strategy="fragile",
                 grid={"fail_at": backtest_pb2.ParameterRange(start=0, stop=2, step=1)},
-                data=_request().data,
+                data=run_request().data,
             )
         )
     )
-    checked = await _error(
+    checked = await rpc_error(
         service.stub.CheckLookahead(
-            backtest_service_pb2.CheckLookaheadRequest(strategy="fragile", data=_request().data)
+            backtest_service_pb2.CheckLookaheadRequest(strategy="fragile", data=run_request().data)
         )
     )
     listed = await service.stub.ListStrategies(backtest_service_pb2.ListStrategiesRequest())
-    after = await service.stub.RunBacktest(_request())
+    after = await service.stub.RunBacktest(run_request())
 
     assert raised == (
         grpc.StatusCode.FAILED_PRECONDITION,

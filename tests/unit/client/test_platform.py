@@ -18,12 +18,12 @@ from finance.backtest.v1 import backtest_service_pb2, backtest_service_pb2_grpc
 from finance.market.v1 import market_pb2, price_service_pb2_grpc
 from finplat.backtest.adapters.history import PriceServiceBars
 from finplat.backtest.adapters.results_store import ResultStore
-from finplat.backtest.service.api import BacktestServicer
 from finplat.backtest.service.runs import Limits
 from finplat.client import Platform
 from finplat.core.grpc_server import ServiceBinding, start_server
+from tests.backtest_server import backtest_server
+from tests.unit.backtest.api_harness import FakeStats
 from tests.unit.backtest.fake_price_service import FakePriceService, btc_candles
-from tests.unit.backtest.test_backtest_api import FakeStats
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -44,17 +44,12 @@ async def addresses(
     )
     price_server = await start_server("127.0.0.1:0", [price_binding])
     price_address = f"127.0.0.1:{price_server.port}"
-    store = await ResultStore.open(tmp_path_factory.mktemp("client") / "results.sqlite3")
+    path = tmp_path_factory.mktemp("client") / "results.sqlite3"
+    store = await ResultStore.open(path)
     async with grpc.aio.insecure_channel(price_address) as channel:
         bars = PriceServiceBars(price_service_pb2_grpc.PriceServiceStub(channel))
-        servicer = BacktestServicer(FakeStats(), bars, store, Limits())
-        binding = ServiceBinding(
-            "finance.backtest.v1.BacktestService",
-            lambda s: backtest_service_pb2_grpc.add_BacktestServiceServicer_to_server(servicer, s),
-        )
-        server = await start_server("127.0.0.1:0", [binding])
-        yield price_address, f"127.0.0.1:{server.port}"
-        await server.stop(0)
+        async with backtest_server(FakeStats(), bars, store, path, Limits()) as served:
+            yield price_address, served.address
     await price_server.stop(0)
     await store.close()
 

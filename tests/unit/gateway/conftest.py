@@ -14,7 +14,12 @@ from fastapi import FastAPI
 from google.protobuf import descriptor
 
 from finplat.gateway.adapters.upstream import Upstream
-from finplat.gateway.service.app import BACKTEST_SERVICE, PRICE_SERVICE, create_app
+from finplat.gateway.service.app import (
+    BACKTEST_SERVICE,
+    OPERATIONS_SERVICE,
+    PRICE_SERVICE,
+    create_app,
+)
 from finplat.gateway.service.settings import GatewaySettings
 from tests.unit.gateway.fakes import FakeUpstream, start_fake_upstream
 from tests.unit.gateway.testproto import compile_into_default_pool
@@ -29,7 +34,7 @@ def upstreams_at(address: str, thing_service: descriptor.ServiceDescriptor) -> l
     # Three upstreams, as deployed, though the fakes share one server here.
     return [
         Upstream("price", address, (PRICE_SERVICE,)),
-        Upstream("backtest", address, (BACKTEST_SERVICE,)),
+        Upstream("backtest", address, (BACKTEST_SERVICE, OPERATIONS_SERVICE)),
         Upstream("things", address, (thing_service,)),
     ]
 

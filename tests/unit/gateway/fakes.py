@@ -7,7 +7,8 @@ from typing import Any
 
 import grpc
 from google.api import httpbody_pb2  # type: ignore[import-untyped]
-from google.protobuf import any_pb2, descriptor, message, message_factory
+from google.longrunning import operations_pb2, operations_pb2_grpc  # type: ignore[import-untyped]
+from google.protobuf import any_pb2, descriptor, empty_pb2, message, message_factory
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
@@ -189,6 +190,54 @@ class FakeBacktestService(backtest_service_pb2_grpc.BacktestServiceServicer):
         self.recorder.record(request, context)
         return backtest_service_pb2.CheckLookaheadResponse(clean=True, bar_count=1440)
 
+    async def StartSweep(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        return _operation("operations/sweep-1", done=False)
+
+    async def WatchOperation(self, request: Any, context: Any) -> AsyncIterator[Any]:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        if request.name != "operations/known":
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no operation {request.name}")
+        yield _operation(request.name, done=False)
+        yield _operation(request.name, done=True)
+
+
+def _operation(name: str, done: bool) -> Any:
+    operation = operations_pb2.Operation(name=name, done=done)
+    operation.metadata.Pack(backtest_service_pb2.SweepProgress(done_combinations=int(done)))
+    return operation
+
+
+class FakeOperations(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
+    """google.longrunning.Operations with one operation, "operations/known"."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    async def _known(self, request: Any, context: Any) -> None:
+        self.recorder.record(request, context)
+        if request.name != "operations/known":
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no operation {request.name}")
+
+    async def GetOperation(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        await self._known(request, context)
+        return _operation(request.name, done=True)
+
+    async def ListOperations(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        if request.page_size < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size must be >= 0")
+        known = _operation("operations/known", done=True)
+        return operations_pb2.ListOperationsResponse(operations=[known])
+
+    async def CancelOperation(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        await self._known(request, context)
+        return empty_pb2.Empty()
+
+    async def DeleteOperation(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        await self._known(request, context)
+        return empty_pb2.Empty()
+
 
 CHART_PAGE = b"<!doctype html><title>known</title><svg></svg>"
 EXPORTED_CSV = b'"time","equity","drawdown"\n2024-11-01 00:00:00Z,10000,0\n'
@@ -280,6 +329,7 @@ class FakeUpstream:
     health: FakeListingHealth
     price: FakePriceService
     backtest: FakeBacktestService
+    operations: FakeOperations
     things: FakeThingService
     recorder: Recorder
 
@@ -299,14 +349,20 @@ async def start_fake_upstream(
         health=FakeListingHealth(),
         price=FakePriceService(recorder),
         backtest=FakeBacktestService(recorder),
+        operations=FakeOperations(recorder),
         things=FakeThingService(thing_service, recorder),
         recorder=recorder,
     )
     price_service_pb2_grpc.add_PriceServiceServicer_to_server(fakes.price, server)
     backtest_service_pb2_grpc.add_BacktestServiceServicer_to_server(fakes.backtest, server)
+    operations_pb2_grpc.add_OperationsServicer_to_server(fakes.operations, server)
     server.add_generic_rpc_handlers((fakes.things.handler(),))
     health_pb2_grpc.add_HealthServicer_to_server(fakes.health, server)
-    for name in ("finance.market.v1.PriceService", "finance.backtest.v1.BacktestService"):
+    for name in (
+        "finance.market.v1.PriceService",
+        "finance.backtest.v1.BacktestService",
+        "google.longrunning.Operations",
+    ):
         fakes.health.set(name, health_pb2.HealthCheckResponse.SERVING)
     port = (
         server.add_insecure_port("127.0.0.1:0")

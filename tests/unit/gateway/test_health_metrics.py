@@ -59,7 +59,10 @@ async def test_health_is_503_when_a_service_does_not_serve(
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "NOT_SERVING"
-    assert body["upstreams"]["backtest"]["services"] == {name: "NOT_SERVING"}
+    assert body["upstreams"]["backtest"]["services"] == {
+        name: "NOT_SERVING",
+        "google.longrunning.Operations": "SERVING",
+    }
     assert body["upstreams"]["price"]["status"] == "SERVING"
 
 

@@ -9,7 +9,7 @@ from google.protobuf import descriptor
 
 from finplat.gateway.domain.bindings import bindings_of
 from finplat.gateway.domain.openapi import openapi_document
-from finplat.gateway.service.app import BACKTEST_SERVICE, PRICE_SERVICE
+from finplat.gateway.service.app import BACKTEST_SERVICE, OPERATIONS_SERVICE, PRICE_SERVICE
 
 # The product protos' annotations, written out: the document must list exactly these.
 PRODUCT_ROUTES = {
@@ -27,6 +27,13 @@ PRODUCT_ROUTES = {
     ("/api/strategies/{strategy}:checkLookahead", "post"): "BacktestService_CheckLookahead",
     ("/api/backtests/{id}:export", "get"): "BacktestService_ExportBacktest",
     ("/api/sweeps/{id}:export", "get"): "BacktestService_ExportSweep",
+    ("/api/sweeps:start", "post"): "BacktestService_StartSweep",
+    ("/api/{name}:watch", "get"): "BacktestService_WatchOperation",
+    # GET /v1/{name=operations} (list) and /v1/{name=operations/**} (get) are one OpenAPI
+    # path; the document keeps the first (both routes are served).
+    ("/v1/{name}", "get"): "Operations_ListOperations",
+    ("/v1/{name}", "delete"): "Operations_DeleteOperation",
+    ("/v1/{name}:cancel", "post"): "Operations_CancelOperation",
 }
 
 
@@ -49,7 +56,7 @@ def parameter(operation: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_every_annotated_product_route_is_listed() -> None:
-    listed = operations(document_of(PRICE_SERVICE, BACKTEST_SERVICE))
+    listed = operations(document_of(PRICE_SERVICE, BACKTEST_SERVICE, OPERATIONS_SERVICE))
 
     assert {key: op["operationId"] for key, op in listed.items()} == PRODUCT_ROUTES
 
@@ -66,7 +73,7 @@ def test_document_is_valid_openapi_3(
 
 
 def test_responses_are_the_output_or_a_status() -> None:
-    listed = operations(document_of(PRICE_SERVICE, BACKTEST_SERVICE))
+    listed = operations(document_of(PRICE_SERVICE, BACKTEST_SERVICE, OPERATIONS_SERVICE))
 
     for operation in listed.values():
         assert set(operation["responses"]) == {"200", "default"}
@@ -91,7 +98,7 @@ def test_streams_document_the_envelope_and_event_stream() -> None:
 
 
 def test_fields_not_in_path_or_body_are_query_parameters() -> None:
-    listed = operations(document_of(PRICE_SERVICE, BACKTEST_SERVICE))
+    listed = operations(document_of(PRICE_SERVICE, BACKTEST_SERVICE, OPERATIONS_SERVICE))
 
     candles = listed[("/api/candles/{symbol}/{interval}", "get")]
     assert [(p["name"], p["in"]) for p in candles["parameters"]] == [

@@ -25,11 +25,12 @@ _sym_db = _symbol_database.Default()
 from finance.backtest.v1 import backtest_pb2 as finance_dot_backtest_dot_v1_dot_backtest__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*finance/backtest/v1/backtest_service.proto\x12\x13\x66inance.backtest.v1\x1a\"finance/backtest/v1/backtest.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x11\n\x0fGetStatsRequest\"\xfa\x01\n\x10GetStatsResponse\x12\x16\n\x0etotal_messages\x18\x01 \x01(\x03\x12\x31\n\x07symbols\x18\x02 \x03(\x0b\x32 .finance.backtest.v1.SymbolStats\x12\x15\n\rdecode_errors\x18\x03 \x01(\x03\x12\x15\n\rdead_lettered\x18\x04 \x01(\x03\x12\x12\n\nduplicates\x18\x05 \x01(\x03\x12.\n\x03lag\x18\x06 \x03(\x0b\x32!.finance.backtest.v1.PartitionLag\x12)\n\x06uptime\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x17\n\x15ListStrategiesRequest\"K\n\x16ListStrategiesResponse\x12\x31\n\nstrategies\x18\x01 \x03(\x0b\x32\x1d.finance.backtest.v1.Strategy\"\x89\x02\n\x12RunBacktestRequest\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12K\n\nparameters\x18\x02 \x03(\x0b\x32\x37.finance.backtest.v1.RunBacktestRequest.ParametersEntry\x12,\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x1e.finance.backtest.v1.DataRange\x12\x33\n\x06\x63onfig\x18\x04 \x01(\x0b\x32#.finance.backtest.v1.BacktestConfig\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"F\n\x13RunBacktestResponse\x12/\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x1d.finance.backtest.v1.Backtest\"\xc2\x02\n\x15\x43heckLookaheadRequest\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12N\n\nparameters\x18\x02 \x03(\x0b\x32:.finance.backtest.v1.CheckLookaheadRequest.ParametersEntry\x12,\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x1e.finance.backtest.v1.DataRange\x12\r\n\x05\x65very\x18\x04 \x01(\x05\x12\x1c\n\x0frandom_prefixes\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x17\n\x0fmax_differences\x18\x07 \x01(\x05\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x12\n\x10_random_prefixes\"\xa4\x01\n\x13LookaheadDifference\x12,\n\x08\x62\x61r_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x66ull_target\x18\x02 \x01(\x05\x12\x15\n\rprefix_target\x18\x03 \x01(\x05\x12\x33\n\x0fprefix_end_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc7\x01\n\x16\x43heckLookaheadResponse\x12\r\n\x05\x63lean\x18\x01 \x01(\x08\x12\x11\n\tbar_count\x18\x02 \x01(\x03\x12\x18\n\x10prefixes_checked\x18\x03 \x01(\x03\x12\x1a\n\x12\x64iffering_prefixes\x18\x04 \x01(\x03\x12\x16\n\x0e\x64iffering_bars\x18\x05 \x01(\x03\x12=\n\x0b\x64ifferences\x18\x06 \x03(\x0b\x32(.finance.backtest.v1.LookaheadDifference\" \n\x12GetBacktestRequest\x12\n\n\x02id\x18\x01 \x01(\t\"F\n\x13GetBacktestResponse\x12/\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x1d.finance.backtest.v1.Backtest\"%\n\x17GetBacktestChartRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x18GetBacktestChartResponse\x12#\n\x05\x63hart\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\"\x85\x01\n\x15\x45xportBacktestRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x05table\x18\x02 \x01(\x0e\x32 .finance.backtest.v1.ResultTable\x12/\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x1f.finance.backtest.v1.FileFormat\"<\n\x16\x45xportBacktestResponse\x12\"\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\"Q\n\x12\x45xportSweepRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1f.finance.backtest.v1.FileFormat\"9\n\x13\x45xportSweepResponse\x12\"\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\"_\n\x14ListBacktestsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08strategy\x18\x03 \x01(\t\x12\x0e\n\x06symbol\x18\x04 \x01(\t\"b\n\x15ListBacktestsResponse\x12\x30\n\tbacktests\x18\x01 \x03(\x0b\x32\x1d.finance.backtest.v1.Backtest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb6\x02\n\x0fRunSweepRequest\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12<\n\x04grid\x18\x02 \x03(\x0b\x32..finance.backtest.v1.RunSweepRequest.GridEntry\x12,\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x1e.finance.backtest.v1.DataRange\x12\x33\n\x06\x63onfig\x18\x04 \x01(\x0b\x32#.finance.backtest.v1.BacktestConfig\x12\x0f\n\x07rank_by\x18\x05 \x01(\t\x12\r\n\x05top_n\x18\x06 \x01(\x05\x1aP\n\tGridEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x32\n\x05value\x18\x02 \x01(\x0b\x32#.finance.backtest.v1.ParameterRange:\x02\x38\x01\"=\n\x10RunSweepResponse\x12)\n\x05sweep\x18\x01 \x01(\x0b\x32\x1a.finance.backtest.v1.Sweep*]\n\x0bResultTable\x12\x1c\n\x18RESULT_TABLE_UNSPECIFIED\x10\x00\x12\x17\n\x13RESULT_TABLE_TRADES\x10\x01\x12\x17\n\x13RESULT_TABLE_EQUITY\x10\x02*W\n\nFileFormat\x12\x1b\n\x17\x46ILE_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x46ILE_FORMAT_PARQUET\x10\x01\x12\x13\n\x0f\x46ILE_FORMAT_CSV\x10\x02\x32\xca\n\n\x0f\x42\x61\x63ktestService\x12g\n\x08GetStats\x12$.finance.backtest.v1.GetStatsRequest\x1a%.finance.backtest.v1.GetStatsResponse\"\x0e\x82\xd3\xe4\x93\x02\x08\x12\x06/stats\x12\x82\x01\n\x0eListStrategies\x12*.finance.backtest.v1.ListStrategiesRequest\x1a+.finance.backtest.v1.ListStrategiesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/strategies\x12{\n\x0bRunBacktest\x12\'.finance.backtest.v1.RunBacktestRequest\x1a(.finance.backtest.v1.RunBacktestResponse\"\x19\x82\xd3\xe4\x93\x02\x13\"\x0e/api/backtests:\x01*\x12}\n\x0bGetBacktest\x12\'.finance.backtest.v1.GetBacktestRequest\x1a(.finance.backtest.v1.GetBacktestResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/backtests/{id}\x12\x99\x01\n\x10GetBacktestChart\x12,.finance.backtest.v1.GetBacktestChartRequest\x1a-.finance.backtest.v1.GetBacktestChartResponse\"(\x82\xd3\xe4\x93\x02\"\x12\x19/api/backtests/{id}/chartb\x05\x63hart\x12\x93\x01\n\x0e\x45xportBacktest\x12*.finance.backtest.v1.ExportBacktestRequest\x1a+.finance.backtest.v1.ExportBacktestResponse\"(\x82\xd3\xe4\x93\x02\"\x12\x1a/api/backtests/{id}:exportb\x04\x66ile\x12~\n\rListBacktests\x12).finance.backtest.v1.ListBacktestsRequest\x1a*.finance.backtest.v1.ListBacktestsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/backtests\x12\x9f\x01\n\x0e\x43heckLookahead\x12*.finance.backtest.v1.CheckLookaheadRequest\x1a+.finance.backtest.v1.CheckLookaheadResponse\"4\x82\xd3\xe4\x93\x02.\")/api/strategies/{strategy}:checkLookahead:\x01*\x12\x87\x01\n\x0b\x45xportSweep\x12\'.finance.backtest.v1.ExportSweepRequest\x1a(.finance.backtest.v1.ExportSweepResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x17/api/sweeps/{id}:exportb\x04\x66ile\x12o\n\x08RunSweep\x12$.finance.backtest.v1.RunSweepRequest\x1a%.finance.backtest.v1.RunSweepResponse\"\x16\x82\xd3\xe4\x93\x02\x10\"\x0b/api/sweeps:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*finance/backtest/v1/backtest_service.proto\x12\x13\x66inance.backtest.v1\x1a\"finance/backtest/v1/backtest.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a#google/longrunning/operations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x11\n\x0fGetStatsRequest\"\xfa\x01\n\x10GetStatsResponse\x12\x16\n\x0etotal_messages\x18\x01 \x01(\x03\x12\x31\n\x07symbols\x18\x02 \x03(\x0b\x32 .finance.backtest.v1.SymbolStats\x12\x15\n\rdecode_errors\x18\x03 \x01(\x03\x12\x15\n\rdead_lettered\x18\x04 \x01(\x03\x12\x12\n\nduplicates\x18\x05 \x01(\x03\x12.\n\x03lag\x18\x06 \x03(\x0b\x32!.finance.backtest.v1.PartitionLag\x12)\n\x06uptime\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x17\n\x15ListStrategiesRequest\"K\n\x16ListStrategiesResponse\x12\x31\n\nstrategies\x18\x01 \x03(\x0b\x32\x1d.finance.backtest.v1.Strategy\"\x89\x02\n\x12RunBacktestRequest\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12K\n\nparameters\x18\x02 \x03(\x0b\x32\x37.finance.backtest.v1.RunBacktestRequest.ParametersEntry\x12,\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x1e.finance.backtest.v1.DataRange\x12\x33\n\x06\x63onfig\x18\x04 \x01(\x0b\x32#.finance.backtest.v1.BacktestConfig\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"F\n\x13RunBacktestResponse\x12/\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x1d.finance.backtest.v1.Backtest\"\xc2\x02\n\x15\x43heckLookaheadRequest\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12N\n\nparameters\x18\x02 \x03(\x0b\x32:.finance.backtest.v1.CheckLookaheadRequest.ParametersEntry\x12,\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x1e.finance.backtest.v1.DataRange\x12\r\n\x05\x65very\x18\x04 \x01(\x05\x12\x1c\n\x0frandom_prefixes\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x17\n\x0fmax_differences\x18\x07 \x01(\x05\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x12\n\x10_random_prefixes\"\xa4\x01\n\x13LookaheadDifference\x12,\n\x08\x62\x61r_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x66ull_target\x18\x02 \x01(\x05\x12\x15\n\rprefix_target\x18\x03 \x01(\x05\x12\x33\n\x0fprefix_end_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc7\x01\n\x16\x43heckLookaheadResponse\x12\r\n\x05\x63lean\x18\x01 \x01(\x08\x12\x11\n\tbar_count\x18\x02 \x01(\x03\x12\x18\n\x10prefixes_checked\x18\x03 \x01(\x03\x12\x1a\n\x12\x64iffering_prefixes\x18\x04 \x01(\x03\x12\x16\n\x0e\x64iffering_bars\x18\x05 \x01(\x03\x12=\n\x0b\x64ifferences\x18\x06 \x03(\x0b\x32(.finance.backtest.v1.LookaheadDifference\" \n\x12GetBacktestRequest\x12\n\n\x02id\x18\x01 \x01(\t\"F\n\x13GetBacktestResponse\x12/\n\x08\x62\x61\x63ktest\x18\x01 \x01(\x0b\x32\x1d.finance.backtest.v1.Backtest\"%\n\x17GetBacktestChartRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x18GetBacktestChartResponse\x12#\n\x05\x63hart\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\"\x85\x01\n\x15\x45xportBacktestRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x05table\x18\x02 \x01(\x0e\x32 .finance.backtest.v1.ResultTable\x12/\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x1f.finance.backtest.v1.FileFormat\"<\n\x16\x45xportBacktestResponse\x12\"\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\"Q\n\x12\x45xportSweepRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1f.finance.backtest.v1.FileFormat\"9\n\x13\x45xportSweepResponse\x12\"\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\"_\n\x14ListBacktestsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08strategy\x18\x03 \x01(\t\x12\x0e\n\x06symbol\x18\x04 \x01(\t\"b\n\x15ListBacktestsResponse\x12\x30\n\tbacktests\x18\x01 \x03(\x0b\x32\x1d.finance.backtest.v1.Backtest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb6\x02\n\x0fRunSweepRequest\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12<\n\x04grid\x18\x02 \x03(\x0b\x32..finance.backtest.v1.RunSweepRequest.GridEntry\x12,\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x1e.finance.backtest.v1.DataRange\x12\x33\n\x06\x63onfig\x18\x04 \x01(\x0b\x32#.finance.backtest.v1.BacktestConfig\x12\x0f\n\x07rank_by\x18\x05 \x01(\t\x12\r\n\x05top_n\x18\x06 \x01(\x05\x1aP\n\tGridEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x32\n\x05value\x18\x02 \x01(\x0b\x32#.finance.backtest.v1.ParameterRange:\x02\x38\x01\"=\n\x10RunSweepResponse\x12)\n\x05sweep\x18\x01 \x01(\x0b\x32\x1a.finance.backtest.v1.Sweep\"H\n\x11StartSweepRequest\x12\x33\n\x05sweep\x18\x01 \x01(\x0b\x32$.finance.backtest.v1.RunSweepRequest\"\x88\x02\n\rSweepProgress\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x19\n\x11\x64one_combinations\x18\x03 \x01(\x03\x12\x1a\n\x12total_combinations\x18\x04 \x01(\x03\x12.\n\x04\x62\x65st\x18\x05 \x01(\x0b\x32 .finance.backtest.v1.SweepResult\x12*\n\x07\x65lapsed\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07rank_by\x18\x08 \x01(\t\"%\n\x15WatchOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t*]\n\x0bResultTable\x12\x1c\n\x18RESULT_TABLE_UNSPECIFIED\x10\x00\x12\x17\n\x13RESULT_TABLE_TRADES\x10\x01\x12\x17\n\x13RESULT_TABLE_EQUITY\x10\x02*W\n\nFileFormat\x12\x1b\n\x17\x46ILE_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x46ILE_FORMAT_PARQUET\x10\x01\x12\x13\n\x0f\x46ILE_FORMAT_CSV\x10\x02\x32\x8b\r\n\x0f\x42\x61\x63ktestService\x12g\n\x08GetStats\x12$.finance.backtest.v1.GetStatsRequest\x1a%.finance.backtest.v1.GetStatsResponse\"\x0e\x82\xd3\xe4\x93\x02\x08\x12\x06/stats\x12\x82\x01\n\x0eListStrategies\x12*.finance.backtest.v1.ListStrategiesRequest\x1a+.finance.backtest.v1.ListStrategiesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/strategies\x12{\n\x0bRunBacktest\x12\'.finance.backtest.v1.RunBacktestRequest\x1a(.finance.backtest.v1.RunBacktestResponse\"\x19\x82\xd3\xe4\x93\x02\x13\"\x0e/api/backtests:\x01*\x12}\n\x0bGetBacktest\x12\'.finance.backtest.v1.GetBacktestRequest\x1a(.finance.backtest.v1.GetBacktestResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/backtests/{id}\x12\x99\x01\n\x10GetBacktestChart\x12,.finance.backtest.v1.GetBacktestChartRequest\x1a-.finance.backtest.v1.GetBacktestChartResponse\"(\x82\xd3\xe4\x93\x02\"\x12\x19/api/backtests/{id}/chartb\x05\x63hart\x12\x93\x01\n\x0e\x45xportBacktest\x12*.finance.backtest.v1.ExportBacktestRequest\x1a+.finance.backtest.v1.ExportBacktestResponse\"(\x82\xd3\xe4\x93\x02\"\x12\x1a/api/backtests/{id}:exportb\x04\x66ile\x12~\n\rListBacktests\x12).finance.backtest.v1.ListBacktestsRequest\x1a*.finance.backtest.v1.ListBacktestsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/backtests\x12\x9f\x01\n\x0e\x43heckLookahead\x12*.finance.backtest.v1.CheckLookaheadRequest\x1a+.finance.backtest.v1.CheckLookaheadResponse\"4\x82\xd3\xe4\x93\x02.\")/api/strategies/{strategy}:checkLookahead:\x01*\x12\x87\x01\n\x0b\x45xportSweep\x12\'.finance.backtest.v1.ExportSweepRequest\x1a(.finance.backtest.v1.ExportSweepResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x17/api/sweeps/{id}:exportb\x04\x66ile\x12o\n\x08RunSweep\x12$.finance.backtest.v1.RunSweepRequest\x1a%.finance.backtest.v1.RunSweepResponse\"\x16\x82\xd3\xe4\x93\x02\x10\"\x0b/api/sweeps:\x01*\x12\xb6\x01\n\nStartSweep\x12&.finance.backtest.v1.StartSweepRequest\x1a\x1d.google.longrunning.Operation\"a\xca\x41>\n\x19\x66inance.backtest.v1.Sweep\x12!finance.backtest.v1.SweepProgress\x82\xd3\xe4\x93\x02\x1a\"\x11/api/sweeps:start:\x05sweep\x12\x85\x01\n\x0eWatchOperation\x12*.finance.backtest.v1.WatchOperationRequest\x1a\x1d.google.longrunning.Operation\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/{name=operations/*}:watch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -62,58 +63,68 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BACKTESTSERVICE'].methods_by_name['ExportSweep']._serialized_options = b'\202\323\344\223\002\037\022\027/api/sweeps/{id}:exportb\004file'
   _globals['_BACKTESTSERVICE'].methods_by_name['RunSweep']._loaded_options = None
   _globals['_BACKTESTSERVICE'].methods_by_name['RunSweep']._serialized_options = b'\202\323\344\223\002\020\"\013/api/sweeps:\001*'
-  _globals['_RESULTTABLE']._serialized_start=2756
-  _globals['_RESULTTABLE']._serialized_end=2849
-  _globals['_FILEFORMAT']._serialized_start=2851
-  _globals['_FILEFORMAT']._serialized_end=2938
-  _globals['_GETSTATSREQUEST']._serialized_start=225
-  _globals['_GETSTATSREQUEST']._serialized_end=242
-  _globals['_GETSTATSRESPONSE']._serialized_start=245
-  _globals['_GETSTATSRESPONSE']._serialized_end=495
-  _globals['_LISTSTRATEGIESREQUEST']._serialized_start=497
-  _globals['_LISTSTRATEGIESREQUEST']._serialized_end=520
-  _globals['_LISTSTRATEGIESRESPONSE']._serialized_start=522
-  _globals['_LISTSTRATEGIESRESPONSE']._serialized_end=597
-  _globals['_RUNBACKTESTREQUEST']._serialized_start=600
-  _globals['_RUNBACKTESTREQUEST']._serialized_end=865
-  _globals['_RUNBACKTESTREQUEST_PARAMETERSENTRY']._serialized_start=816
-  _globals['_RUNBACKTESTREQUEST_PARAMETERSENTRY']._serialized_end=865
-  _globals['_RUNBACKTESTRESPONSE']._serialized_start=867
-  _globals['_RUNBACKTESTRESPONSE']._serialized_end=937
-  _globals['_CHECKLOOKAHEADREQUEST']._serialized_start=940
-  _globals['_CHECKLOOKAHEADREQUEST']._serialized_end=1262
-  _globals['_CHECKLOOKAHEADREQUEST_PARAMETERSENTRY']._serialized_start=816
-  _globals['_CHECKLOOKAHEADREQUEST_PARAMETERSENTRY']._serialized_end=865
-  _globals['_LOOKAHEADDIFFERENCE']._serialized_start=1265
-  _globals['_LOOKAHEADDIFFERENCE']._serialized_end=1429
-  _globals['_CHECKLOOKAHEADRESPONSE']._serialized_start=1432
-  _globals['_CHECKLOOKAHEADRESPONSE']._serialized_end=1631
-  _globals['_GETBACKTESTREQUEST']._serialized_start=1633
-  _globals['_GETBACKTESTREQUEST']._serialized_end=1665
-  _globals['_GETBACKTESTRESPONSE']._serialized_start=1667
-  _globals['_GETBACKTESTRESPONSE']._serialized_end=1737
-  _globals['_GETBACKTESTCHARTREQUEST']._serialized_start=1739
-  _globals['_GETBACKTESTCHARTREQUEST']._serialized_end=1776
-  _globals['_GETBACKTESTCHARTRESPONSE']._serialized_start=1778
-  _globals['_GETBACKTESTCHARTRESPONSE']._serialized_end=1841
-  _globals['_EXPORTBACKTESTREQUEST']._serialized_start=1844
-  _globals['_EXPORTBACKTESTREQUEST']._serialized_end=1977
-  _globals['_EXPORTBACKTESTRESPONSE']._serialized_start=1979
-  _globals['_EXPORTBACKTESTRESPONSE']._serialized_end=2039
-  _globals['_EXPORTSWEEPREQUEST']._serialized_start=2041
-  _globals['_EXPORTSWEEPREQUEST']._serialized_end=2122
-  _globals['_EXPORTSWEEPRESPONSE']._serialized_start=2124
-  _globals['_EXPORTSWEEPRESPONSE']._serialized_end=2181
-  _globals['_LISTBACKTESTSREQUEST']._serialized_start=2183
-  _globals['_LISTBACKTESTSREQUEST']._serialized_end=2278
-  _globals['_LISTBACKTESTSRESPONSE']._serialized_start=2280
-  _globals['_LISTBACKTESTSRESPONSE']._serialized_end=2378
-  _globals['_RUNSWEEPREQUEST']._serialized_start=2381
-  _globals['_RUNSWEEPREQUEST']._serialized_end=2691
-  _globals['_RUNSWEEPREQUEST_GRIDENTRY']._serialized_start=2611
-  _globals['_RUNSWEEPREQUEST_GRIDENTRY']._serialized_end=2691
-  _globals['_RUNSWEEPRESPONSE']._serialized_start=2693
-  _globals['_RUNSWEEPRESPONSE']._serialized_end=2754
-  _globals['_BACKTESTSERVICE']._serialized_start=2941
-  _globals['_BACKTESTSERVICE']._serialized_end=4295
+  _globals['_BACKTESTSERVICE'].methods_by_name['StartSweep']._loaded_options = None
+  _globals['_BACKTESTSERVICE'].methods_by_name['StartSweep']._serialized_options = b'\312A>\n\031finance.backtest.v1.Sweep\022!finance.backtest.v1.SweepProgress\202\323\344\223\002\032\"\021/api/sweeps:start:\005sweep'
+  _globals['_BACKTESTSERVICE'].methods_by_name['WatchOperation']._loaded_options = None
+  _globals['_BACKTESTSERVICE'].methods_by_name['WatchOperation']._serialized_options = b'\202\323\344\223\002 \022\036/api/{name=operations/*}:watch'
+  _globals['_RESULTTABLE']._serialized_start=3173
+  _globals['_RESULTTABLE']._serialized_end=3266
+  _globals['_FILEFORMAT']._serialized_start=3268
+  _globals['_FILEFORMAT']._serialized_end=3355
+  _globals['_GETSTATSREQUEST']._serialized_start=262
+  _globals['_GETSTATSREQUEST']._serialized_end=279
+  _globals['_GETSTATSRESPONSE']._serialized_start=282
+  _globals['_GETSTATSRESPONSE']._serialized_end=532
+  _globals['_LISTSTRATEGIESREQUEST']._serialized_start=534
+  _globals['_LISTSTRATEGIESREQUEST']._serialized_end=557
+  _globals['_LISTSTRATEGIESRESPONSE']._serialized_start=559
+  _globals['_LISTSTRATEGIESRESPONSE']._serialized_end=634
+  _globals['_RUNBACKTESTREQUEST']._serialized_start=637
+  _globals['_RUNBACKTESTREQUEST']._serialized_end=902
+  _globals['_RUNBACKTESTREQUEST_PARAMETERSENTRY']._serialized_start=853
+  _globals['_RUNBACKTESTREQUEST_PARAMETERSENTRY']._serialized_end=902
+  _globals['_RUNBACKTESTRESPONSE']._serialized_start=904
+  _globals['_RUNBACKTESTRESPONSE']._serialized_end=974
+  _globals['_CHECKLOOKAHEADREQUEST']._serialized_start=977
+  _globals['_CHECKLOOKAHEADREQUEST']._serialized_end=1299
+  _globals['_CHECKLOOKAHEADREQUEST_PARAMETERSENTRY']._serialized_start=853
+  _globals['_CHECKLOOKAHEADREQUEST_PARAMETERSENTRY']._serialized_end=902
+  _globals['_LOOKAHEADDIFFERENCE']._serialized_start=1302
+  _globals['_LOOKAHEADDIFFERENCE']._serialized_end=1466
+  _globals['_CHECKLOOKAHEADRESPONSE']._serialized_start=1469
+  _globals['_CHECKLOOKAHEADRESPONSE']._serialized_end=1668
+  _globals['_GETBACKTESTREQUEST']._serialized_start=1670
+  _globals['_GETBACKTESTREQUEST']._serialized_end=1702
+  _globals['_GETBACKTESTRESPONSE']._serialized_start=1704
+  _globals['_GETBACKTESTRESPONSE']._serialized_end=1774
+  _globals['_GETBACKTESTCHARTREQUEST']._serialized_start=1776
+  _globals['_GETBACKTESTCHARTREQUEST']._serialized_end=1813
+  _globals['_GETBACKTESTCHARTRESPONSE']._serialized_start=1815
+  _globals['_GETBACKTESTCHARTRESPONSE']._serialized_end=1878
+  _globals['_EXPORTBACKTESTREQUEST']._serialized_start=1881
+  _globals['_EXPORTBACKTESTREQUEST']._serialized_end=2014
+  _globals['_EXPORTBACKTESTRESPONSE']._serialized_start=2016
+  _globals['_EXPORTBACKTESTRESPONSE']._serialized_end=2076
+  _globals['_EXPORTSWEEPREQUEST']._serialized_start=2078
+  _globals['_EXPORTSWEEPREQUEST']._serialized_end=2159
+  _globals['_EXPORTSWEEPRESPONSE']._serialized_start=2161
+  _globals['_EXPORTSWEEPRESPONSE']._serialized_end=2218
+  _globals['_LISTBACKTESTSREQUEST']._serialized_start=2220
+  _globals['_LISTBACKTESTSREQUEST']._serialized_end=2315
+  _globals['_LISTBACKTESTSRESPONSE']._serialized_start=2317
+  _globals['_LISTBACKTESTSRESPONSE']._serialized_end=2415
+  _globals['_RUNSWEEPREQUEST']._serialized_start=2418
+  _globals['_RUNSWEEPREQUEST']._serialized_end=2728
+  _globals['_RUNSWEEPREQUEST_GRIDENTRY']._serialized_start=2648
+  _globals['_RUNSWEEPREQUEST_GRIDENTRY']._serialized_end=2728
+  _globals['_RUNSWEEPRESPONSE']._serialized_start=2730
+  _globals['_RUNSWEEPRESPONSE']._serialized_end=2791
+  _globals['_STARTSWEEPREQUEST']._serialized_start=2793
+  _globals['_STARTSWEEPREQUEST']._serialized_end=2865
+  _globals['_SWEEPPROGRESS']._serialized_start=2868
+  _globals['_SWEEPPROGRESS']._serialized_end=3132
+  _globals['_WATCHOPERATIONREQUEST']._serialized_start=3134
+  _globals['_WATCHOPERATIONREQUEST']._serialized_end=3171
+  _globals['_BACKTESTSERVICE']._serialized_start=3358
+  _globals['_BACKTESTSERVICE']._serialized_end=5033
 # @@protoc_insertion_point(module_scope)

@@ -769,3 +769,107 @@ class RunSweepResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RunSweepResponse: _TypeAlias = RunSweepResponse  # noqa: Y015
+
+@_typing.final
+class StartSweepRequest(_message.Message):
+    """Request of StartSweep."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SWEEP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sweep(self) -> Global___RunSweepRequest:
+        """The sweep to run, as RunSweep takes it (over REST, the whole body)."""
+
+    def __init__(
+        self,
+        *,
+        sweep: Global___RunSweepRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sweep", b"sweep"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sweep", b"sweep"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartSweepRequest: _TypeAlias = StartSweepRequest  # noqa: Y015
+
+@_typing.final
+class SweepProgress(_message.Message):
+    """Progress of a sweep operation: the metadata of its google.longrunning.Operation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SWEEP_ID_FIELD_NUMBER: _builtins.int
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    DONE_COMBINATIONS_FIELD_NUMBER: _builtins.int
+    TOTAL_COMBINATIONS_FIELD_NUMBER: _builtins.int
+    BEST_FIELD_NUMBER: _builtins.int
+    ELAPSED_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    RANK_BY_FIELD_NUMBER: _builtins.int
+    sweep_id: _builtins.str
+    """Identifier the sweep is stored under once done (GetOperation's name is
+    "operations/" followed by it).
+    """
+    strategy: _builtins.str
+    """Strategy swept."""
+    done_combinations: _builtins.int
+    """Combinations finished so far, those of earlier runs of the operation included."""
+    total_combinations: _builtins.int
+    """Valid combinations to run (those the strategy's check refuses are not counted)."""
+    rank_by: _builtins.str
+    """Name of the Metrics field results are ranked by."""
+    @_builtins.property
+    def best(self) -> _backtest_pb2.SweepResult:
+        """The best finished combination so far by the sweep's rank_by; unset before the first."""
+
+    @_builtins.property
+    def elapsed(self) -> _duration_pb2.Duration:
+        """Time spent computing, summed over the operation's runs (a restart's wait not included)."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the operation was created."""
+
+    def __init__(
+        self,
+        *,
+        sweep_id: _builtins.str = ...,
+        strategy: _builtins.str = ...,
+        done_combinations: _builtins.int = ...,
+        total_combinations: _builtins.int = ...,
+        best: _backtest_pb2.SweepResult | None = ...,
+        elapsed: _duration_pb2.Duration | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        rank_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["best", b"best", "create_time", b"create_time", "elapsed", b"elapsed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["best", b"best", "create_time", b"create_time", "done_combinations", b"done_combinations", "elapsed", b"elapsed", "rank_by", b"rank_by", "strategy", b"strategy", "sweep_id", b"sweep_id", "total_combinations", b"total_combinations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SweepProgress: _TypeAlias = SweepProgress  # noqa: Y015
+
+@_typing.final
+class WatchOperationRequest(_message.Message):
+    """Request of WatchOperation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Name of the operation, "operations/..." as StartSweep returned it."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchOperationRequest: _TypeAlias = WatchOperationRequest  # noqa: Y015

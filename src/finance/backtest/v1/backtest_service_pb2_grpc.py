@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from finance.backtest.v1 import backtest_service_pb2 as finance_dot_backtest_dot_v1_dot_backtest__service__pb2
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -85,6 +86,16 @@ class BacktestServiceStub:
                 '/finance.backtest.v1.BacktestService/RunSweep',
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunSweepRequest.SerializeToString,
                 response_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunSweepResponse.FromString,
+                _registered_method=True)
+        self.StartSweep = channel.unary_unary(
+                '/finance.backtest.v1.BacktestService/StartSweep',
+                request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.StartSweepRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
+        self.WatchOperation = channel.unary_stream(
+                '/finance.backtest.v1.BacktestService/WatchOperation',
+                request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.WatchOperationRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
                 _registered_method=True)
 
 
@@ -169,6 +180,31 @@ class BacktestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartSweep(self, request, context):
+        """Starts a sweep as a long-running operation (AIP-151) and returns it at
+        once: the request is checked first (INVALID_ARGUMENT, NOT_FOUND), the
+        work runs after. Follow it with the google.longrunning.Operations service
+        (GetOperation, ListOperations, CancelOperation, WaitOperation,
+        DeleteOperation) or WatchOperation; its metadata is a SweepProgress, its
+        response the stored Sweep. Finished chunks of combinations are stored, so
+        an operation interrupted by a restart resumes where it stopped.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchOperation(self, request, context):
+        """Streams an operation: its state at once, then again each time its
+        progress changes, until it is done (the last message has done = true).
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BacktestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -221,6 +257,16 @@ def add_BacktestServiceServicer_to_server(servicer, server):
                     servicer.RunSweep,
                     request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunSweepRequest.FromString,
                     response_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunSweepResponse.SerializeToString,
+            ),
+            'StartSweep': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartSweep,
+                    request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.StartSweepRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'WatchOperation': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchOperation,
+                    request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.WatchOperationRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -495,6 +541,60 @@ class BacktestService:
             '/finance.backtest.v1.BacktestService/RunSweep',
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunSweepRequest.SerializeToString,
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunSweepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartSweep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/finance.backtest.v1.BacktestService/StartSweep',
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.StartSweepRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/finance.backtest.v1.BacktestService/WatchOperation',
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.WatchOperationRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,

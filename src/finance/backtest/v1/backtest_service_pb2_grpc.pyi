@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from finance.backtest.v1 import backtest_service_pb2 as _backtest_service_pb2
+from google.longrunning import operations_pb2 as _operations_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -66,6 +67,23 @@ class BacktestServiceStub:
     """Runs a backtest for every combination of a parameter grid, stores the
     sweep and returns its results ranked by a metric.
     """
+    StartSweep: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.StartSweepRequest, _operations_pb2.Operation]
+    """Starts a sweep as a long-running operation (AIP-151) and returns it at
+    once: the request is checked first (INVALID_ARGUMENT, NOT_FOUND), the
+    work runs after. Follow it with the google.longrunning.Operations service
+    (GetOperation, ListOperations, CancelOperation, WaitOperation,
+    DeleteOperation) or WatchOperation; its metadata is a SweepProgress, its
+    response the stored Sweep. Finished chunks of combinations are stored, so
+    an operation interrupted by a restart resumes where it stopped.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    WatchOperation: _grpc.UnaryStreamMultiCallable[_backtest_service_pb2.WatchOperationRequest, _operations_pb2.Operation]
+    """Streams an operation: its state at once, then again each time its
+    progress changes, until it is done (the last message has done = true).
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
 
 @_typing.type_check_only
 class BacktestServiceAsyncStub(BacktestServiceStub):
@@ -104,6 +122,23 @@ class BacktestServiceAsyncStub(BacktestServiceStub):
     RunSweep: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.RunSweepRequest, _backtest_service_pb2.RunSweepResponse]  # type: ignore[assignment]
     """Runs a backtest for every combination of a parameter grid, stores the
     sweep and returns its results ranked by a metric.
+    """
+    StartSweep: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.StartSweepRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """Starts a sweep as a long-running operation (AIP-151) and returns it at
+    once: the request is checked first (INVALID_ARGUMENT, NOT_FOUND), the
+    work runs after. Follow it with the google.longrunning.Operations service
+    (GetOperation, ListOperations, CancelOperation, WaitOperation,
+    DeleteOperation) or WatchOperation; its metadata is a SweepProgress, its
+    response the stored Sweep. Finished chunks of combinations are stored, so
+    an operation interrupted by a restart resumes where it stopped.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    WatchOperation: _aio.UnaryStreamMultiCallable[_backtest_service_pb2.WatchOperationRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """Streams an operation: its state at once, then again each time its
+    progress changes, until it is done (the last message has done = true).
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
 
 class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -200,6 +235,35 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_backtest_service_pb2.RunSweepResponse, _abc.Awaitable[_backtest_service_pb2.RunSweepResponse]]:
         """Runs a backtest for every combination of a parameter grid, stores the
         sweep and returns its results ranked by a metric.
+        """
+
+    @_abc_1.abstractmethod
+    def StartSweep(
+        self,
+        request: _backtest_service_pb2.StartSweepRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
+        """Starts a sweep as a long-running operation (AIP-151) and returns it at
+        once: the request is checked first (INVALID_ARGUMENT, NOT_FOUND), the
+        work runs after. Follow it with the google.longrunning.Operations service
+        (GetOperation, ListOperations, CancelOperation, WaitOperation,
+        DeleteOperation) or WatchOperation; its metadata is a SweepProgress, its
+        response the stored Sweep. Finished chunks of combinations are stored, so
+        an operation interrupted by a restart resumes where it stopped.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+
+    @_abc_1.abstractmethod
+    def WatchOperation(
+        self,
+        request: _backtest_service_pb2.WatchOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_operations_pb2.Operation], _abc.AsyncIterator[_operations_pb2.Operation]]:
+        """Streams an operation: its state at once, then again each time its
+        progress changes, until it is done (the last message has done = true).
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """
 
 def add_BacktestServiceServicer_to_server(servicer: BacktestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -2,7 +2,8 @@
 
 import math
 import multiprocessing
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Literal
 
@@ -71,3 +72,39 @@ def run_sweep(
             parts = procs.map(_run_in_process, _chunks(combos, workers))
             metrics = [m for part in parts for m in part]
     return plan.report(metrics)
+
+
+def run_chunks(
+    job: SweepJob,
+    chunks: Mapping[int, Sequence[Params]],
+    workers: int,
+    stop: threading.Event,
+    on_combination: Callable[[Params, Metrics], None],
+    on_chunk: Callable[[int, list[Metrics]], None],
+) -> None:
+    """Run ``chunks`` (by index) on ``workers`` threads, one combination at a time.
+
+    ``stop`` is looked at before every combination, so setting it ends the work within one
+    backtest; a chunk is handed to ``on_chunk`` only once all its combinations finished (and
+    then in full). The first error of any chunk stops the others and is raised.
+    """
+    failed = threading.Event()
+
+    def run(index: int) -> None:
+        metrics: list[Metrics] = []
+        try:
+            for params in chunks[index]:
+                if stop.is_set() or failed.is_set():
+                    return
+                (result,) = job.run([params])
+                metrics.append(result)
+                on_combination(params, result)
+        except BaseException:
+            failed.set()
+            raise
+        on_chunk(index, metrics)
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="sweep") as threads:
+        futures = [threads.submit(run, index) for index in sorted(chunks)]
+        for future in futures:
+            future.result()

@@ -107,13 +107,17 @@ class SweepPlan:
     def report(self, metrics: Sequence[Metrics]) -> SweepReport:
         """The report of the metrics of every combination, given in `combos` order."""
         results = [SweepResult(p, m) for p, m in zip(self.combos, metrics, strict=True)]
-        results.sort(key=_rank_key(self.rank_by, self.rank_by not in _LOWER_IS_BETTER))
+        key = rank_key(self.rank_by)
+        results.sort(key=lambda result: key(result.metrics))
         return SweepReport(self.job.strategy, self.rank_by, tuple(results), tuple(self.skipped))
 
 
-def _rank_key(metric: str, descending: bool) -> Callable[[SweepResult], tuple[bool, float]]:
-    def key(result: SweepResult) -> tuple[bool, float]:
-        value = float(getattr(result.metrics, metric))
+def rank_key(metric: str) -> Callable[[Metrics], tuple[bool, float]]:
+    """Sort key putting the best metrics first by ``metric``, and NaN last."""
+    descending = metric not in _LOWER_IS_BETTER
+
+    def key(metrics: Metrics) -> tuple[bool, float]:
+        value = float(getattr(metrics, metric))
         return (math.isnan(value), -value if descending else value)
 
     return key

@@ -7,8 +7,8 @@ queue of waiting runs is better than many runs slowing each other down).
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import NoReturn, Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import Any, NoReturn, Protocol
 
 import grpc
 from google.api import httpbody_pb2  # type: ignore[import-untyped]
@@ -25,6 +25,7 @@ from finplat.backtest.service.charts import render_backtest_html
 from finplat.backtest.service.consumer import PartitionLag
 from finplat.backtest.service.convert import timestamp
 from finplat.backtest.service.ids import new_id
+from finplat.backtest.service.operations import SweepOperations
 from finplat.backtest.service.validation import RequestError
 from finplat.client.tables import table_bytes
 
@@ -134,6 +135,7 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         bars: runs.BarSource,
         results: Results,
         limits: runs.Limits,
+        operations: SweepOperations,
         max_concurrent_runs: int = 2,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
@@ -141,6 +143,7 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         self._bars = bars
         self._results = results
         self._limits = limits
+        self._operations = operations
         self._runs = asyncio.Semaphore(max_concurrent_runs)
         self._now_ms = now_ms
 
@@ -313,3 +316,26 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
             extra={"id": sweep.id, "strategy": sweep.strategy, "results": len(sweep.results)},
         )
         return backtest_service_pb2.RunSweepResponse(sweep=sweep)
+
+    @override
+    async def StartSweep(
+        self, request: backtest_service_pb2.StartSweepRequest, context: Context
+    ) -> Any:
+        try:
+            return await self._operations.start(request)
+        except RequestError as exc:
+            await _abort(context, exc.code, exc.message)
+        except StoreError as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+
+    @override
+    async def WatchOperation(
+        self, request: backtest_service_pb2.WatchOperationRequest, context: Context
+    ) -> AsyncIterator[Any]:
+        try:
+            async for operation in self._operations.watch(request.name):
+                yield operation
+        except NotFoundError as exc:
+            await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+        except StoreError as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from google.longrunning import operations_pb2_grpc  # type: ignore[import-untyped]
 from prometheus_client import CollectorRegistry
 
 from finance.backtest.v1 import backtest_service_pb2_grpc
@@ -21,6 +22,7 @@ from finance.market.v1 import price_service_pb2_grpc
 from finplat.backtest.adapters.consumer_state import ConsumerStateStore
 from finplat.backtest.adapters.dead_letter import DeadLetterProducer
 from finplat.backtest.adapters.history import PriceServiceBars
+from finplat.backtest.adapters.operation_store import OperationStore
 from finplat.backtest.adapters.results_store import ResultStore
 from finplat.backtest.adapters.strategy_loader import load_user_strategies
 from finplat.backtest.domain.stats import StatsSnapshot, StreamStats
@@ -32,6 +34,9 @@ from finplat.backtest.service.metrics import (
     CountingResults,
     metrics_server,
 )
+from finplat.backtest.service.operations import SweepOperations
+from finplat.backtest.service.operations_api import SERVICE_NAME as OPERATIONS_SERVICE_NAME
+from finplat.backtest.service.operations_api import OperationsServicer
 from finplat.backtest.service.processor import BatchProcessor
 from finplat.backtest.service.runs import Limits
 from finplat.backtest.service.settings import BacktestSettings
@@ -189,6 +194,11 @@ async def serve(settings: BacktestSettings, kafka: KafkaSettings) -> None:
     for entry in load_user_strategies(settings.strategy_dirs):
         logger.info("strategy %s loaded from %s", entry.spec.name, entry.source)
     results = await ResultStore.open(settings.results_path)
+    try:
+        operation_store = await OperationStore.open(settings.results_path)
+    except BaseException:
+        await results.close()
+        raise
     lock = threading.Lock()
     stats = StreamStats(time.monotonic, settings.dedup_capacity)
     parts = None
@@ -215,23 +225,39 @@ async def serve(settings: BacktestSettings, kafka: KafkaSettings) -> None:
                 settings.price_service_timeout_s,
                 metadata=bearer_metadata(token),
             )
-            servicer = BacktestServicer(view, bars, stored, limits, settings.max_concurrent_runs)
-            binding = ServiceBinding(
-                SERVICE_NAME,
-                lambda s: backtest_service_pb2_grpc.add_BacktestServiceServicer_to_server(
-                    servicer, s
-                ),
+            operations = SweepOperations(operation_store, stored, bars, limits)
+            servicer = BacktestServicer(
+                view, bars, stored, limits, operations, settings.max_concurrent_runs
             )
+            bindings = [
+                ServiceBinding(
+                    SERVICE_NAME,
+                    lambda s: backtest_service_pb2_grpc.add_BacktestServiceServicer_to_server(
+                        servicer, s
+                    ),
+                ),
+                ServiceBinding(
+                    OPERATIONS_SERVICE_NAME,
+                    lambda s: operations_pb2_grpc.add_OperationsServicer_to_server(
+                        OperationsServicer(operations), s
+                    ),
+                ),
+            ]
             server = await start_server(
-                settings.grpc_address, [binding], security=settings, metrics=registry
+                settings.grpc_address, bindings, security=settings, metrics=registry
             )
             try:
                 # The store is open: backtests can be served whatever the consumer's state.
                 await server.health.set_all(True)
+                resumed = await operations.resume()
+                if resumed:
+                    logger.info("resumed %d unfinished sweep operation(s)", resumed)
                 await _run_until_signal(settings, parts, stats, server)
             finally:
                 await server.stop(settings.shutdown_grace_s)
+                await operations.close()
     finally:
         if parts is not None:
             parts.close(kafka.flush_timeout_s)
+        await operation_store.close()
         await results.close()

@@ -91,6 +91,13 @@ def metrics_proto(metrics: Metrics) -> backtest_pb2.Metrics:
     )
 
 
+def sweep_result_proto(params: Mapping[str, float], metrics: Metrics) -> backtest_pb2.SweepResult:
+    """One combination of a sweep: its parameter values and metrics."""
+    return backtest_pb2.SweepResult(
+        parameters={k: float(v) for k, v in params.items()}, metrics=metrics_proto(metrics)
+    )
+
+
 def trades_proto(trades: TradeLog) -> list[backtest_pb2.Trade]:
     """Closed trades in entry order (the domain logs them in exit order)."""
     order = np.argsort(trades.entry_bar, kind="stable")

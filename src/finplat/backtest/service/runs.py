@@ -16,7 +16,7 @@ import grpc
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finplat.backtest.adapters.sweep_executor import run_sweep
 from finplat.backtest.domain.bars import Bars
-from finplat.backtest.domain.engine import BacktestResult, run_strategy
+from finplat.backtest.domain.engine import BacktestResult, EngineConfig, run_strategy
 from finplat.backtest.domain.errors import BacktestError, InvalidBarsError, StrategyFailedError
 from finplat.backtest.domain.lookahead import (
     DEFAULT_EVERY,
@@ -26,6 +26,7 @@ from finplat.backtest.domain.lookahead import (
     check_lookahead,
     cut_points,
 )
+from finplat.backtest.domain.sweep import SweepReport
 from finplat.backtest.errors import BarsUnavailableError, NoDataError
 from finplat.backtest.service import convert, validation
 from finplat.backtest.service.validation import DataQuery, RequestError
@@ -80,7 +81,7 @@ async def fetch_bars(source: BarSource, query: DataQuery) -> Bars:
     return bars
 
 
-async def _compute(work: Callable[[], T]) -> T:
+async def compute(work: Callable[[], T]) -> T:
     """``work`` on a worker thread, its domain errors as the status each deserves.
 
     A strategy that fails (user code that raised or returned bad targets) is the server's
@@ -112,12 +113,53 @@ async def backtest(
     config = validation.config(request.config)
     query = validation.data_range(request.data, limits.max_bars)
     bars = await fetch_bars(source, query)
-    result = await _compute(lambda: run_strategy(bars, spec.name, params, config))
+    result = await compute(lambda: run_strategy(bars, spec.name, params, config))
     message = convert.backtest_proto(
         run_id, spec.name, params.as_dict(), query.proto(), result, now_ms,
         limits.max_equity_points,
     )  # fmt: skip
     return BacktestRun(message, bars, result)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedSweep:
+    """A sweep request that passed every check, ready to fetch its bars and run."""
+
+    strategy: str
+    grid: dict[str, list[float]]
+    rank_name: str
+    rank_attribute: str
+    config: EngineConfig
+    query: DataQuery
+    top_n: int
+
+
+def check_sweep(request: backtest_service_pb2.RunSweepRequest, limits: Limits) -> CheckedSweep:
+    """The request's fields checked, each failure with the status it deserves."""
+    spec = validation.strategy(request.strategy)
+    grid = validation.grid(spec, request.grid, limits.max_sweep_combinations)
+    rank_name, rank_attribute = validation.rank_by(request.rank_by)
+    config = validation.config(request.config)
+    query = validation.data_range(request.data, limits.max_bars)
+    if request.top_n < 0:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "top_n must not be negative")
+    return CheckedSweep(spec.name, grid, rank_name, rank_attribute, config, query, request.top_n)
+
+
+def sweep_message(
+    checked: CheckedSweep, report: SweepReport, run_id: str, now_ms: int
+) -> backtest_pb2.Sweep:
+    """The sweep to store: its best `top_n` results (all when 0), best first."""
+    kept = report.results[: checked.top_n] if checked.top_n else report.results
+    return backtest_pb2.Sweep(
+        id=run_id,
+        strategy=checked.strategy,
+        data=checked.query.proto(),
+        config=convert.config_proto(checked.config),
+        rank_by=checked.rank_name,
+        results=[convert.sweep_result_proto(r.params, r.metrics) for r in kept],
+        create_time=convert.timestamp(now_ms),
+    )
 
 
 async def sweep(
@@ -128,36 +170,15 @@ async def sweep(
     now_ms: int,
 ) -> backtest_pb2.Sweep:
     """Validate, fetch the bars once, run every combination and rank them."""
-    spec = validation.strategy(request.strategy)
-    grid = validation.grid(spec, request.grid, limits.max_sweep_combinations)
-    rank_name, rank_attribute = validation.rank_by(request.rank_by)
-    config = validation.config(request.config)
-    query = validation.data_range(request.data, limits.max_bars)
-    if request.top_n < 0:
-        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "top_n must not be negative")
-    bars = await fetch_bars(source, query)
-    report = await _compute(
+    checked = check_sweep(request, limits)
+    bars = await fetch_bars(source, checked.query)
+    report = await compute(
         lambda: run_sweep(
-            bars, spec.name, grid, config, rank_attribute,
+            bars, checked.strategy, checked.grid, checked.config, checked.rank_attribute,
             workers=limits.sweep_workers, backend="thread",
         )
     )  # fmt: skip
-    kept = report.results[: request.top_n] if request.top_n else report.results
-    return backtest_pb2.Sweep(
-        id=run_id,
-        strategy=spec.name,
-        data=query.proto(),
-        config=convert.config_proto(config),
-        rank_by=rank_name,
-        results=[
-            backtest_pb2.SweepResult(
-                parameters={k: float(v) for k, v in r.params.as_dict().items()},
-                metrics=convert.metrics_proto(r.metrics),
-            )
-            for r in kept
-        ],
-        create_time=convert.timestamp(now_ms),
-    )
+    return sweep_message(checked, report, run_id, now_ms)
 
 
 async def lookahead(
@@ -186,7 +207,7 @@ async def lookahead(
             f" than {limits.max_lookahead_bars:,}: raise `every`, lower `random_prefixes` or"
             " shorten the range",
         )
-    report = await _compute(
+    report = await compute(
         lambda: check_lookahead(
             bars, lambda prefix: spec.signal(prefix, params), lengths,
             request.max_differences or DEFAULT_SHOWN,

@@ -9,6 +9,7 @@ from importlib.metadata import version
 import grpc
 import uvicorn
 from fastapi import FastAPI, Request, Response
+from google.longrunning import operations_pb2  # type: ignore[import-untyped]
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 PRICE_SERVICE = price_service_pb2.DESCRIPTOR.services_by_name["PriceService"]
 BACKTEST_SERVICE = backtest_service_pb2.DESCRIPTOR.services_by_name["BacktestService"]
+# The backtest service's sweep operations, at the routes googleapis annotates (/v1/operations).
+OPERATIONS_SERVICE = operations_pb2.DESCRIPTOR.services_by_name["Operations"]
 _DESCRIPTION = (
     "REST mapping of the finplat gRPC services, generated from their `google.api.http` "
     "annotations and compatible with grpc-gateway v2 clients. Live prices are also served "
@@ -57,7 +60,7 @@ _CODE_BY_HTTP_STATUS = {
 def default_upstreams(settings: GatewaySettings) -> list[Upstream]:
     return [
         Upstream("price", settings.price_address, (PRICE_SERVICE,)),
-        Upstream("backtest", settings.backtest_address, (BACKTEST_SERVICE,)),
+        Upstream("backtest", settings.backtest_address, (BACKTEST_SERVICE, OPERATIONS_SERVICE)),
     ]
 
 

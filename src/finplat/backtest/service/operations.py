@@ -1,0 +1,326 @@
+"""Sweeps as long-running operations (AIP-151): started at once, computed in the background,
+kept across restarts.
+
+StartSweep checks the request (a bad one is refused there and then, as RunSweep would), stores
+the operation and returns it; a task then fetches the bars and runs the combinations in
+chunks. Each finished chunk is stored with the progress it makes, so a restarted service
+resumes every unfinished operation from the chunks it kept. Progress (done and total
+combinations, best so far, elapsed) is the operation's `SweepProgress` metadata, updated after
+every combination and pushed to watchers. One operation computes at a time, with the
+service's sweep workers; the others wait their turn (their progress shows 0 done).
+
+A cancel stops the work before the next combination (within one backtest) and ends the
+operation with CANCELLED; a shutdown stops it the same way but leaves it unfinished, to resume.
+"""
+
+import asyncio
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpc
+from google.longrunning import operations_pb2  # type: ignore[import-untyped]
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import status_pb2  # type: ignore[import-untyped]
+
+from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
+from finplat.backtest.adapters.operation_store import OperationStore
+from finplat.backtest.adapters.sweep_executor import run_chunks
+from finplat.backtest.domain.metrics import Metrics
+from finplat.backtest.domain.strategies import Params
+from finplat.backtest.domain.sweep import SweepPlan, plan_sweep, rank_key
+from finplat.backtest.errors import StoreError
+from finplat.backtest.service import convert, runs
+from finplat.backtest.service.ids import new_id
+from finplat.backtest.service.validation import RequestError
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "operations/"
+# Watchers get at most this many updates a second: progress moves per combination, which can
+# be thousands a second, while a progress bar needs a few.
+_WATCH_INTERVAL_S = 0.1
+# Chunks an operation is cut into (fewer when it has fewer combinations): each is a row and a
+# durable write, and what a crash can lose at most.
+_CHUNKS = 200
+
+
+class SweepStore(Protocol):
+    """Where a finished sweep is stored (the result store)."""
+
+    async def add_sweep(self, sweep: backtest_pb2.Sweep) -> None: ...
+
+
+def _status(code: grpc.StatusCode, message: str) -> Any:
+    return status_pb2.Status(code=code.value[0], message=message)
+
+
+@dataclass
+class _Running:
+    """An operation with a task working on it, and what its watchers wait for."""
+
+    operation: Any  # google.longrunning.Operation, its metadata kept in `progress`
+    progress: backtest_service_pb2.SweepProgress
+    elapsed_before_s: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    cancelled: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    task: "asyncio.Task[None] | None" = None
+    best: Metrics | None = None
+
+    def snapshot(self) -> Any:
+        """The operation as a client sees it now."""
+        operation = operations_pb2.Operation()
+        operation.CopyFrom(self.operation)
+        operation.metadata.Pack(self.progress)
+        return operation
+
+    def touch(self) -> None:
+        """Wake the watchers: each waits on the event of the moment, so replace it."""
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+class SweepOperations:
+    """The sweep operations of one service: start, follow, cancel, resume."""
+
+    def __init__(
+        self,
+        store: OperationStore,
+        results: SweepStore,
+        bars: runs.BarSource,
+        limits: runs.Limits,
+        now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self._store = store
+        self._results = results
+        self._bars = bars
+        self._limits = limits
+        self._now_ms = now_ms
+        self._running: dict[str, _Running] = {}
+        self._turn = asyncio.Semaphore(1)
+
+    async def start(self, request: backtest_service_pb2.StartSweepRequest) -> Any:
+        """Check the sweep, store its operation and start it; the operation, at once."""
+        checked = runs.check_sweep(request.sweep, self._limits)
+        now = self._now_ms()
+        sweep_id = new_id(now)
+        progress = backtest_service_pb2.SweepProgress(
+            sweep_id=sweep_id,
+            strategy=checked.strategy,
+            rank_by=checked.rank_name,
+            create_time=convert.timestamp(now),
+        )
+        operation = operations_pb2.Operation(name=PREFIX + sweep_id)
+        operation.metadata.Pack(progress)
+        await self._store.add(operation, now, request.SerializeToString())
+        self._launch(_Running(operation, progress, 0.0), request)
+        logger.info("sweep operation started", extra={"operation": operation.name})
+        return operation
+
+    async def resume(self) -> int:
+        """Start again every operation a stop interrupted; how many there were."""
+        unfinished = await self._store.unfinished()
+        for kept in unfinished:
+            progress = backtest_service_pb2.SweepProgress()
+            kept.operation.metadata.Unpack(progress)
+            request = backtest_service_pb2.StartSweepRequest.FromString(kept.request)
+            entry = _Running(
+                kept.operation, progress, progress.elapsed.ToTimedelta().total_seconds()
+            )
+            self._launch(entry, request)
+            logger.info("sweep operation resumed", extra={"operation": kept.operation.name})
+        return len(unfinished)
+
+    def _launch(self, entry: _Running, request: backtest_service_pb2.StartSweepRequest) -> None:
+        self._running[entry.operation.name] = entry
+        entry.task = asyncio.create_task(self._run(entry, request))
+
+    async def get(self, name: str) -> Any:
+        """The operation now; `NotFoundError` for a name never given or deleted."""
+        entry = self._running.get(name)
+        return entry.snapshot() if entry is not None else await self._store.get(name)
+
+    async def page(self, page_size: int, page_token: str) -> tuple[list[Any], str]:
+        """Operations newest first, running ones as they are now."""
+        found, token = await self._store.page(page_size, page_token)
+        return [await self.get(op.name) if op.name in self._running else op for op in found], token
+
+    async def cancel(self, name: str) -> None:
+        """Ask a running operation to stop; it ends CANCELLED. A finished one is left as is."""
+        entry = self._running.get(name)
+        if entry is None:
+            await self._store.get(name)  # NotFoundError for an unknown name
+            return
+        entry.cancelled = True
+        entry.stop.set()
+
+    async def delete(self, name: str) -> None:
+        """Forget an operation (cancelling it first if it runs)."""
+        entry = self._running.get(name)
+        if entry is not None and entry.task is not None:
+            await self.cancel(name)
+            await asyncio.shield(entry.task)
+        await self._store.delete(name)
+
+    async def wait(self, name: str, timeout_s: float | None) -> Any:
+        """The operation once done, or as it is when ``timeout_s`` passes."""
+        entry = self._running.get(name)
+        if entry is not None and entry.task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(entry.task), timeout_s)
+        return await self.get(name)
+
+    async def watch(self, name: str) -> AsyncIterator[Any]:
+        """The operation now, then after each change (at most every 0.1 s) until done."""
+        while True:
+            entry = self._running.get(name)
+            if entry is None:
+                yield await self._store.get(name)
+                return
+            changed = entry.changed
+            snapshot = entry.snapshot()
+            yield snapshot
+            if snapshot.done:  # ended while its result was being stored
+                return
+            await changed.wait()
+            await asyncio.sleep(_WATCH_INTERVAL_S)
+
+    async def close(self) -> None:
+        """Stop every running operation, leaving it unfinished so the next start resumes it."""
+        tasks = [entry.task for entry in self._running.values() if entry.task is not None]
+        for entry in self._running.values():
+            entry.stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, entry: _Running, request: backtest_service_pb2.StartSweepRequest) -> None:
+        name = entry.operation.name
+        try:
+            async with self._turn:
+                if entry.stop.is_set():
+                    await self._end_stopped(entry)
+                    return
+                await self._compute(entry, request)
+        except RequestError as exc:
+            await self._finish(entry, error=_status(exc.code, exc.message))
+        except StoreError as exc:
+            # The store failing mid-way: the operation stays as last kept, to resume.
+            logger.error("sweep operation not kept: %s", exc, extra={"operation": name})
+            self._running.pop(name, None)
+            entry.touch()
+        except Exception:
+            logger.exception("sweep operation failed", extra={"operation": name})
+            await self._finish(entry, error=_status(grpc.StatusCode.INTERNAL, "internal error"))
+
+    async def _compute(
+        self, entry: _Running, request: backtest_service_pb2.StartSweepRequest
+    ) -> None:
+        checked = runs.check_sweep(request.sweep, self._limits)
+        bars = await runs.fetch_bars(self._bars, checked.query)
+        plan: SweepPlan = await runs.compute(
+            lambda: plan_sweep(
+                bars, checked.strategy, checked.grid, checked.config, checked.rank_attribute
+            )
+        )
+        size = max(1, math.ceil(len(plan.combos) / _CHUNKS))
+        chunks = {i: plan.combos[start : start + size]
+                  for i, start in enumerate(range(0, len(plan.combos), size))}  # fmt: skip
+        kept = await self._store.chunks(entry.operation.name)
+        entry.progress.total_combinations = len(plan.combos)
+        entry.progress.done_combinations = sum(len(m) for m in kept.values())
+        key = rank_key(checked.rank_attribute)
+        for index, metrics in kept.items():
+            for params, result in zip(chunks[index], metrics, strict=True):
+                self._count_best(entry, params, result, key)
+        entry.touch()
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+
+        def on_combination(params: Params, result: Metrics) -> None:
+            loop.call_soon_threadsafe(self._count, entry, params, result, key, started)
+
+        def on_chunk(index: int, metrics: list[Metrics]) -> None:
+            kept[index] = metrics
+            # Waits until the chunk is on disk: a chunk counted done is a chunk kept.
+            asyncio.run_coroutine_threadsafe(self._keep(entry, index, metrics), loop).result()
+
+        pending = {i: chunk for i, chunk in chunks.items() if i not in kept}
+        await runs.compute(
+            lambda: run_chunks(
+                plan.job, pending, self._limits.sweep_workers, entry.stop,
+                on_combination, on_chunk,
+            )
+        )  # fmt: skip
+        if entry.stop.is_set():
+            await self._end_stopped(entry)
+            return
+        report = plan.report([m for i in range(len(chunks)) for m in kept[i]])
+        sweep = runs.sweep_message(
+            checked, report, entry.progress.sweep_id, entry.progress.create_time.ToMilliseconds()
+        )
+        await self._results.add_sweep(sweep)
+        logger.info(
+            "sweep operation done",
+            extra={"operation": entry.operation.name, "results": len(sweep.results)},
+        )
+        await self._finish(entry, response=sweep)
+
+    def _count_best(
+        self, entry: _Running, params: Params, result: Metrics, key: Callable[[Metrics], Any]
+    ) -> None:
+        if entry.best is None or key(result) < key(entry.best):
+            entry.best = result
+            entry.progress.best.CopyFrom(convert.sweep_result_proto(params, result))
+
+    def _count(
+        self,
+        entry: _Running,
+        params: Params,
+        result: Metrics,
+        key: Callable[[Metrics], Any],
+        started: float,
+    ) -> None:
+        entry.progress.done_combinations += 1
+        self._count_best(entry, params, result, key)
+        entry.progress.elapsed.CopyFrom(
+            _duration(entry.elapsed_before_s + time.monotonic() - started)
+        )
+        entry.touch()
+
+    async def _keep(self, entry: _Running, index: int, metrics: list[Metrics]) -> None:
+        await self._store.add_chunk(entry.snapshot(), index, metrics)
+
+    async def _end_stopped(self, entry: _Running) -> None:
+        if entry.cancelled:
+            await self._finish(
+                entry, error=_status(grpc.StatusCode.CANCELLED, "cancelled by the client")
+            )
+        else:  # the service is stopping: keep it unfinished, with its progress, to resume
+            await self._store.save(entry.snapshot())
+            self._running.pop(entry.operation.name, None)
+
+    async def _finish(
+        self, entry: _Running, *, response: backtest_pb2.Sweep | None = None, error: Any = None
+    ) -> None:
+        entry.operation.done = True
+        if response is not None:
+            entry.operation.response.Pack(response)
+        else:
+            entry.operation.error.CopyFrom(error)
+        final = entry.snapshot()
+        try:
+            await self._store.save(final)
+        finally:
+            self._running.pop(entry.operation.name, None)
+            entry.touch()
+
+
+def _duration(seconds: float) -> Duration:
+    duration = Duration()
+    duration.FromNanoseconds(round(seconds * 1e9))
+    return duration

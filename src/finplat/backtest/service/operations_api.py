@@ -1,0 +1,91 @@
+"""google.longrunning.Operations over gRPC (AIP-151), for the service's sweep operations.
+
+The standard service, so that any AIP-151 client (and grpc-gateway's routes from the same
+annotations: `GET /v1/operations`, `GET /v1/operations/{id}`, `POST .../{id}:cancel`,
+`DELETE`) follows our operations as it follows Google's.
+"""
+
+import math
+from typing import Any
+
+import grpc
+from google.longrunning import operations_pb2, operations_pb2_grpc  # type: ignore[import-untyped]
+from google.protobuf import empty_pb2
+from typing_extensions import override
+
+from finplat.backtest.adapters.results_store import InvalidPageTokenError
+from finplat.backtest.errors import NotFoundError, StoreError
+from finplat.backtest.service.operations import PREFIX, SweepOperations
+
+Context = grpc.aio.ServicerContext[object, object]
+SERVICE_NAME = "google.longrunning.Operations"
+# The collection ListOperations takes as its `name` ("" is accepted, as many servers do).
+COLLECTION = PREFIX.rstrip("/")
+_DEADLINE_MARGIN_S = 0.1
+
+
+class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
+    """Get, list, cancel, delete and wait for the service's operations."""
+
+    def __init__(self, operations: SweepOperations) -> None:
+        self._operations = operations
+
+    async def _abort(self, context: Context, exc: Exception) -> None:
+        if isinstance(exc, NotFoundError):
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        await context.abort(grpc.StatusCode.INTERNAL, str(exc))
+
+    @override
+    async def GetOperation(self, request: Any, context: Context) -> Any:
+        try:
+            return await self._operations.get(request.name)
+        except (NotFoundError, StoreError) as exc:
+            await self._abort(context, exc)
+
+    @override
+    async def ListOperations(self, request: Any, context: Context) -> Any:
+        if request.name not in ("", COLLECTION):
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"no collection {request.name!r}; use {COLLECTION!r}"
+            )
+        if request.filter:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "filter is not supported")
+        if request.page_size < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size must be >= 0")
+        try:
+            found, token = await self._operations.page(request.page_size, request.page_token)
+        except InvalidPageTokenError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except StoreError as exc:
+            await self._abort(context, exc)
+        return operations_pb2.ListOperationsResponse(operations=found, next_page_token=token)
+
+    @override
+    async def CancelOperation(self, request: Any, context: Context) -> empty_pb2.Empty:
+        try:
+            await self._operations.cancel(request.name)
+        except (NotFoundError, StoreError) as exc:
+            await self._abort(context, exc)
+        return empty_pb2.Empty()
+
+    @override
+    async def DeleteOperation(self, request: Any, context: Context) -> empty_pb2.Empty:
+        try:
+            await self._operations.delete(request.name)
+        except (NotFoundError, StoreError) as exc:
+            await self._abort(context, exc)
+        return empty_pb2.Empty()
+
+    @override
+    async def WaitOperation(self, request: Any, context: Context) -> Any:
+        # Without a timeout, until done or until the caller's deadline, whichever is first.
+        timeout = (
+            request.timeout.ToTimedelta().total_seconds() if request.HasField("timeout") else None
+        )
+        remaining = context.time_remaining()
+        if remaining is not None and not math.isinf(remaining):
+            timeout = remaining if timeout is None else min(timeout, remaining)
+        try:
+            return await self._operations.wait(request.name, timeout)
+        except (NotFoundError, StoreError) as exc:
+            await self._abort(context, exc)

@@ -1,0 +1,235 @@
+"""Sweeps as long-running operations (AIP-151) on the real in-process service: started at once,
+followed, cancelled, deleted, and resumed after a stop from the chunks kept."""
+
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.longrunning import operations_pb2  # type: ignore[import-untyped]
+from google.protobuf.duration_pb2 import Duration
+
+from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
+from finplat.backtest.adapters.operation_store import OperationStore
+from finplat.backtest.service.runs import Limits
+from tests.unit.backtest.api_harness import (
+    DAY_MS,
+    NOV_1_MS,
+    Harness,
+    rpc_error,
+    run_request,
+    serve_harness,
+)
+
+pytestmark = pytest.mark.asyncio
+
+
+def _sweep(fast: int, slow: int, days: int = 1) -> backtest_service_pb2.StartSweepRequest:
+    """fast 1..`fast` x slow 2..`slow` (those with fast >= slow skipped) over `days` days."""
+    base = run_request(end_ms=NOV_1_MS + days * DAY_MS)
+    sweep = backtest_service_pb2.RunSweepRequest(
+        strategy="sma_crossover",
+        grid={"fast": backtest_pb2.ParameterRange(start=1, stop=fast, step=1),
+              "slow": backtest_pb2.ParameterRange(start=2, stop=slow, step=1)},
+        data=base.data, config=base.config, rank_by="sharpe",
+    )  # fmt: skip
+    return backtest_service_pb2.StartSweepRequest(sweep=sweep)
+
+
+def _progress(operation: Any) -> backtest_service_pb2.SweepProgress:
+    progress = backtest_service_pb2.SweepProgress()
+    assert operation.metadata.Unpack(progress)
+    return progress
+
+
+def _response(operation: Any) -> backtest_pb2.Sweep:
+    sweep = backtest_pb2.Sweep()
+    assert operation.response.Unpack(sweep)
+    return sweep
+
+
+async def _wait(service: Harness, name: str, seconds: float = 60) -> Any:
+    timeout = Duration()
+    timeout.FromMilliseconds(int(seconds * 1000))
+    request = operations_pb2.WaitOperationRequest(name=name, timeout=timeout)
+    return await service.operations.WaitOperation(request, timeout=seconds + 5)
+
+
+async def _until_done_at_least(service: Harness, name: str, count: int) -> int:
+    async for operation in service.stub.WatchOperation(
+        backtest_service_pb2.WatchOperationRequest(name=name)
+    ):
+        done = _progress(operation).done_combinations
+        if done >= count or operation.done:
+            return done
+    raise AssertionError("the watch ended before the operation was done")
+
+
+async def test_a_started_sweep_returns_at_once_and_ends_as_run_sweep_would(
+    service: Harness,
+) -> None:
+    request = _sweep(fast=6, slow=8)
+
+    started = await service.stub.StartSweep(request)
+    done = await _wait(service, started.name)
+    direct = (await service.stub.RunSweep(request.sweep)).sweep
+
+    assert not started.done
+    progress = _progress(started)
+    assert started.name == f"operations/{progress.sweep_id}"
+    assert (progress.strategy, progress.rank_by) == ("sma_crossover", "sharpe")
+    assert done.done
+    assert not done.HasField("error")
+    final = _progress(done)
+    # fast 1..6 x slow 2..8 is 42 pairs; those with fast >= slow (1+2+3+4+5 = 15) are skipped.
+    assert final.done_combinations == final.total_combinations == 27
+    swept = _response(done)
+    assert swept.id == progress.sweep_id
+    assert [(dict(r.parameters), r.metrics) for r in swept.results] == [
+        (dict(r.parameters), r.metrics) for r in direct.results
+    ]
+    assert final.best == swept.results[0]
+    exported = await service.stub.ExportSweep(backtest_service_pb2.ExportSweepRequest(id=swept.id))
+    assert exported.file.data.startswith(b"PAR1")
+    got = await service.operations.GetOperation(operations_pb2.GetOperationRequest(name=done.name))
+    assert got == done
+
+
+async def test_a_bad_sweep_is_refused_when_started(service: Harness) -> None:
+    bad_rank = _sweep(3, 4)
+    bad_rank.sweep.rank_by = "luck"
+    unknown = _sweep(3, 4)
+    unknown.sweep.strategy = "moon"
+
+    assert (await rpc_error(service.stub.StartSweep(bad_rank)))[0] == (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert (await rpc_error(service.stub.StartSweep(unknown)))[0] == grpc.StatusCode.NOT_FOUND
+    listed = await service.operations.ListOperations(operations_pb2.ListOperationsRequest())
+    assert list(listed.operations) == []
+
+
+async def test_a_cancelled_sweep_stops_within_a_second(service: Harness) -> None:
+    started = await service.stub.StartSweep(_sweep(fast=50, slow=200, days=3))
+    await _until_done_at_least(service, started.name, 1)
+
+    asked = time.monotonic()
+    await service.operations.CancelOperation(
+        operations_pb2.CancelOperationRequest(name=started.name)
+    )
+    ended = await _wait(service, started.name, seconds=5)
+    took = time.monotonic() - asked
+
+    assert ended.done
+    assert (ended.error.code, ended.error.message) == (
+        grpc.StatusCode.CANCELLED.value[0], "cancelled by the client",
+    )  # fmt: skip
+    progress = _progress(ended)
+    assert 0 < progress.done_combinations < progress.total_combinations
+    assert took < 1.0
+    # Cancelling a finished operation changes nothing.
+    await service.operations.CancelOperation(
+        operations_pb2.CancelOperationRequest(name=started.name)
+    )
+    again = await service.operations.GetOperation(
+        operations_pb2.GetOperationRequest(name=started.name)
+    )
+    assert again == ended
+
+
+async def test_watch_streams_growing_progress_until_done(service: Harness) -> None:
+    started = await service.stub.StartSweep(_sweep(fast=20, slow=40))
+    seen = [
+        (operation.done, _progress(operation).done_combinations)
+        async for operation in service.stub.WatchOperation(
+            backtest_service_pb2.WatchOperationRequest(name=started.name)
+        )
+    ]
+
+    counts = [done for _, done in seen]
+    assert counts == sorted(counts)
+    assert [finished for finished, _ in seen] == [False] * (len(seen) - 1) + [True]
+    assert counts[-1] == _progress(await _wait(service, started.name)).total_combinations
+
+
+async def test_unknown_operations_and_bad_lists_are_refused(service: Harness) -> None:
+    ops = service.operations
+    name = "operations/nope"
+
+    assert (await rpc_error(ops.GetOperation(operations_pb2.GetOperationRequest(name=name))))[
+        0
+    ] == grpc.StatusCode.NOT_FOUND
+    assert (await rpc_error(ops.CancelOperation(operations_pb2.CancelOperationRequest(name=name))))[
+        0
+    ] == grpc.StatusCode.NOT_FOUND
+    watch = service.stub.WatchOperation(backtest_service_pb2.WatchOperationRequest(name=name))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in watch:
+            pass
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    filtered = operations_pb2.ListOperationsRequest(name="operations", filter="done=true")
+    elsewhere = operations_pb2.ListOperationsRequest(name="backtests")
+    assert (await rpc_error(ops.ListOperations(filtered)))[0] == grpc.StatusCode.INVALID_ARGUMENT
+    assert (await rpc_error(ops.ListOperations(elsewhere)))[0] == grpc.StatusCode.NOT_FOUND
+
+
+async def test_operations_list_newest_first_in_pages_and_delete(service: Harness) -> None:
+    names = []
+    for _ in range(3):
+        started = await service.stub.StartSweep(_sweep(fast=2, slow=3))
+        names.append(started.name)
+        await _wait(service, started.name)
+
+    first = await service.operations.ListOperations(
+        operations_pb2.ListOperationsRequest(name="operations", page_size=2)
+    )
+    rest = await service.operations.ListOperations(
+        operations_pb2.ListOperationsRequest(page_size=2, page_token=first.next_page_token)
+    )
+    await service.operations.DeleteOperation(operations_pb2.DeleteOperationRequest(name=names[0]))
+    gone = await rpc_error(
+        service.operations.GetOperation(operations_pb2.GetOperationRequest(name=names[0]))
+    )
+
+    assert [op.name for op in [*first.operations, *rest.operations]] == names[::-1]
+    assert rest.next_page_token == ""
+    assert all(op.done for op in first.operations)
+    assert gone[0] == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_stopped_service_resumes_the_sweep_from_the_chunks_it_kept(
+    tmp_path: Path,
+) -> None:
+    limits = Limits(max_bars=100_000)
+    request = _sweep(fast=40, slow=120, days=3)
+    async with serve_harness(tmp_path, limits) as first:
+        started = await first.stub.StartSweep(request)
+        await _until_done_at_least(first, started.name, 1500)
+    # Stopped mid-sweep: what the file holds is what the next start resumes from.
+    store = await OperationStore.open(tmp_path / "results.sqlite3")
+    kept = await store.chunks(started.name)
+    stored = await store.get(started.name)
+    await store.close()
+
+    async with serve_harness(tmp_path, limits) as second:
+        assert await second.sweeps.resume() == 1
+        resumed = await second.operations.GetOperation(
+            operations_pb2.GetOperationRequest(name=started.name)
+        )
+        ended = await _wait(second, started.name)
+        direct = (await second.stub.RunSweep(request.sweep)).sweep
+
+    kept_count = sum(len(metrics) for metrics in kept.values())
+    total = _progress(ended).total_combinations
+    assert not stored.done
+    # Each worker drops the chunk it was in the middle of: at most two of ~20 combinations.
+    assert 1000 <= kept_count < total
+    # Resumed from the kept chunks, not from zero; and done with every combination.
+    assert _progress(resumed).done_combinations >= kept_count
+    assert ended.done
+    assert not ended.HasField("error")
+    assert _progress(ended).done_combinations == total
+    assert [(dict(r.parameters), r.metrics) for r in _response(ended).results] == [
+        (dict(r.parameters), r.metrics) for r in direct.results
+    ]
