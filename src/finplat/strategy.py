@@ -10,6 +10,11 @@ a memo shared by the combinations of a sweep (`indicators.sma(n)`, `.ema`, `.rsi
 `.bollinger`, `.mean_side(a, b)` for exact SMA comparisons). The five built-in strategies
 are made the same way.
 
+A portfolio strategy decides the weights of several symbols together: `portfolio_fn(panel,
+params)` returns, per bar and symbol, the fraction of the portfolio's value to hold (negative
+short, sum of absolute weights at most 1), from `panel.close` and the like, (bars, symbols)
+arrays. Without one, a portfolio gives each symbol an equal share of `signal_fn`'s targets.
+
 Put the spec at the top level of a `.py` file in a directory named by
 `FINPLAT_BACKTEST_STRATEGY_DIRS`, or name it in your package's `finplat.strategies` entry-point
 group. A strategy is trusted code: it runs inside the service with the service's rights.
@@ -17,12 +22,14 @@ group. A strategy is trusted code: it runs inside the service with the service's
 """
 
 from finplat.backtest.domain.bars import Bars
+from finplat.backtest.domain.portfolio import Panel
 from finplat.backtest.domain.strategies import Indicators, Params, ParamSpec, Signal, StrategySpec
 from finplat.backtest.domain.strategies.base import above_below, hold_last
 
 __all__ = [
     "Bars",
     "Indicators",
+    "Panel",
     "ParamSpec",
     "Params",
     "Signal",

@@ -56,7 +56,7 @@ def test_strategies_lists_the_five_and_the_example(gateway: httpx.Client) -> Non
 
     assert response.status_code == httpx.codes.OK
     names = {s["name"] for s in response.json()["strategies"]}
-    assert names == {*_STRATEGIES, "numpy_sma_crossover"}
+    assert names == {*_STRATEGIES, "numpy_sma_crossover", "momentum_rotation"}
 
 
 def _ingested_range(gateway: httpx.Client) -> tuple[int, int]:

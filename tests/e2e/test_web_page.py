@@ -22,7 +22,7 @@ _TIMEOUT_S = 300
 _PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_page_shows_live_prices_candles_a_backtest_and_the_docs(
+def test_page_shows_live_prices_candles_a_backtest_a_sweep_and_the_docs(
     platform: Platform, tmp_path: Path
 ) -> None:
     node = shutil.which("node")
@@ -58,6 +58,13 @@ def test_page_shows_live_prices_candles_a_backtest_and_the_docs(
     assert seen["backtest"]["metrics"]["finalEquity"] not in ("", "0")
     assert seen["backtest"]["points"] > 0
     assert seen["docs"]["operations"] >= 2
+    # A sweep of 2 x 2 combinations started from the page, its progress bar fed over SSE.
+    sweep = seen["sweep"]
+    assert (sweep["progress"]["value"], sweep["progress"]["max"]) == (4, 4)
+    assert sweep["progress"]["frames"] >= 1
+    assert sweep["columns"][:2] == ["fast", "slow"]
+    assert len(sweep["results"]) == 4
+    assert (sweep["csv"]["status"], sweep["csv"]["rows"]) == (200, 4)
     screenshot = Path(seen["screenshots"]["web-page"])
     assert screenshot.read_bytes().startswith(_PNG)
     print(f"screenshots: {screenshot} and {seen['screenshots']['docs']}")

@@ -1,6 +1,8 @@
 // Drives the gateway's page in headless Chromium (Debian's, through playwright-core), as a
 // person would use it: live prices change, the chart has candles and grows, a backtest run
-// from the form shows metrics, and /docs renders the operations. Screenshots go to --out.
+// from the form shows metrics, a parameter sweep started from its panel shows its progress (over
+// Server-Sent Events) up to the end and its best results, and /docs renders the operations.
+// Screenshots go to --out.
 //
 //   node e2e/page-check.mjs --url http://127.0.0.1:8080 --out /tmp/shots
 //
@@ -19,6 +21,7 @@ const { values: args } = parseArgs({
     chromium: { type: "string", default: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium" },
     "price-timeout-s": { type: "string", default: "30" },
     "backtest-timeout-s": { type: "string", default: "90" },
+    "sweep-timeout-s": { type: "string", default: "60" },
   },
 });
 if (!args.url || !args.out) {
@@ -28,6 +31,7 @@ if (!args.url || !args.out) {
 const base = new URL(args.url);
 const priceTimeoutMs = Number(args["price-timeout-s"]) * 1000;
 const backtestTimeoutMs = Number(args["backtest-timeout-s"]) * 1000;
+const sweepTimeoutMs = Number(args["sweep-timeout-s"]) * 1000;
 mkdirSync(args.out, { recursive: true });
 
 class CheckFailed extends Error {}
@@ -122,6 +126,54 @@ try {
   });
   if (outcome.error) throw new CheckFailed(`the page shows the error "${outcome.error}"`);
   seen.backtest = outcome;
+
+  step = "parameter sweep";
+  // sma_crossover, fast 5 and 10, slow 20 and 40: four combinations, over the backtest's bars.
+  const grid = { fast: [5, 10, 5], slow: [20, 40, 20] };
+  const combinations = 4;
+  await waitInPage("no strategies listed in the sweep panel", 15_000, () => document.querySelectorAll("#sw-strategy option").length > 0);
+  await page.selectOption("#sw-strategy", "sma_crossover");
+  for (const [name, values] of Object.entries(grid)) {
+    for (const [i, part] of ["start", "stop", "step"].entries()) {
+      await page.fill(`#sw-parameters input[name="grid.${name}.${part}"]`, String(values[i]));
+    }
+  }
+  await page.selectOption("#sw-rank", "sharpe");
+  await page.click("#sw-start");
+  const swept = await waitInPage("the sweep showed neither its results nor an error", sweepTimeoutMs, () => {
+    const error = document.getElementById("sweep-error");
+    if (error && !error.hidden) return { error: error.textContent };
+    const status = document.getElementById("sw-status");
+    const state = status?.dataset.state;
+    if (state === "cancelled" || state === "failed") return { error: `the sweep ended ${state}: ${status.textContent}` };
+    const table = document.getElementById("sw-results");
+    const rows = [...document.querySelectorAll("#sw-results tbody tr")];
+    if (state !== "done" || !table || table.hidden || rows.length === 0) return null;
+    const progress = document.getElementById("sw-progress");
+    return {
+      progress: { value: progress.value, max: progress.max, frames: Number(progress.dataset.frames) },
+      status: status.textContent,
+      columns: [...table.querySelectorAll("thead th")].map((th) => th.textContent),
+      results: rows.map((row) => [...row.cells].map((cell) => cell.textContent)),
+      export: document.getElementById("sw-export")?.getAttribute("href") ?? null,
+    };
+  });
+  if (swept.error) throw new CheckFailed(`the sweep panel shows the error "${swept.error}"`);
+  if (swept.progress.max !== combinations || swept.progress.value !== swept.progress.max) {
+    throw new CheckFailed(`the progress bar ended at ${swept.progress.value} of ${swept.progress.max}, not ${combinations} of ${combinations}`);
+  }
+  if (!(swept.progress.frames > 0)) throw new CheckFailed("the progress bar was never fed by the watch stream (no SSE message)");
+  if (swept.results.length !== combinations) {
+    throw new CheckFailed(`the results table has ${swept.results.length} rows, not ${combinations}: ${JSON.stringify(swept.results)}`);
+  }
+  if (!swept.export) throw new CheckFailed("no CSV export link under the sweep results");
+  swept.csv = await page.evaluate(async (href) => {
+    const response = await fetch(href);
+    const lines = (await response.text()).trim().split(/\r?\n/);
+    return { status: response.status, contentType: response.headers.get("content-type"), header: lines[0], rows: lines.length - 1 };
+  }, swept.export);
+  if (swept.csv.status !== 200) throw new CheckFailed(`GET ${swept.export} answered ${swept.csv.status}: ${swept.csv.header}`);
+  seen.sweep = swept;
   await shot("web-page");
 
   step = "Swagger UI at /docs";

@@ -7,8 +7,10 @@ import { getJson, postJson } from "./api";
 import { INTERVAL_MS } from "./intervals";
 import type { Backtest, Candle, Strategy } from "./types";
 
+export type MetricKind = "percent" | "number" | "count" | "money";
+
 // Metrics shown, in order, and how: fractions as percentages, ratios as plain numbers.
-const METRICS: [key: string, label: string, kind: "percent" | "number" | "count" | "money"][] = [
+const METRICS: [key: string, label: string, kind: MetricKind][] = [
   ["totalReturn", "Total return", "percent"],
   ["cagr", "CAGR", "percent"],
   ["sharpe", "Sharpe", "number"],
@@ -46,13 +48,13 @@ export class BacktestPanel {
     });
   }
 
-  async loadStrategies(): Promise<void> {
+  /** Lists the strategies in the form; returns them, for the other panels that offer them. */
+  async loadStrategies(): Promise<Strategy[]> {
     const answer = await getJson<{ strategies?: Strategy[] }>("/api/strategies");
     this.strategies = answer.strategies ?? [];
-    this.ui.strategy.replaceChildren(
-      ...this.strategies.map((s) => new Option(`${s.name} — ${s.description ?? ""}`, s.name)),
-    );
+    fillStrategies(this.ui.strategy, this.strategies);
     this.showParameters();
+    return this.strategies;
   }
 
   private showParameters(): void {
@@ -86,7 +88,7 @@ export class BacktestPanel {
     if (button) button.disabled = true;
     this.ui.summary.textContent = "running…";
     try {
-      const [start, end] = await this.storedRange(symbol, interval, Number(data.get("bars")));
+      const [start, end] = await storedRange(symbol, interval, Number(data.get("bars")));
       const answer = await postJson<{ backtest: Backtest }>("/api/backtests", {
         strategy: String(data.get("strategy")),
         parameters,
@@ -101,15 +103,6 @@ export class BacktestPanel {
     } finally {
       if (button) button.disabled = false;
     }
-  }
-
-  /** [first, end) open times of the newest `bars` closed candles the price service stores. */
-  private async storedRange(symbol: string, interval: string, bars: number): Promise<[number, number]> {
-    const answer = await getJson<{ candles?: Candle[] }>(`/api/candles/${symbol}/${interval}?limit=${bars}`);
-    const candles = answer.candles ?? [];
-    if (candles.length === 0) throw new Error(`no stored ${interval} candles of ${symbol} to backtest on`);
-    const step = INTERVAL_MS[interval];
-    return [Number(candles[0].openTime), Number(candles[candles.length - 1].openTime) + step];
   }
 
   private show(backtest: Backtest): void {
@@ -146,7 +139,20 @@ export class BacktestPanel {
   }
 }
 
-function format(value: number, kind: "percent" | "number" | "count" | "money"): string {
+export function fillStrategies(select: HTMLSelectElement, strategies: Strategy[]): void {
+  select.replaceChildren(...strategies.map((s) => new Option(`${s.name} — ${s.description ?? ""}`, s.name)));
+}
+
+/** [first, end) open times of the newest `bars` closed candles the price service stores. */
+export async function storedRange(symbol: string, interval: string, bars: number): Promise<[number, number]> {
+  const answer = await getJson<{ candles?: Candle[] }>(`/api/candles/${symbol}/${interval}?limit=${bars}`);
+  const candles = answer.candles ?? [];
+  if (candles.length === 0) throw new Error(`no stored ${interval} candles of ${symbol} to backtest on`);
+  const step = INTERVAL_MS[interval];
+  return [Number(candles[0].openTime), Number(candles[candles.length - 1].openTime) + step];
+}
+
+export function format(value: number, kind: MetricKind): string {
   switch (kind) {
     case "percent":
       return `${(value * 100).toFixed(2)} %`;

@@ -1,4 +1,5 @@
-// The live page: wires the price feed, the candle chart and the backtest form to the page.
+// The live page: wires the price feed, the candle chart, the backtest form and the sweep panel
+// to the page.
 
 import "./style.css";
 
@@ -8,6 +9,7 @@ import { CandleChart } from "./candlechart";
 import { INTERVALS } from "./intervals";
 import { PriceFeed } from "./prices";
 import { PriceTable } from "./pricetable";
+import { SweepPanel } from "./sweep";
 import type { PriceUpdate } from "./types";
 
 function byId<T extends HTMLElement>(id: string): T {
@@ -33,6 +35,7 @@ function main(): void {
   const interval = byId<HTMLSelectElement>("chart-interval");
   fillIntervals(interval);
   fillIntervals(byId<HTMLSelectElement>("bt-interval"));
+  fillIntervals(byId<HTMLSelectElement>("sw-interval"));
   const showChart = (): void => {
     chart.show(symbol.value, interval.value).catch((error: unknown) => showError(chartError, error));
   };
@@ -65,7 +68,27 @@ function main(): void {
     },
     (error) => showError(backtestError, error),
   );
-  panel.loadStrategies().catch((error: unknown) => showError(backtestError, error));
+  const sweepError = byId("sweep-error");
+  const sweep = new SweepPanel({
+    form: byId<HTMLFormElement>("sw-form"),
+    strategy: byId<HTMLSelectElement>("sw-strategy"),
+    parameters: byId("sw-parameters"),
+    rankBy: byId<HTMLSelectElement>("sw-rank"),
+    start: byId<HTMLButtonElement>("sw-start"),
+    cancel: byId<HTMLButtonElement>("sw-cancel"),
+    progress: byId<HTMLProgressElement>("sw-progress"),
+    status: byId("sw-status"),
+    results: byId<HTMLTableElement>("sw-results"),
+    exportLink: byId<HTMLAnchorElement>("sw-export"),
+    error: sweepError,
+  });
+  panel
+    .loadStrategies()
+    .then((strategies) => sweep.setStrategies(strategies))
+    .catch((error: unknown) => {
+      showError(backtestError, error);
+      showError(sweepError, error);
+    });
 }
 
 main();

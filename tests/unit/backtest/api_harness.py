@@ -1,5 +1,6 @@
 """The backtest service's API on a real in-process gRPC server, bars from a fake PriceService
-over gRPC serving three real days (2024-11-01..03) of BTCUSDT 1m: what the API tests share."""
+over gRPC serving three real days (2024-11-01..03) of BTCUSDT and ETHUSDT 1m: what the API
+tests share."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,7 +25,7 @@ from finplat.backtest.service.runs import Limits
 from finplat.core.grpc_server import ServiceBinding, start_server
 from tests.backtest_server import backtest_server
 from tests.paths import market_data_dir
-from tests.unit.backtest.fake_price_service import FakePriceService, btc_candles
+from tests.unit.backtest.fake_price_service import FakePriceService, btc_candles, eth_candles
 
 NOV_1_MS = 1_730_419_200_000  # 2024-11-01T00:00:00Z
 DAY_MS = 86_400_000
@@ -55,7 +56,8 @@ class Harness:
 async def serve_harness(tmp_path: Path, limits: Limits) -> AsyncIterator[Harness]:
     """The service on ``tmp_path``'s results file: twice on one path is a restart."""
     candles = btc_candles(market_data_dir(), date(2024, 11, 1), date(2024, 11, 3))
-    prices = FakePriceService({"BTCUSDT": candles})
+    eth = eth_candles(market_data_dir(), NOV_1_MS, NOV_1_MS + 3 * DAY_MS)
+    prices = FakePriceService({"BTCUSDT": candles, "ETHUSDT": eth})
     price_binding = ServiceBinding(
         "finance.market.v1.PriceService",
         lambda s: price_service_pb2_grpc.add_PriceServiceServicer_to_server(prices, s),

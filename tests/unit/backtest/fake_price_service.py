@@ -12,10 +12,12 @@ from datetime import date
 from pathlib import Path
 
 import grpc
+import numpy as np
 from typing_extensions import override
 
 from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
-from finplat.binance.archive import daily_kline_paths
+from finplat.backtest.adapters.kline_files import load_bars
+from finplat.binance.archive import daily_kline_paths, ohlcv_files
 
 Context = grpc.aio.ServicerContext[object, object]
 _MICROSECONDS = 100_000_000_000_000
@@ -44,6 +46,27 @@ def read_candles(paths: Sequence[Path], symbol: str) -> list[market_pb2.Candle]:
 def btc_candles(data_dir: Path, start: date, end: date) -> list[market_pb2.Candle]:
     """BTCUSDT 1m candles of the days `start..end`, inclusive."""
     return read_candles(daily_kline_paths(data_dir, "BTCUSDT", "1m", start, end), "BTCUSDT")
+
+
+def _plain(value: float) -> str:
+    # The shortest digits that read back as the same float, never in exponent notation.
+    return np.format_float_positional(value, trim="-")
+
+
+def eth_candles(data_dir: Path, start_ms: int, end_ms: int) -> list[market_pb2.Candle]:
+    """ETHUSDT 1m candles opening in [start_ms, end_ms), from the OHLCV-only file (no quote
+    volume or trade count there); prices as the shortest strings of the file's floats."""
+    bars = load_bars(ohlcv_files(data_dir, "ETHUSDT"))
+    rows = np.flatnonzero((bars.open_time_ms >= start_ms) & (bars.open_time_ms < end_ms))
+    return [
+        market_pb2.Candle(
+            symbol="ETHUSDT", interval=market_pb2.INTERVAL_1M,
+            open_time=int(bars.open_time_ms[i]), close_time=int(bars.open_time_ms[i]) + 59_999,
+            open=_plain(bars.open[i]), high=_plain(bars.high[i]), low=_plain(bars.low[i]),
+            close=_plain(bars.close[i]), volume=_plain(bars.volume[i]), closed=True,
+        )
+        for i in rows
+    ]  # fmt: skip
 
 
 class FakePriceService(price_service_pb2_grpc.PriceServiceServicer):

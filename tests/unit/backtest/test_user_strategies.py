@@ -15,7 +15,7 @@ from finplat.backtest.domain.errors import (
     StrategyFailedError,
 )
 from finplat.backtest.domain.strategies import BUILT_IN, StrategyRegistry, get_strategy
-from finplat.strategy import Indicators, Params, ParamSpec, StrategySpec
+from finplat.strategy import Indicators, Panel, Params, ParamSpec, StrategySpec
 from tests.paths import REPO_ROOT
 from tests.unit.backtest.helpers import make_bars
 
@@ -36,10 +36,12 @@ def test_the_example_directory_loads_with_its_source_and_again_adds_nothing() ->
     first = load_user_strategies([EXAMPLES], registry)
     again = load_user_strategies([EXAMPLES], registry)
 
-    path = EXAMPLES / "numpy_sma_crossover.py"
-    assert [(e.spec.name, e.source) for e in first] == [("numpy_sma_crossover", f"file {path}")]
+    assert [(e.spec.name, e.source) for e in first] == [
+        ("momentum_rotation", f"file {EXAMPLES / 'momentum_rotation.py'}"),
+        ("numpy_sma_crossover", f"file {EXAMPLES / 'numpy_sma_crossover.py'}"),
+    ]
     assert again == []
-    assert registry.names() == ("numpy_sma_crossover",)
+    assert registry.names() == ("momentum_rotation", "numpy_sma_crossover")
     assert [p.name for p in registry.get("numpy_sma_crossover").schema] == ["fast", "slow"]
 
 
@@ -181,3 +183,47 @@ def test_a_wrongly_declared_strategy_is_refused(
 ) -> None:
     with pytest.raises(InvalidStrategyError, match=message):
         StrategySpec(name, "", schema, lambda bars, params, ind: np.zeros(len(bars)))
+
+
+def _portfolio_spec(returns: object) -> StrategySpec:
+    def weights(panel: Panel, params: Params) -> object:
+        return returns() if callable(returns) else returns
+
+    return StrategySpec("rotation", "weights the test says", (), None, None, weights)  # type: ignore[arg-type]
+
+
+PANEL = Panel.from_bars({"AAA": BARS, "BBB": make_bars([5.0, 6.0, 5.0, 6.0, 5.0])})
+
+
+@pytest.mark.parametrize(
+    ("returns", "message"),
+    [
+        (lambda: 1 / 0, "strategy 'rotation' raised ZeroDivisionError"),
+        (np.zeros((5, 3)), r"returned weights of shape \(5, 3\), expected \(5, 2\)"),
+        (np.array([[0, 0]] * 4 + [[np.inf, 0]]), "returned weight inf for AAA at bar 4"),
+        (np.array([["a", "b"]] * 5), "returned weights that are not numbers"),
+    ],
+)
+def test_a_misbehaving_portfolio_strategy_is_named_with_the_reason(
+    returns: object, message: str
+) -> None:
+    spec = _portfolio_spec(returns)
+
+    with pytest.raises(StrategyFailedError, match=message):
+        spec.weights(PANEL, spec.parse())
+
+
+def test_a_one_symbol_strategy_weighs_each_symbol_equally() -> None:
+    spec = _spec(np.array([1, 1, -1, 0, 1]))
+
+    assert spec.weights(PANEL, spec.parse()).tolist() == [[0.5, 0.5], [0.5, 0.5],
+        [-0.5, -0.5], [0.0, 0.0], [0.5, 0.5]]  # fmt: skip
+
+
+def test_a_portfolio_strategy_does_not_run_on_one_symbol() -> None:
+    spec = _portfolio_spec(np.zeros((5, 2)))
+
+    with pytest.raises(StrategyFailedError, match="is a portfolio strategy"):
+        spec.signal(BARS, spec.parse())
+    with pytest.raises(InvalidStrategyError, match="needs a signal_fn or a portfolio_fn"):
+        StrategySpec("nothing", "", (), None)

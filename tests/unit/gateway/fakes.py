@@ -190,6 +190,11 @@ class FakeBacktestService(backtest_service_pb2_grpc.BacktestServiceServicer):
         self.recorder.record(request, context)
         return backtest_service_pb2.CheckLookaheadResponse(clean=True, bar_count=1440)
 
+    async def RunPortfolio(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        portfolio = backtest_pb2.Portfolio(strategy=request.strategy, symbols=request.symbols)
+        return backtest_service_pb2.RunPortfolioResponse(portfolio=portfolio)
+
     async def StartSweep(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
         self.recorder.record(request, context)
         return _operation("operations/sweep-1", done=False)

@@ -27,6 +27,7 @@ PRODUCT_ROUTES = {
     ("/api/strategies/{strategy}:checkLookahead", "post"): "BacktestService_CheckLookahead",
     ("/api/backtests/{id}:export", "get"): "BacktestService_ExportBacktest",
     ("/api/sweeps/{id}:export", "get"): "BacktestService_ExportSweep",
+    ("/api/portfolios", "post"): "BacktestService_RunPortfolio",
     ("/api/sweeps:start", "post"): "BacktestService_StartSweep",
     ("/api/{name}:watch", "get"): "BacktestService_WatchOperation",
     # GET /v1/{name=operations} (list) and /v1/{name=operations/**} (get) are one OpenAPI

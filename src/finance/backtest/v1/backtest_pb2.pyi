@@ -150,6 +150,7 @@ class Strategy(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     PARAMETERS_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    PORTFOLIO_ONLY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Strategy name, for example "sma_crossover"."""
     description: _builtins.str
@@ -158,6 +159,10 @@ class Strategy(_message.Message):
     """Where the strategy comes from: "built-in", "entry point NAME = MODULE:ATTR" (the
     finplat.strategies entry-point group of an installed package) or "file PATH" (a
     strategy directory the operator configured).
+    """
+    portfolio_only: _builtins.bool
+    """Whether it decides the weights of several symbols together, so that it runs only in
+    RunPortfolio; any other strategy runs on one symbol, or on each symbol of a portfolio.
     """
     @_builtins.property
     def parameters(self) -> _containers.RepeatedCompositeFieldContainer[Global___ParameterSpec]:
@@ -170,10 +175,11 @@ class Strategy(_message.Message):
         description: _builtins.str = ...,
         parameters: _abc.Iterable[Global___ParameterSpec] | None = ...,
         source: _builtins.str = ...,
+        portfolio_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name", "parameters", b"parameters", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name", "parameters", b"parameters", "portfolio_only", b"portfolio_only", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -754,3 +760,143 @@ class PartitionLag(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PartitionLag: _TypeAlias = PartitionLag  # noqa: Y015
+
+@_typing.final
+class SymbolContribution(_message.Message):
+    """What one symbol added to a portfolio backtest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    PNL_FIELD_NUMBER: _builtins.int
+    FEES_FIELD_NUMBER: _builtins.int
+    FILL_COUNT_FIELD_NUMBER: _builtins.int
+    FINAL_POSITION_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    """Exchange symbol."""
+    pnl: _builtins.float
+    """Profit or loss in quote currency, fees included: its fills' cash flows plus its final
+    position at the last close. The symbols' pnl sums to final equity minus initial cash.
+    """
+    fees: _builtins.float
+    """Fees paid on its fills, in quote currency."""
+    fill_count: _builtins.int
+    """Number of its fills."""
+    final_position: _builtins.float
+    """Units held at the end (negative: short)."""
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+        pnl: _builtins.float = ...,
+        fees: _builtins.float = ...,
+        fill_count: _builtins.int = ...,
+        final_position: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fees", b"fees", "fill_count", b"fill_count", "final_position", b"final_position", "pnl", b"pnl", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SymbolContribution: _TypeAlias = SymbolContribution  # noqa: Y015
+
+@_typing.final
+class Portfolio(_message.Message):
+    """A portfolio backtest: several symbols, one cash balance."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ParametersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    SYMBOLS_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    CONFIG_FIELD_NUMBER: _builtins.int
+    METRICS_FIELD_NUMBER: _builtins.int
+    CONTRIBUTIONS_FIELD_NUMBER: _builtins.int
+    EQUITY_CURVE_FIELD_NUMBER: _builtins.int
+    BAR_COUNT_FIELD_NUMBER: _builtins.int
+    strategy: _builtins.str
+    """Strategy name."""
+    interval: _builtins.str
+    """Bar interval, Binance notation."""
+    bar_count: _builtins.int
+    """Number of bars (open times shared by every symbol)."""
+    @_builtins.property
+    def parameters(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """Parameter values used, defaults filled in."""
+
+    @_builtins.property
+    def symbols(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Symbols, in the order of the weights."""
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """First bar open time, inclusive."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Last bar open time, exclusive."""
+
+    @_builtins.property
+    def config(self) -> Global___BacktestConfig:
+        """Trading assumptions."""
+
+    @_builtins.property
+    def metrics(self) -> Global___Metrics:
+        """Portfolio metrics. A rebalancing portfolio has no round trips: trade_count counts fills,
+        and win_rate, profit_factor and average_trade are NaN (see contributions).
+        """
+
+    @_builtins.property
+    def contributions(self) -> _containers.RepeatedCompositeFieldContainer[Global___SymbolContribution]:
+        """What each symbol added, in the order of symbols."""
+
+    @_builtins.property
+    def equity_curve(self) -> _containers.RepeatedCompositeFieldContainer[Global___EquityPoint]:
+        """Equity curve, down-sampled to at most a few thousand points."""
+
+    def __init__(
+        self,
+        *,
+        strategy: _builtins.str = ...,
+        parameters: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        symbols: _abc.Iterable[_builtins.str] | None = ...,
+        interval: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        config: Global___BacktestConfig | None = ...,
+        metrics: Global___Metrics | None = ...,
+        contributions: _abc.Iterable[Global___SymbolContribution] | None = ...,
+        equity_curve: _abc.Iterable[Global___EquityPoint] | None = ...,
+        bar_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "end_time", b"end_time", "metrics", b"metrics", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bar_count", b"bar_count", "config", b"config", "contributions", b"contributions", "end_time", b"end_time", "equity_curve", b"equity_curve", "interval", b"interval", "metrics", b"metrics", "parameters", b"parameters", "start_time", b"start_time", "strategy", b"strategy", "symbols", b"symbols"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Portfolio: _TypeAlias = Portfolio  # noqa: Y015

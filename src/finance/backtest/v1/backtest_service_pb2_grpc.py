@@ -87,6 +87,11 @@ class BacktestServiceStub:
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunSweepRequest.SerializeToString,
                 response_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunSweepResponse.FromString,
                 _registered_method=True)
+        self.RunPortfolio = channel.unary_unary(
+                '/finance.backtest.v1.BacktestService/RunPortfolio',
+                request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunPortfolioRequest.SerializeToString,
+                response_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunPortfolioResponse.FromString,
+                _registered_method=True)
         self.StartSweep = channel.unary_unary(
                 '/finance.backtest.v1.BacktestService/StartSweep',
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.StartSweepRequest.SerializeToString,
@@ -180,6 +185,16 @@ class BacktestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunPortfolio(self, request, context):
+        """Runs a strategy over several symbols with one cash balance: a portfolio
+        strategy's weights, or each symbol's target of a one-symbol strategy as
+        an equal share (target / number of symbols). Fills at the next open per
+        symbol, sells before buys, fees and slippage per fill.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StartSweep(self, request, context):
         """Starts a sweep as a long-running operation (AIP-151) and returns it at
         once: the request is checked first (INVALID_ARGUMENT, NOT_FOUND), the
@@ -257,6 +272,11 @@ def add_BacktestServiceServicer_to_server(servicer, server):
                     servicer.RunSweep,
                     request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunSweepRequest.FromString,
                     response_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunSweepResponse.SerializeToString,
+            ),
+            'RunPortfolio': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunPortfolio,
+                    request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunPortfolioRequest.FromString,
+                    response_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunPortfolioResponse.SerializeToString,
             ),
             'StartSweep': grpc.unary_unary_rpc_method_handler(
                     servicer.StartSweep,
@@ -541,6 +561,33 @@ class BacktestService:
             '/finance.backtest.v1.BacktestService/RunSweep',
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunSweepRequest.SerializeToString,
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunSweepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunPortfolio(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/finance.backtest.v1.BacktestService/RunPortfolio',
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunPortfolioRequest.SerializeToString,
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunPortfolioResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,6 +67,12 @@ class BacktestServiceStub:
     """Runs a backtest for every combination of a parameter grid, stores the
     sweep and returns its results ranked by a metric.
     """
+    RunPortfolio: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.RunPortfolioRequest, _backtest_service_pb2.RunPortfolioResponse]
+    """Runs a strategy over several symbols with one cash balance: a portfolio
+    strategy's weights, or each symbol's target of a one-symbol strategy as
+    an equal share (target / number of symbols). Fills at the next open per
+    symbol, sells before buys, fees and slippage per fill.
+    """
     StartSweep: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.StartSweepRequest, _operations_pb2.Operation]
     """Starts a sweep as a long-running operation (AIP-151) and returns it at
     once: the request is checked first (INVALID_ARGUMENT, NOT_FOUND), the
@@ -122,6 +128,12 @@ class BacktestServiceAsyncStub(BacktestServiceStub):
     RunSweep: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.RunSweepRequest, _backtest_service_pb2.RunSweepResponse]  # type: ignore[assignment]
     """Runs a backtest for every combination of a parameter grid, stores the
     sweep and returns its results ranked by a metric.
+    """
+    RunPortfolio: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.RunPortfolioRequest, _backtest_service_pb2.RunPortfolioResponse]  # type: ignore[assignment]
+    """Runs a strategy over several symbols with one cash balance: a portfolio
+    strategy's weights, or each symbol's target of a one-symbol strategy as
+    an equal share (target / number of symbols). Fills at the next open per
+    symbol, sells before buys, fees and slippage per fill.
     """
     StartSweep: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.StartSweepRequest, _operations_pb2.Operation]  # type: ignore[assignment]
     """Starts a sweep as a long-running operation (AIP-151) and returns it at
@@ -235,6 +247,18 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_backtest_service_pb2.RunSweepResponse, _abc.Awaitable[_backtest_service_pb2.RunSweepResponse]]:
         """Runs a backtest for every combination of a parameter grid, stores the
         sweep and returns its results ranked by a metric.
+        """
+
+    @_abc_1.abstractmethod
+    def RunPortfolio(
+        self,
+        request: _backtest_service_pb2.RunPortfolioRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backtest_service_pb2.RunPortfolioResponse, _abc.Awaitable[_backtest_service_pb2.RunPortfolioResponse]]:
+        """Runs a strategy over several symbols with one cash balance: a portfolio
+        strategy's weights, or each symbol's target of a one-symbol strategy as
+        an equal share (target / number of symbols). Fills at the next open per
+        symbol, sells before buys, fees and slippage per fill.
         """
 
     @_abc_1.abstractmethod

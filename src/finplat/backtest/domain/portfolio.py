@@ -89,6 +89,7 @@ class Panel:
     high: FloatArray
     low: FloatArray
     close: FloatArray
+    volume: FloatArray | None = None  # None: not known, NaN in `bars`
 
     def __post_init__(self) -> None:
         symbols = tuple(self.symbols)
@@ -108,6 +109,11 @@ class Panel:
             object.__setattr__(self, name, prices)
         if shape[0] > 1 and not bool(np.all(np.diff(times) > 0)):
             raise InvalidBarsError("open_time_ms must be strictly increasing")
+        if self.volume is not None:
+            volume = _readonly_prices(self.volume)
+            if volume.shape != shape:
+                raise InvalidBarsError(f"volume must have shape {shape}, got {volume.shape}")
+            object.__setattr__(self, "volume", volume)
 
     def _require_positive(self, name: str, prices: FloatArray) -> None:
         # Orders are sized by dividing by the open and valued at the close: both must be real.
@@ -137,8 +143,9 @@ class Panel:
         return Panel(
             tuple(bars_by_symbol),
             first.open_time_ms,
-            *(np.column_stack([getattr(b, f) for b in columns]) for f in _PRICE_FIELDS),
-        )
+            *(np.column_stack([getattr(b, f) for b in columns])
+              for f in (*_PRICE_FIELDS, "volume")),
+        )  # fmt: skip
 
     def __len__(self) -> int:
         return int(self.open_time_ms.shape[0])
@@ -149,11 +156,19 @@ class Panel:
 
     def slice(self, start: int, stop: int) -> Panel:
         """Rows ``start:stop`` as a new panel (views, no copy)."""
+        rows = slice(start, stop)
         return Panel(
-            self.symbols,
-            self.open_time_ms[start:stop],
-            *(getattr(self, f)[start:stop] for f in _PRICE_FIELDS),
-        )
+            self.symbols, self.open_time_ms[rows], self.open[rows], self.high[rows],
+            self.low[rows], self.close[rows], None if self.volume is None else self.volume[rows],
+        )  # fmt: skip
+
+    def bars(self, column: int) -> Bars:
+        """The bars of ``symbols[column]`` (views, no copy)."""
+        volume = np.full(len(self), np.nan) if self.volume is None else self.volume[:, column]
+        return Bars(
+            self.open_time_ms, self.open[:, column], self.high[:, column], self.low[:, column],
+            self.close[:, column], volume,
+        )  # fmt: skip
 
 
 def _require_same_times(ref_symbol: str, ref_times: IntArray, symbol: str, times: IntArray) -> None:

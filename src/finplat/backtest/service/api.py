@@ -20,7 +20,7 @@ from finplat.backtest.adapters.results_store import InvalidPageTokenError
 from finplat.backtest.domain.stats import StatsSnapshot
 from finplat.backtest.domain.strategies import REGISTRY
 from finplat.backtest.errors import BarsUnavailableError, NoDataError, NotFoundError, StoreError
-from finplat.backtest.service import exports, runs
+from finplat.backtest.service import exports, portfolios, runs
 from finplat.backtest.service.charts import render_backtest_html
 from finplat.backtest.service.consumer import PartitionLag
 from finplat.backtest.service.convert import timestamp
@@ -115,6 +115,7 @@ def strategies_response() -> backtest_service_pb2.ListStrategiesResponse:
                     for p in entry.spec.schema
                 ],
                 source=entry.source,
+                portfolio_only=entry.spec.signal_fn is None,
             )
             for entry in REGISTRY.entries()
         ]
@@ -316,6 +317,17 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
             extra={"id": sweep.id, "strategy": sweep.strategy, "results": len(sweep.results)},
         )
         return backtest_service_pb2.RunSweepResponse(sweep=sweep)
+
+    @override
+    async def RunPortfolio(
+        self, request: backtest_service_pb2.RunPortfolioRequest, context: Context
+    ) -> backtest_service_pb2.RunPortfolioResponse:
+        try:
+            async with self._runs:
+                result = await portfolios.portfolio(request, self._bars, self._limits)
+        except RequestError as exc:
+            await _abort(context, exc.code, exc.message)
+        return backtest_service_pb2.RunPortfolioResponse(portfolio=result)
 
     @override
     async def StartSweep(

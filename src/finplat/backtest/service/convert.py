@@ -140,14 +140,17 @@ def sample_indices(values: npt.NDArray[np.float64], max_points: int) -> npt.NDAr
     return np.unique(np.asarray(keep, dtype=np.int64))
 
 
-def equity_curve_proto(result: BacktestResult, max_points: int) -> list[backtest_pb2.EquityPoint]:
+def equity_curve_proto(
+    equity: npt.NDArray[np.float64],
+    open_time_ms: npt.NDArray[np.int64],
+    initial: float,
+    max_points: int,
+) -> list[backtest_pb2.EquityPoint]:
     """The equity curve at each bar's close, down-sampled to at most `max_points`."""
-    dd = drawdown(result.equity, result.config.initial_capital)
+    dd = drawdown(equity, initial)
     return [
         backtest_pb2.EquityPoint(
-            time=timestamp(int(result.open_time_ms[i])),
-            equity=float(result.equity[i]),
-            drawdown=float(dd[i]),
+            time=timestamp(int(open_time_ms[i])), equity=float(equity[i]), drawdown=float(dd[i])
         )
         for i in sample_indices(dd, max_points)
     ]
@@ -171,7 +174,9 @@ def backtest_proto(
         config=config_proto(result.config),
         metrics=metrics_proto(result.metrics),
         trades=trades_proto(result.trades),
-        equity_curve=equity_curve_proto(result, max_points),
+        equity_curve=equity_curve_proto(
+            result.equity, result.open_time_ms, result.config.initial_capital, max_points
+        ),
         create_time=timestamp(create_time_ms),
         bar_count=int(result.open_time_ms.shape[0]),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +20,9 @@ from finplat.backtest.domain.errors import (
 )
 from finplat.backtest.domain.indicators.fixed_point import FixedPointSums
 from finplat.backtest.domain.indicators.moving import sma_with_sums
+
+if TYPE_CHECKING:  # the portfolio engine imports strategies: a type-only import back
+    from finplat.backtest.domain.portfolio import Panel
 
 FloatArray = npt.NDArray[np.float64]
 Signal = npt.NDArray[np.int8]
@@ -200,24 +203,35 @@ class Indicators:
 SignalFn = Callable[[Bars, Params, Indicators], npt.ArrayLike]
 """Bars (up to and including each bar), params and the indicator memo in; one target per bar
 out: +1 long, 0 flat, -1 short, decided at the bar's close and filled at the next open."""
+PortfolioFn = Callable[["Panel", Params], npt.ArrayLike]
+"""Bars of several symbols and params in; per bar and symbol, the weight (fraction of the
+portfolio's value, negative short) decided at the bar's close and filled at the next open."""
 CheckFn = Callable[[Params], str | None]
 """A constraint across parameters: the reason the values do not fit together, or None."""
 
 
 @dataclass(frozen=True, slots=True)
 class StrategySpec:
-    """A strategy: its name, parameter schema, optional cross-parameter check and the pure
-    signal function. Built-in and user strategies alike are instances of this class."""
+    """A strategy: its name, parameter schema, optional cross-parameter check, and its pure
+    functions. Built-in and user strategies alike are instances of this class.
+
+    ``signal_fn`` trades one symbol; run on several, each symbol gets an equal share of the
+    portfolio (its target / number of symbols). ``portfolio_fn`` decides the weights of all
+    symbols together (a rotation, a pair); a strategy with only that one runs on portfolios.
+    """
 
     name: str
     description: str
     schema: tuple[ParamSpec, ...]
-    signal_fn: SignalFn
+    signal_fn: SignalFn | None
     check: CheckFn | None = None
+    portfolio_fn: PortfolioFn | None = None
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
             raise InvalidStrategyError(self.name or "?", "name must be a Python identifier")
+        if self.signal_fn is None and self.portfolio_fn is None:
+            raise InvalidStrategyError(self.name, "needs a signal_fn or a portfolio_fn")
         names = [p.name for p in self.schema]
         if len(set(names)) != len(names):
             raise InvalidStrategyError(self.name, f"parameter names repeat: {names}")
@@ -249,15 +263,53 @@ class StrategySpec:
         Whatever the function returns is checked: a raise, a wrong shape, NaN or a value
         outside -1..+1 becomes a ``StrategyFailedError`` naming the strategy and the reason.
         """
-        if not isinstance(params, Params) or params.strategy != self.name:
-            raise InvalidParameterError(self.name, "params", f"expected params of {self.name}")
+        self._check_params(params)
+        if self.signal_fn is None:
+            raise StrategyFailedError(
+                self.name, "is a portfolio strategy: it runs on several symbols (RunPortfolio)"
+            )
         if indicators is not None and indicators.bars is not bars:
             raise InvalidBarsError("indicators were built for different bars")
+        signal_fn = self.signal_fn
+        raw = self._call(lambda: signal_fn(bars, params, indicators or Indicators(bars)))
+        return _checked_targets(self.name, raw, len(bars))
+
+    def weights(self, panel: Panel, params: Params) -> FloatArray:
+        """Target weight per bar and symbol, (n_bars, n_symbols), checked as ``signal``'s
+        targets are: the portfolio function's, else each symbol's target / n_symbols."""
+        self._check_params(params)
+        if self.portfolio_fn is None:
+            targets = [self.signal(panel.bars(k), params) for k in range(panel.n_symbols)]
+            return np.column_stack(targets) / panel.n_symbols
+        portfolio_fn = self.portfolio_fn
+        raw = self._call(lambda: portfolio_fn(panel, params))
         try:
-            raw = self.signal_fn(bars, params, indicators or Indicators(bars))
+            weights = np.asarray(raw, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            reason = f"returned weights that are not numbers: {exc}"
+            raise StrategyFailedError(self.name, reason) from exc
+        expected = (len(panel), panel.n_symbols)
+        if weights.shape != expected:
+            raise StrategyFailedError(
+                self.name, f"returned weights of shape {weights.shape}, expected {expected}"
+            )
+        if not bool(np.isfinite(weights).all()):
+            bar, column = divmod(int(np.argmax(~np.isfinite(weights))), expected[1])
+            raise StrategyFailedError(
+                self.name,
+                f"returned weight {weights[bar, column]} for {panel.symbols[column]} at bar {bar}",
+            )
+        return weights
+
+    def _check_params(self, params: Params) -> None:
+        if not isinstance(params, Params) or params.strategy != self.name:
+            raise InvalidParameterError(self.name, "params", f"expected params of {self.name}")
+
+    def _call(self, run: Callable[[], npt.ArrayLike]) -> npt.ArrayLike:
+        try:
+            return run()
         except Exception as exc:  # user code: any failure is the strategy's, reported by name
             raise StrategyFailedError(self.name, f"raised {type(exc).__name__}: {exc}") from exc
-        return _checked_targets(self.name, raw, len(bars))
 
 
 def _checked_targets(strategy: str, raw: npt.ArrayLike, n: int) -> Signal:
