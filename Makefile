@@ -119,6 +119,7 @@ bench: install system-deps ## Benchmarks: each prints a table beside a peer meas
 	$(BIN)/finplat stack up
 	$(BIN)/python bench/backtest_bench.py
 	$(BIN)/python bench/portfolio_bench.py
+	$(BIN)/python bench/walk_forward_bench.py
 	$(BIN)/python bench/price_decode_bench.py
 	$(BIN)/python bench/price_bench.py
 	$(BIN)/python bench/price_bench.py --section stream --client go

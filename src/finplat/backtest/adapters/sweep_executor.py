@@ -12,7 +12,7 @@ from finplat.backtest.domain.engine import EngineConfig
 from finplat.backtest.domain.errors import InvalidConfigError
 from finplat.backtest.domain.metrics import Metrics
 from finplat.backtest.domain.strategies import Indicators, Params
-from finplat.backtest.domain.sweep import SweepJob, SweepReport, plan_sweep
+from finplat.backtest.domain.sweep import SweepJob, SweepPlan, SweepReport, plan_sweep
 
 Backend = Literal["process", "thread", "serial"]
 
@@ -32,6 +32,14 @@ def _chunks(items: Sequence[Params], n: int) -> list[Sequence[Params]]:
     # Contiguous chunks keep combos sharing a first parameter (and its indicator) together.
     size = math.ceil(len(items) / n)
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def run_plan_in_threads(plan: SweepPlan, workers: int) -> list[Metrics]:
+    """The metrics of every combination of ``plan``, in order, on ``workers`` threads sharing
+    the plan's indicator memo (see ``run_sweep``'s ``thread`` backend)."""
+    with ThreadPoolExecutor(workers) as threads:
+        parts = threads.map(plan.job.run, _chunks(plan.combos, workers))
+        return [m for part in parts for m in part]
 
 
 def run_sweep(
@@ -59,8 +67,7 @@ def run_sweep(
     if backend == "serial" or workers == 1 or len(combos) <= 1:
         metrics = job.run(combos)
     elif backend == "thread":
-        with ThreadPoolExecutor(workers) as threads:
-            metrics = [m for part in threads.map(job.run, _chunks(combos, workers)) for m in part]
+        metrics = run_plan_in_threads(plan, workers)
     else:
         # fork: workers inherit the bars and compiled kernels instead of re-importing them.
         with ProcessPoolExecutor(
