@@ -13,7 +13,7 @@ from finplat.backtest.adapters.operation_store import OperationStore
 from finplat.backtest.adapters.results_store import ResultStore
 from finplat.backtest.service import runs
 from finplat.backtest.service.api import BacktestServicer, StatsView
-from finplat.backtest.service.operations import SweepOperations
+from finplat.backtest.service.operations import Operations
 from finplat.backtest.service.operations_api import SERVICE_NAME as OPERATIONS_SERVICE_NAME
 from finplat.backtest.service.operations_api import OperationsServicer
 from finplat.core.grpc_server import GrpcServer, ServiceBinding, start_server
@@ -23,7 +23,7 @@ from finplat.core.grpc_server import GrpcServer, ServiceBinding, start_server
 class BacktestServer:
     server: GrpcServer
     servicer: BacktestServicer
-    operations: SweepOperations
+    operations: Operations
 
     @property
     def address(self) -> str:
@@ -36,7 +36,7 @@ async def backtest_server(
 ) -> AsyncIterator[BacktestServer]:
     """Both services on a free loopback port; operations kept in ``path`` (the results file)."""
     store = await OperationStore.open(path)
-    operations = SweepOperations(store, results, bars, limits)
+    operations = Operations(store, results, bars, limits)
     servicer = BacktestServicer(stats, bars, results, limits, operations)
     bindings = [
         ServiceBinding(

@@ -1,14 +1,18 @@
-"""`finplat backtest`: serve the backtest service, or run one backtest from the terminal."""
+"""`finplat backtest`: serve the backtest service, run one backtest from the terminal, or run a
+parameter sweep on a running service."""
 
 import asyncio
+import contextlib
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar, cast
 
 import click
 import grpc
+from pydantic import SecretStr
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finance.market.v1 import price_service_pb2_grpc
@@ -31,7 +35,9 @@ from finplat.backtest.service.convert import timestamp
 from finplat.backtest.service.ids import new_id
 from finplat.backtest.service.settings import BacktestSettings
 from finplat.backtest.service.validation import RequestError
+from finplat.client.operations import OperationError, SweepOperation, SweepProgress, sweep_grid
 from finplat.core.connections import KafkaSettings
+from finplat.core.grpc_security import ChannelSecurity, bearer_metadata
 from finplat.core.paths import SHARED_BINANCE_DATA
 
 _TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
@@ -54,6 +60,16 @@ _DATA_DIR = click.option(
     show_default="../shared/data/binance next to the repository",
     help="Binance kline archives (klines/spot/SYMBOL/INTERVAL/*.csv.gz).",
 )
+# The trading assumptions `run` and `sweep` share.
+_CONFIG_OPTIONS = (
+    click.option("--fee-bps", default=0.0, show_default=True, type=float),
+    click.option("--slippage-bps", default=0.0, show_default=True, type=float),
+    click.option("--initial-cash", default=10_000.0, show_default=True, type=float),
+    click.option("--long-short", is_flag=True, help="Allow short positions (default: long only)."),
+    click.option("--stop-loss", default=0.0, type=float, help="Fraction of entry; 0 disables."),
+    click.option("--take-profit", default=0.0, type=float, help="Fraction of entry; 0 disables."),
+)
+_Command = TypeVar("_Command", bound=Callable[..., object])
 _STRATEGY_DIR = click.option(
     "--strategy-dir",
     "strategy_dirs",
@@ -62,6 +78,31 @@ _STRATEGY_DIR = click.option(
     help="Load the strategies of this directory's files (repeatable; trusted code). "
     "Default: FINPLAT_BACKTEST_STRATEGY_DIRS. Entry points are always loaded.",
 )
+
+
+def _config_options(command: _Command) -> _Command:
+    """`command` with the trading-assumption options, in their order."""
+    for option in reversed(_CONFIG_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _config(
+    initial_cash: float, fee_bps: float, slippage_bps: float, long_short: bool,
+    stop_loss: float, take_profit: float,
+) -> backtest_pb2.BacktestConfig:  # fmt: skip
+    return backtest_pb2.BacktestConfig(
+        initial_cash=initial_cash,
+        fee_bps=fee_bps,
+        slippage_bps=slippage_bps,
+        mode=(
+            backtest_pb2.POSITION_MODE_LONG_SHORT
+            if long_short
+            else backtest_pb2.POSITION_MODE_LONG_ONLY
+        ),
+        stop_loss=stop_loss,
+        take_profit=take_profit,
+    )
 
 
 def _load_strategies(directories: tuple[Path, ...]) -> None:
@@ -119,11 +160,16 @@ def _data_range(
     )
 
 
+def assignments(parameters: Mapping[str, float]) -> str:
+    """Parameter values as `run` and `sweep` show them: "fast=10 slow=30"."""
+    return " ".join(f"{k}={v:g}" for k, v in sorted(parameters.items()))
+
+
 def _what(
     strategy: str, parameters: Mapping[str, float], data: backtest_pb2.DataRange, bar_count: int
 ) -> str:
     """The first line of `run` and `lookahead`: which strategy, on which bars."""
-    params = " ".join(f"{k}={v:g}" for k, v in sorted(parameters.items()))
+    params = assignments(parameters)
     start = data.start_time.ToDatetime().isoformat(sep=" ", timespec="minutes")
     end = data.end_time.ToDatetime().isoformat(sep=" ", timespec="minutes")
     return (
@@ -160,12 +206,7 @@ async def _run(request: backtest_service_pb2.RunBacktestRequest, data_dir: Path,
 @_INTERVAL
 @_START
 @_END
-@click.option("--fee-bps", default=0.0, show_default=True, type=float)
-@click.option("--slippage-bps", default=0.0, show_default=True, type=float)
-@click.option("--initial-cash", default=10_000.0, show_default=True, type=float)
-@click.option("--long-short", is_flag=True, help="Allow short positions (default: long only).")
-@click.option("--stop-loss", default=0.0, type=float, help="Fraction of entry; 0 disables.")
-@click.option("--take-profit", default=0.0, type=float, help="Fraction of entry; 0 disables.")
+@_config_options
 @click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="Write HTML here.")
 @_DATA_DIR
 @click.option("--price-service", metavar="ADDRESS", help="Take candles from this price service.")
@@ -182,18 +223,7 @@ def run(
         strategy=strategy,
         parameters=_parameters(params),
         data=_data_range(symbol, interval, start, end),
-        config=backtest_pb2.BacktestConfig(
-            initial_cash=initial_cash,
-            fee_bps=fee_bps,
-            slippage_bps=slippage_bps,
-            mode=(
-                backtest_pb2.POSITION_MODE_LONG_SHORT
-                if long_short
-                else backtest_pb2.POSITION_MODE_LONG_ONLY
-            ),
-            stop_loss=stop_loss,
-            take_profit=take_profit,
-        ),
+        config=_config(initial_cash, fee_bps, slippage_bps, long_short, stop_loss, take_profit),
     )
     try:
         result = asyncio.run(_run(request, data_dir, price_service))
@@ -305,3 +335,171 @@ def lookahead(
     )
     if not report.clean:
         click.get_current_context().exit(1)
+
+
+_GRID = "NAME=START:STOP:STEP"
+# The metrics `sweep` prints beside the one results are ranked by.
+_SWEEP_METRICS = ("total_return", "sharpe", "max_drawdown", "trade_count")
+
+
+def _grid(raw: tuple[str, ...]) -> dict[str, tuple[float, float, float]]:
+    """--grid values as (start, stop, step), stop included (the service's ParameterRange)."""
+    grid = {}
+    for item in raw:
+        name, _, span = item.partition("=")
+        try:
+            start, stop, step = (float(part) for part in span.split(":"))
+        except ValueError:
+            message = f"expected {_GRID} (numbers), got {item!r}"
+            raise click.BadParameter(message, param_hint="--grid") from None
+        if not name.strip():
+            raise click.BadParameter(f"no parameter name in {item!r}", param_hint="--grid")
+        grid[name.strip()] = (start, stop, step)
+    return grid
+
+
+def _rpc_failed(method: str, exc: grpc.RpcError) -> click.ClickException:
+    # A blocking call's error is also its grpc.Call, which the type stubs do not say.
+    call = cast(grpc.Call, exc)
+    return click.ClickException(f"{method}: {call.code().name}: {call.details()}")
+
+
+def _best(progress: SweepProgress | None) -> str | None:
+    """The progress bar's item: the best combination so far."""
+    if progress is None or progress.best is None:
+        return None
+    score = _value(progress.best.metrics[progress.rank_by])
+    return f"best {progress.rank_by} {score}: {assignments(progress.best.parameters)}"
+
+
+def _follow(operation: SweepOperation) -> SweepProgress | None:
+    """Show the operation's progress until it is over; its last state (None if none came)."""
+    last = None
+    with contextlib.ExitStack() as stack:
+        bar = None
+        for progress in operation.follow():
+            # The number of combinations is known once the service has the bars (0 before).
+            if bar is None and progress.total > 0:
+                bar = stack.enter_context(
+                    click.progressbar(
+                        length=progress.total, label=progress.strategy, show_pos=True,
+                        item_show_func=_best,
+                    )
+                )  # fmt: skip
+            if bar is not None:
+                bar.update(progress.done - bar.pos, progress)
+            last = progress
+    return last
+
+
+def sweep_lines(sweep: backtest_pb2.Sweep, show: int) -> list[str]:
+    """The best `show` results of a sweep, one a line: rank, parameters, then main metrics."""
+    names = sorted({name for result in sweep.results for name in result.parameters})
+    metrics = [sweep.rank_by, *(m for m in _SWEEP_METRICS if m != sweep.rank_by)]
+    lines = [f"{'#':>4}" + "".join(f"{name:>12}" for name in names)
+             + "".join(f"{metric:>16}" for metric in metrics)]  # fmt: skip
+    for rank, result in enumerate(sweep.results[:show], start=1):
+        lines.append(
+            f"{rank:>4}"
+            + "".join(f"{_value(result.parameters.get(name, math.nan)):>12}" for name in names)
+            + "".join(f"{_value(getattr(result.metrics, metric)):>16}" for metric in metrics)
+        )
+    if len(sweep.results) > show:
+        lines.append(f"... and {len(sweep.results) - show} more")
+    return lines
+
+
+def _finish(operation: SweepOperation, last: SweepProgress | None, show: int) -> None:
+    """Print how the sweep ended and its best results; a failed one exits with its status."""
+    if last is not None:
+        took = last.elapsed.total_seconds()
+        click.echo(f"{last.done}/{last.total} combinations in {took:.1f} s")
+    try:
+        run = operation.wait()
+    except OperationError as exc:
+        raise click.ClickException(f"{exc.code.name}: {exc.message}") from exc
+    if run.message.results:
+        best = run.message.results[0]
+        score = _value(getattr(best.metrics, run.rank_by))
+        click.echo(f"best by {run.rank_by} ({score}): {assignments(best.parameters)}")
+    for line in sweep_lines(run.message, show):
+        click.echo(line)
+    click.echo(f"stored as sweep {run.id} (GET /api/sweeps/{run.id}:export for every row)")
+
+
+@backtest.command()
+@click.option(
+    "--server", default="127.0.0.1:50052", show_default=True, metavar="ADDRESS",
+    help="The backtest service, host:port.",
+)  # fmt: skip
+@click.option(
+    "--token", envvar="FINPLAT_BACKTEST_API_TOKEN", show_envvar=True,
+    help="Bearer token, when the service asks for one.",
+)  # fmt: skip
+@click.option(
+    "--tls-ca-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Dial with TLS, trusting this PEM CA.",
+)
+@click.option("--tls-server-name", help="Name to check the certificate against, if not the host.")
+@click.option("--strategy", required=True, help="Strategy name, e.g. sma_crossover.")
+@click.option(
+    "--grid", "grid", multiple=True, required=True, metavar=_GRID,
+    help="Values of one parameter, STOP included (repeatable); others keep their defaults.",
+)  # fmt: skip
+@_SYMBOL
+@_INTERVAL
+@_START
+@_END
+@_config_options
+@click.option("--rank-by", default="sharpe", show_default=True, help="Metrics field to rank by.")
+@click.option(
+    "--top", default=0, show_default=True, type=click.IntRange(min=0),
+    help="Results the service keeps, best first (0: all).",
+)  # fmt: skip
+@click.option(
+    "--show", default=10, show_default=True, type=click.IntRange(min=0), help="Results to print."
+)
+@click.option("--detach", is_flag=True, help="Print the operation's name and leave it running.")
+def sweep(
+    server: str, token: str | None, tls_ca_file: Path | None, tls_server_name: str | None,
+    strategy: str, grid: tuple[str, ...], symbol: str, interval: str, start: datetime,
+    end: datetime, fee_bps: float, slippage_bps: float, initial_cash: float, long_short: bool,
+    stop_loss: float, take_profit: float, rank_by: str, top: int, show: int, detach: bool,
+) -> None:  # fmt: skip
+    """Run a backtest for every combination of a parameter grid on a running backtest service.
+
+    The sweep runs as an operation of the service: its name is printed first, then its progress
+    until it is done, then the best results. Ctrl-C cancels the operation (exit 130). With
+    --detach it runs on: follow it with GET /api/operations/ID:watch on the gateway, or
+    Platform.sweep_operation(NAME) in Python. An operation ending with an error exits 1 with
+    its status.
+    """
+    request = backtest_service_pb2.RunSweepRequest(
+        strategy=strategy,
+        grid=sweep_grid(_grid(grid)),
+        data=_data_range(symbol, interval, start, end),
+        config=_config(initial_cash, fee_bps, slippage_bps, long_short, stop_loss, take_profit),
+        rank_by=rank_by,
+        top_n=top,
+    )
+    security = ChannelSecurity(tls_ca_file=tls_ca_file, tls_server_name=tls_server_name)
+    metadata = bearer_metadata(SecretStr(token) if token else None)
+    with security.open_blocking_channel(server) as channel:
+        try:
+            operation = SweepOperation.start(channel, request, metadata=metadata)
+        except grpc.RpcError as exc:
+            raise _rpc_failed("StartSweep", exc) from exc
+        click.echo(operation.name)
+        if detach:
+            return
+        try:
+            last = _follow(operation)
+        except KeyboardInterrupt:
+            # The sweep runs in the service, not here: stopping to watch it would leave it on.
+            operation.cancel()
+            click.echo(f"\ncancelled {operation.name}", err=True)
+            click.get_current_context().exit(130)
+        except grpc.RpcError as exc:
+            raise _rpc_failed("WatchOperation", exc) from exc
+        _finish(operation, last, show)

@@ -4,6 +4,23 @@ They speak only the contract (`finance.*` stubs), so any process that can reach 
 can use them; the services themselves use them to call each other.
 """
 
+from finplat.client.operations import (
+    Combination,
+    GridAxis,
+    OperationError,
+    SweepOperation,
+    SweepProgress,
+    SweepRun,
+)
 from finplat.client.platform import BacktestRun, Platform
 
-__all__ = ["BacktestRun", "Platform"]
+__all__ = [
+    "BacktestRun",
+    "Combination",
+    "GridAxis",
+    "OperationError",
+    "Platform",
+    "SweepOperation",
+    "SweepProgress",
+    "SweepRun",
+]

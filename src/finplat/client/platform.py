@@ -1,5 +1,5 @@
-"""The running platform from a notebook or a script: candles, strategies and backtests as
-pandas DataFrames.
+"""The running platform from a notebook or a script: candles, strategies, backtests and
+parameter sweeps as pandas DataFrames.
 
 The calls block (gRPC's synchronous API): a notebook's own event loop is already running, and
 an asyncio client would need it. Times are UTC; prices come as floats for computing (the
@@ -9,6 +9,11 @@ services keep them exact; `finplat price export` writes the exact decimals).
 
     with Platform() as platform:
         candles = platform.candles("BTCUSDT", "1m", last=600)
+        sweep = platform.start_sweep(
+            "sma_crossover", "BTCUSDT", "1m", "2024-11-01", "2024-11-02",
+            grid={"fast": range(5, 21, 5), "slow": (20, 100, 10)},
+        )
+        best = sweep.wait().results.iloc[0]
 """
 
 from __future__ import annotations
@@ -21,12 +26,12 @@ from types import TracebackType
 from typing import Any, Self
 
 import pandas as pd
-from google.protobuf import duration_pb2
 from pydantic import SecretStr
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
 from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
 from finplat.client.candles import MAX_PAGE, candle_request, windows
+from finplat.client.operations import GridAxis, SweepOperation, metrics_dict, sweep_grid
 from finplat.core.grpc_security import ChannelSecurity, bearer_metadata
 
 Moment = datetime | pd.Timestamp | str
@@ -144,6 +149,52 @@ class Platform:
         request.data.end_time.FromMilliseconds(_ms(end))
         return _run(self._call(self._backtests.RunBacktest, request).backtest)
 
+    def start_sweep(
+        self,
+        strategy: str,
+        symbol: str,
+        interval: str,
+        start: Moment,
+        end: Moment,
+        grid: Mapping[str, GridAxis],
+        *,
+        fee_bps: float = 0.0,
+        slippage_bps: float = 0.0,
+        initial_cash: float = 0.0,
+        rank_by: str = "sharpe",
+        top_n: int = 0,
+    ) -> SweepOperation:
+        """Start a backtest of every combination of `grid` on the bars of [start, end), as an
+        operation of the service, and return it at once (`wait()` for its results).
+
+        `grid` maps each swept parameter to its values: a `range` (exactly its values), a
+        `(start, stop, step)` tuple with `stop` included, or one number; parameters left out
+        keep their defaults. Results are ranked by the Metrics field `rank_by`, best first;
+        `top_n` keeps only the best ones (0: all). A bad request raises grpc.RpcError here.
+        """
+        request = backtest_service_pb2.RunSweepRequest(
+            strategy=strategy,
+            grid=sweep_grid(grid),
+            data=backtest_pb2.DataRange(symbol=symbol, interval=interval),
+            config=backtest_pb2.BacktestConfig(
+                fee_bps=fee_bps, slippage_bps=slippage_bps, initial_cash=initial_cash
+            ),
+            rank_by=rank_by,
+            top_n=top_n,
+        )
+        request.data.start_time.FromMilliseconds(_ms(start))
+        request.data.end_time.FromMilliseconds(_ms(end))
+        return SweepOperation.start(
+            self._channels[1], request, metadata=self._metadata, timeout_s=self._timeout_s
+        )
+
+    def sweep_operation(self, name: str) -> SweepOperation:
+        """The sweep operation called `name` ("operations/..."), started here or elsewhere;
+        grpc.RpcError NOT_FOUND if there is none, ValueError if it is not a sweep."""
+        return SweepOperation.attach(
+            self._channels[1], name, metadata=self._metadata, timeout_s=self._timeout_s
+        )
+
     def _range(
         self, symbol: str, interval: str, start_ms: int, end_ms: int
     ) -> list[market_pb2.Candle]:
@@ -180,17 +231,8 @@ def _candle_frame(candles: list[market_pb2.Candle]) -> pd.DataFrame:
     return frame
 
 
-def _metric(value: Any) -> float | pd.Timedelta:
-    if isinstance(value, duration_pb2.Duration):
-        return pd.Timedelta(value.ToTimedelta())
-    return float(value)
-
-
 def _run(message: backtest_pb2.Backtest) -> BacktestRun:
-    metrics = {
-        field.name: _metric(getattr(message.metrics, field.name))
-        for field in message.metrics.DESCRIPTOR.fields
-    }
+    metrics = metrics_dict(message.metrics)
     trades = pd.DataFrame(
         {
             "side": [backtest_pb2.Side.Name(t.side) for t in message.trades],

@@ -20,7 +20,7 @@ from finplat.backtest.adapters.results_store import ResultStore
 from finplat.backtest.domain.stats import StatsSnapshot, SymbolSnapshot
 from finplat.backtest.service.api import BacktestServicer
 from finplat.backtest.service.consumer import PartitionLag
-from finplat.backtest.service.operations import SweepOperations
+from finplat.backtest.service.operations import Operations
 from finplat.backtest.service.runs import Limits
 from finplat.core.grpc_server import ServiceBinding, start_server
 from tests.backtest_server import backtest_server
@@ -49,7 +49,7 @@ class Harness:
     prices: FakePriceService
     servicer: BacktestServicer
     operations: Any  # google.longrunning.Operations stub (untyped)
-    sweeps: SweepOperations
+    sweeps: Operations
 
 
 @asynccontextmanager

@@ -199,6 +199,10 @@ class FakeBacktestService(backtest_service_pb2_grpc.BacktestServiceServicer):
         self.recorder.record(request, context)
         return _operation("operations/sweep-1", done=False)
 
+    async def StartWalkForward(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        return _operation("operations/walk-1", done=False)
+
     async def WatchOperation(self, request: Any, context: Any) -> AsyncIterator[Any]:  # noqa: N802 - the RPC's name
         self.recorder.record(request, context)
         if request.name != "operations/known":

@@ -29,6 +29,7 @@ PRODUCT_ROUTES = {
     ("/api/sweeps/{id}:export", "get"): "BacktestService_ExportSweep",
     ("/api/portfolios", "post"): "BacktestService_RunPortfolio",
     ("/api/sweeps:start", "post"): "BacktestService_StartSweep",
+    ("/api/walkForwards:start", "post"): "BacktestService_StartWalkForward",
     ("/api/{name}:watch", "get"): "BacktestService_WatchOperation",
     # GET /v1/{name=operations} (list) and /v1/{name=operations/**} (get) are one OpenAPI
     # path; the document keeps the first (both routes are served).

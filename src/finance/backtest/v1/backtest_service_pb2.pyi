@@ -71,6 +71,30 @@ FILE_FORMAT_CSV: FileFormat.ValueType  # 2
 """Comma-separated values with a header line (text/csv)."""
 Global___FileFormat: _TypeAlias = FileFormat  # noqa: Y015
 
+class _WindowMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WindowModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WindowMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WINDOW_MODE_UNSPECIFIED: _WindowMode.ValueType  # 0
+    """Not set: rolling."""
+    WINDOW_MODE_ROLLING: _WindowMode.ValueType  # 1
+    """A fixed-length in-sample window right before each out-of-sample window."""
+    WINDOW_MODE_ANCHORED: _WindowMode.ValueType  # 2
+    """In-sample windows all start at the first bar and grow."""
+
+class WindowMode(_WindowMode, metaclass=_WindowModeEnumTypeWrapper):
+    """How the in-sample windows of a walk-forward move."""
+
+WINDOW_MODE_UNSPECIFIED: WindowMode.ValueType  # 0
+"""Not set: rolling."""
+WINDOW_MODE_ROLLING: WindowMode.ValueType  # 1
+"""A fixed-length in-sample window right before each out-of-sample window."""
+WINDOW_MODE_ANCHORED: WindowMode.ValueType  # 2
+"""In-sample windows all start at the first bar and grow."""
+Global___WindowMode: _TypeAlias = WindowMode  # noqa: Y015
+
 @_typing.final
 class GetStatsRequest(_message.Message):
     """Request of GetStats."""
@@ -973,3 +997,300 @@ class RunPortfolioResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RunPortfolioResponse: _TypeAlias = RunPortfolioResponse  # noqa: Y015
+
+@_typing.final
+class StartWalkForwardRequest(_message.Message):
+    """Request of StartWalkForward."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class GridEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> _backtest_pb2.ParameterRange: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _backtest_pb2.ParameterRange | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    GRID_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    CONFIG_FIELD_NUMBER: _builtins.int
+    RANK_BY_FIELD_NUMBER: _builtins.int
+    FOLDS_FIELD_NUMBER: _builtins.int
+    IN_SAMPLE_RATIO_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    WARMUP_BARS_FIELD_NUMBER: _builtins.int
+    strategy: _builtins.str
+    """Strategy name, as listed by ListStrategies."""
+    rank_by: _builtins.str
+    """Name of the Metrics field the in-sample sweeps rank by; "sharpe" when empty."""
+    folds: _builtins.int
+    """Number of folds: consecutive out-of-sample windows ending at the last bar."""
+    in_sample_ratio: _builtins.float
+    """In-sample window length over out-of-sample window length; 0 means 1. The windows are
+    sized so that the folds fill the bars (sklearn's TimeSeriesSplit with ratio 1, anchored).
+    """
+    mode: Global___WindowMode.ValueType
+    """Rolling or anchored in-sample windows."""
+    warmup_bars: _builtins.int
+    """Bars before each out-of-sample window its indicators may warm up on (the trades start
+    with the window); 0: they warm up inside it, as a backtest of that window alone would.
+    """
+    @_builtins.property
+    def grid(self) -> _containers.MessageMap[_builtins.str, _backtest_pb2.ParameterRange]:
+        """Values each in-sample sweep tries per parameter."""
+
+    @_builtins.property
+    def data(self) -> _backtest_pb2.DataRange:
+        """Bars to walk over."""
+
+    @_builtins.property
+    def config(self) -> _backtest_pb2.BacktestConfig:
+        """Trading assumptions of every backtest."""
+
+    def __init__(
+        self,
+        *,
+        strategy: _builtins.str = ...,
+        grid: _abc.Mapping[_builtins.str, _backtest_pb2.ParameterRange] | None = ...,
+        data: _backtest_pb2.DataRange | None = ...,
+        config: _backtest_pb2.BacktestConfig | None = ...,
+        rank_by: _builtins.str = ...,
+        folds: _builtins.int = ...,
+        in_sample_ratio: _builtins.float = ...,
+        mode: Global___WindowMode.ValueType = ...,
+        warmup_bars: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "data", b"data"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "data", b"data", "folds", b"folds", "grid", b"grid", "in_sample_ratio", b"in_sample_ratio", "mode", b"mode", "rank_by", b"rank_by", "strategy", b"strategy", "warmup_bars", b"warmup_bars"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartWalkForwardRequest: _TypeAlias = StartWalkForwardRequest  # noqa: Y015
+
+@_typing.final
+class WalkForwardFold(_message.Message):
+    """One fold of a walk-forward."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ParametersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    IN_SAMPLE_START_TIME_FIELD_NUMBER: _builtins.int
+    IN_SAMPLE_LAST_TIME_FIELD_NUMBER: _builtins.int
+    OUT_OF_SAMPLE_START_TIME_FIELD_NUMBER: _builtins.int
+    OUT_OF_SAMPLE_LAST_TIME_FIELD_NUMBER: _builtins.int
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    IN_SAMPLE_METRICS_FIELD_NUMBER: _builtins.int
+    OUT_OF_SAMPLE_METRICS_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Fold number, oldest first, from 0."""
+    @_builtins.property
+    def in_sample_start_time(self) -> _timestamp_pb2.Timestamp:
+        """Open time of the first in-sample bar."""
+
+    @_builtins.property
+    def in_sample_last_time(self) -> _timestamp_pb2.Timestamp:
+        """Open time of the last in-sample bar."""
+
+    @_builtins.property
+    def out_of_sample_start_time(self) -> _timestamp_pb2.Timestamp:
+        """Open time of the first out-of-sample bar."""
+
+    @_builtins.property
+    def out_of_sample_last_time(self) -> _timestamp_pb2.Timestamp:
+        """Open time of the last out-of-sample bar."""
+
+    @_builtins.property
+    def parameters(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """Parameters the in-sample sweep chose."""
+
+    @_builtins.property
+    def in_sample_metrics(self) -> _backtest_pb2.Metrics:
+        """Their metrics on the in-sample window."""
+
+    @_builtins.property
+    def out_of_sample_metrics(self) -> _backtest_pb2.Metrics:
+        """Their metrics on the out-of-sample window: a single backtest of that window."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        in_sample_start_time: _timestamp_pb2.Timestamp | None = ...,
+        in_sample_last_time: _timestamp_pb2.Timestamp | None = ...,
+        out_of_sample_start_time: _timestamp_pb2.Timestamp | None = ...,
+        out_of_sample_last_time: _timestamp_pb2.Timestamp | None = ...,
+        parameters: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        in_sample_metrics: _backtest_pb2.Metrics | None = ...,
+        out_of_sample_metrics: _backtest_pb2.Metrics | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["in_sample_last_time", b"in_sample_last_time", "in_sample_metrics", b"in_sample_metrics", "in_sample_start_time", b"in_sample_start_time", "out_of_sample_last_time", b"out_of_sample_last_time", "out_of_sample_metrics", b"out_of_sample_metrics", "out_of_sample_start_time", b"out_of_sample_start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["in_sample_last_time", b"in_sample_last_time", "in_sample_metrics", b"in_sample_metrics", "in_sample_start_time", b"in_sample_start_time", "index", b"index", "out_of_sample_last_time", b"out_of_sample_last_time", "out_of_sample_metrics", b"out_of_sample_metrics", "out_of_sample_start_time", b"out_of_sample_start_time", "parameters", b"parameters"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WalkForwardFold: _TypeAlias = WalkForwardFold  # noqa: Y015
+
+@_typing.final
+class WalkForward(_message.Message):
+    """A finished walk-forward: the folds, their stitched out-of-sample result, and the
+    whole-period optimum beside it (the gap between the two is the overfitting).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    CONFIG_FIELD_NUMBER: _builtins.int
+    RANK_BY_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    WARMUP_BARS_FIELD_NUMBER: _builtins.int
+    FOLDS_FIELD_NUMBER: _builtins.int
+    OUT_OF_SAMPLE_METRICS_FIELD_NUMBER: _builtins.int
+    OUT_OF_SAMPLE_EQUITY_FIELD_NUMBER: _builtins.int
+    WHOLE_PERIOD_BEST_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Identifier of the walk-forward."""
+    strategy: _builtins.str
+    """Strategy name."""
+    rank_by: _builtins.str
+    """Name of the Metrics field the in-sample sweeps ranked by."""
+    mode: Global___WindowMode.ValueType
+    """Window mode used."""
+    warmup_bars: _builtins.int
+    """Warm-up bars used."""
+    @_builtins.property
+    def data(self) -> _backtest_pb2.DataRange:
+        """Bars walked over."""
+
+    @_builtins.property
+    def config(self) -> _backtest_pb2.BacktestConfig:
+        """Trading assumptions of every backtest."""
+
+    @_builtins.property
+    def folds(self) -> _containers.RepeatedCompositeFieldContainer[Global___WalkForwardFold]:
+        """Folds, oldest first."""
+
+    @_builtins.property
+    def out_of_sample_metrics(self) -> _backtest_pb2.Metrics:
+        """Metrics of the out-of-sample windows chained as one account."""
+
+    @_builtins.property
+    def out_of_sample_equity(self) -> _containers.RepeatedCompositeFieldContainer[_backtest_pb2.EquityPoint]:
+        """That account's equity curve, down-sampled to at most a few thousand points."""
+
+    @_builtins.property
+    def whole_period_best(self) -> _backtest_pb2.SweepResult:
+        """The best parameters of one sweep over all the bars, and their metrics there."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the walk-forward was created."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        strategy: _builtins.str = ...,
+        data: _backtest_pb2.DataRange | None = ...,
+        config: _backtest_pb2.BacktestConfig | None = ...,
+        rank_by: _builtins.str = ...,
+        mode: Global___WindowMode.ValueType = ...,
+        warmup_bars: _builtins.int = ...,
+        folds: _abc.Iterable[Global___WalkForwardFold] | None = ...,
+        out_of_sample_metrics: _backtest_pb2.Metrics | None = ...,
+        out_of_sample_equity: _abc.Iterable[_backtest_pb2.EquityPoint] | None = ...,
+        whole_period_best: _backtest_pb2.SweepResult | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "create_time", b"create_time", "data", b"data", "out_of_sample_metrics", b"out_of_sample_metrics", "whole_period_best", b"whole_period_best"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "create_time", b"create_time", "data", b"data", "folds", b"folds", "id", b"id", "mode", b"mode", "out_of_sample_equity", b"out_of_sample_equity", "out_of_sample_metrics", b"out_of_sample_metrics", "rank_by", b"rank_by", "strategy", b"strategy", "warmup_bars", b"warmup_bars", "whole_period_best", b"whole_period_best"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WalkForward: _TypeAlias = WalkForward  # noqa: Y015
+
+@_typing.final
+class WalkForwardProgress(_message.Message):
+    """Progress of a walk-forward operation: the metadata of its google.longrunning.Operation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALK_FORWARD_ID_FIELD_NUMBER: _builtins.int
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    DONE_FOLDS_FIELD_NUMBER: _builtins.int
+    TOTAL_FOLDS_FIELD_NUMBER: _builtins.int
+    ELAPSED_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    walk_forward_id: _builtins.str
+    """Identifier of the walk-forward (the operation's name is "operations/" and it)."""
+    strategy: _builtins.str
+    """Strategy walked."""
+    done_folds: _builtins.int
+    """Folds finished."""
+    total_folds: _builtins.int
+    """Folds in all."""
+    @_builtins.property
+    def elapsed(self) -> _duration_pb2.Duration:
+        """Time spent computing in the current run of the operation."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the operation was created."""
+
+    def __init__(
+        self,
+        *,
+        walk_forward_id: _builtins.str = ...,
+        strategy: _builtins.str = ...,
+        done_folds: _builtins.int = ...,
+        total_folds: _builtins.int = ...,
+        elapsed: _duration_pb2.Duration | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "elapsed", b"elapsed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "done_folds", b"done_folds", "elapsed", b"elapsed", "strategy", b"strategy", "total_folds", b"total_folds", "walk_forward_id", b"walk_forward_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WalkForwardProgress: _TypeAlias = WalkForwardProgress  # noqa: Y015

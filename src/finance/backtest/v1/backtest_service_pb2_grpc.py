@@ -97,6 +97,11 @@ class BacktestServiceStub:
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.StartSweepRequest.SerializeToString,
                 response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
                 _registered_method=True)
+        self.StartWalkForward = channel.unary_unary(
+                '/finance.backtest.v1.BacktestService/StartWalkForward',
+                request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.StartWalkForwardRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
         self.WatchOperation = channel.unary_stream(
                 '/finance.backtest.v1.BacktestService/WatchOperation',
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.WatchOperationRequest.SerializeToString,
@@ -210,6 +215,20 @@ class BacktestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartWalkForward(self, request, context):
+        """Starts a walk-forward optimisation as a long-running operation, as
+        StartSweep does: on each fold an in-sample sweep of the grid picks the
+        parameters by rank_by, and the out-of-sample window after it is traded
+        with them. Its metadata is a WalkForwardProgress, its response a
+        WalkForward. A restart runs an interrupted walk-forward again from its
+        first fold.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchOperation(self, request, context):
         """Streams an operation: its state at once, then again each time its
         progress changes, until it is done (the last message has done = true).
@@ -281,6 +300,11 @@ def add_BacktestServiceServicer_to_server(servicer, server):
             'StartSweep': grpc.unary_unary_rpc_method_handler(
                     servicer.StartSweep,
                     request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.StartSweepRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'StartWalkForward': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartWalkForward,
+                    request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.StartWalkForwardRequest.FromString,
                     response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
             'WatchOperation': grpc.unary_stream_rpc_method_handler(
@@ -614,6 +638,33 @@ class BacktestService:
             target,
             '/finance.backtest.v1.BacktestService/StartSweep',
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.StartSweepRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartWalkForward(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/finance.backtest.v1.BacktestService/StartWalkForward',
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.StartWalkForwardRequest.SerializeToString,
             google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,

@@ -84,6 +84,16 @@ class BacktestServiceStub:
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
+    StartWalkForward: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.StartWalkForwardRequest, _operations_pb2.Operation]
+    """Starts a walk-forward optimisation as a long-running operation, as
+    StartSweep does: on each fold an in-sample sweep of the grid picks the
+    parameters by rank_by, and the out-of-sample window after it is traded
+    with them. Its metadata is a WalkForwardProgress, its response a
+    WalkForward. A restart runs an interrupted walk-forward again from its
+    first fold.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
     WatchOperation: _grpc.UnaryStreamMultiCallable[_backtest_service_pb2.WatchOperationRequest, _operations_pb2.Operation]
     """Streams an operation: its state at once, then again each time its
     progress changes, until it is done (the last message has done = true).
@@ -143,6 +153,16 @@ class BacktestServiceAsyncStub(BacktestServiceStub):
     DeleteOperation) or WatchOperation; its metadata is a SweepProgress, its
     response the stored Sweep. Finished chunks of combinations are stored, so
     an operation interrupted by a restart resumes where it stopped.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    StartWalkForward: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.StartWalkForwardRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """Starts a walk-forward optimisation as a long-running operation, as
+    StartSweep does: on each fold an in-sample sweep of the grid picks the
+    parameters by rank_by, and the out-of-sample window after it is traded
+    with them. Its metadata is a WalkForwardProgress, its response a
+    WalkForward. A restart runs an interrupted walk-forward again from its
+    first fold.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
@@ -274,6 +294,22 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
         DeleteOperation) or WatchOperation; its metadata is a SweepProgress, its
         response the stored Sweep. Finished chunks of combinations are stored, so
         an operation interrupted by a restart resumes where it stopped.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+
+    @_abc_1.abstractmethod
+    def StartWalkForward(
+        self,
+        request: _backtest_service_pb2.StartWalkForwardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
+        """Starts a walk-forward optimisation as a long-running operation, as
+        StartSweep does: on each fold an in-sample sweep of the grid picks the
+        parameters by rank_by, and the out-of-sample window after it is traded
+        with them. Its metadata is a WalkForwardProgress, its response a
+        WalkForward. A restart runs an interrupted walk-forward again from its
+        first fold.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """

@@ -25,9 +25,9 @@ from finplat.backtest.service.charts import render_backtest_html
 from finplat.backtest.service.consumer import PartitionLag
 from finplat.backtest.service.convert import timestamp
 from finplat.backtest.service.ids import new_id
-from finplat.backtest.service.operations import SweepOperations
+from finplat.backtest.service.operations import Operations
 from finplat.backtest.service.validation import RequestError
-from finplat.client.tables import table_bytes
+from finplat.client.tables import sweep_table, table_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         bars: runs.BarSource,
         results: Results,
         limits: runs.Limits,
-        operations: SweepOperations,
+        operations: Operations,
         max_concurrent_runs: int = 2,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
@@ -276,7 +276,7 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
             await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
         except StoreError as exc:
             await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
-        data = table_bytes(exports.sweep_table(sweep), file_format)
+        data = table_bytes(sweep_table(sweep), file_format)
         body = httpbody_pb2.HttpBody(content_type=file_format.content_type, data=data)
         return backtest_service_pb2.ExportSweepResponse(file=body)
 
@@ -335,6 +335,17 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
     ) -> Any:
         try:
             return await self._operations.start(request)
+        except RequestError as exc:
+            await _abort(context, exc.code, exc.message)
+        except StoreError as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+
+    @override
+    async def StartWalkForward(
+        self, request: backtest_service_pb2.StartWalkForwardRequest, context: Context
+    ) -> Any:
+        try:
+            return await self._operations.start_walk_forward(request)
         except RequestError as exc:
             await _abort(context, exc.code, exc.message)
         except StoreError as exc:

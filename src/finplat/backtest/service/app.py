@@ -34,7 +34,7 @@ from finplat.backtest.service.metrics import (
     CountingResults,
     metrics_server,
 )
-from finplat.backtest.service.operations import SweepOperations
+from finplat.backtest.service.operations import Operations
 from finplat.backtest.service.operations_api import SERVICE_NAME as OPERATIONS_SERVICE_NAME
 from finplat.backtest.service.operations_api import OperationsServicer
 from finplat.backtest.service.processor import BatchProcessor
@@ -225,7 +225,7 @@ async def serve(settings: BacktestSettings, kafka: KafkaSettings) -> None:
                 settings.price_service_timeout_s,
                 metadata=bearer_metadata(token),
             )
-            operations = SweepOperations(operation_store, stored, bars, limits)
+            operations = Operations(operation_store, stored, bars, limits)
             servicer = BacktestServicer(
                 view, bars, stored, limits, operations, settings.max_concurrent_runs
             )

@@ -47,25 +47,6 @@ def equity_table(backtest: backtest_pb2.Backtest) -> pa.Table:
     )
 
 
-def sweep_table(sweep: backtest_pb2.Sweep) -> pa.Table:
-    """One row per combination, in rank order: its parameters, then every metric (the
-    drawdown's duration in seconds). A parameter named like a metric is `parameter.<name>`."""
-    names = sorted({name for result in sweep.results for name in result.parameters})
-    metrics = [field.name for field in backtest_pb2.Metrics.DESCRIPTOR.fields]
-    columns = {
-        (f"parameter.{name}" if name in metrics else name): pa.array(
-            [r.parameters.get(name) for r in sweep.results], pa.float64()
-        )
-        for name in names
-    }
-    for metric in metrics:
-        values = [getattr(r.metrics, metric) for r in sweep.results]
-        if metric == "max_drawdown_duration":
-            values = [value.ToTimedelta().total_seconds() for value in values]
-        columns[metric] = pa.array(values, pa.float64())
-    return pa.table(columns)
-
-
 TABLES = {
     backtest_service_pb2.RESULT_TABLE_TRADES: trades_table,
     backtest_service_pb2.RESULT_TABLE_EQUITY: equity_table,

@@ -1,5 +1,5 @@
-"""Sweeps as long-running operations (AIP-151): started at once, computed in the background,
-kept across restarts.
+"""Sweeps and walk-forwards as long-running operations (AIP-151): started at once, computed
+in the background, kept across restarts.
 
 StartSweep checks the request (a bad one is refused there and then, as RunSweep would), stores
 the operation and returns it; a task then fetches the bars and runs the combinations in
@@ -8,6 +8,9 @@ resumes every unfinished operation from the chunks it kept. Progress (done and t
 combinations, best so far, elapsed) is the operation's `SweepProgress` metadata, updated after
 every combination and pushed to watchers. One operation computes at a time, with the
 service's sweep workers; the others wait their turn (their progress shows 0 done).
+
+A walk-forward (StartWalkForward) runs the same way, its progress the folds done; it keeps
+no chunks, so a restart runs an interrupted one again from its first fold.
 
 A cancel stops the work before the next combination (within one backtest) and ends the
 operation with CANCELLED; a shutdown stops it the same way but leaves it unfinished, to resume.
@@ -25,7 +28,9 @@ from typing import Any, Protocol
 
 import grpc
 from google.longrunning import operations_pb2  # type: ignore[import-untyped]
+from google.protobuf import any_pb2
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
 from google.rpc import status_pb2  # type: ignore[import-untyped]
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
@@ -34,8 +39,9 @@ from finplat.backtest.adapters.sweep_executor import run_chunks
 from finplat.backtest.domain.metrics import Metrics
 from finplat.backtest.domain.strategies import Params
 from finplat.backtest.domain.sweep import SweepPlan, plan_sweep, rank_key
+from finplat.backtest.domain.walk_forward import FoldLayout, walk_forward
 from finplat.backtest.errors import StoreError
-from finplat.backtest.service import convert, runs
+from finplat.backtest.service import convert, runs, walk_forwards
 from finplat.backtest.service.ids import new_id
 from finplat.backtest.service.validation import RequestError
 
@@ -65,7 +71,7 @@ class _Running:
     """An operation with a task working on it, and what its watchers wait for."""
 
     operation: Any  # google.longrunning.Operation, its metadata kept in `progress`
-    progress: backtest_service_pb2.SweepProgress
+    progress: Any  # SweepProgress or WalkForwardProgress
     elapsed_before_s: float
     stop: threading.Event = field(default_factory=threading.Event)
     cancelled: bool = False
@@ -86,8 +92,8 @@ class _Running:
         self.changed = asyncio.Event()
 
 
-class SweepOperations:
-    """The sweep operations of one service: start, follow, cancel, resume."""
+class Operations:
+    """The sweep and walk-forward operations of one service: start, follow, cancel, resume."""
 
     def __init__(
         self,
@@ -109,35 +115,55 @@ class SweepOperations:
         """Check the sweep, store its operation and start it; the operation, at once."""
         checked = runs.check_sweep(request.sweep, self._limits)
         now = self._now_ms()
-        sweep_id = new_id(now)
         progress = backtest_service_pb2.SweepProgress(
-            sweep_id=sweep_id,
+            sweep_id=new_id(now),
             strategy=checked.strategy,
             rank_by=checked.rank_name,
             create_time=convert.timestamp(now),
         )
-        operation = operations_pb2.Operation(name=PREFIX + sweep_id)
+        return await self._add(progress.sweep_id, progress, request, now)
+
+    async def start_walk_forward(
+        self, request: backtest_service_pb2.StartWalkForwardRequest
+    ) -> Any:
+        """Check the walk-forward, store its operation and start it; the operation, at once."""
+        checked = walk_forwards.check_walk_forward(request, self._limits)
+        now = self._now_ms()
+        progress = backtest_service_pb2.WalkForwardProgress(
+            walk_forward_id=new_id(now),
+            strategy=checked.sweep.strategy,
+            total_folds=checked.folds,
+            create_time=convert.timestamp(now),
+        )
+        return await self._add(progress.walk_forward_id, progress, request, now)
+
+    async def _add(self, work_id: str, progress: Any, request: Message, now_ms: int) -> Any:
+        operation = operations_pb2.Operation(name=PREFIX + work_id)
         operation.metadata.Pack(progress)
-        await self._store.add(operation, now, request.SerializeToString())
+        kept = any_pb2.Any()
+        kept.Pack(request)
+        await self._store.add(operation, now_ms, kept.SerializeToString())
         self._launch(_Running(operation, progress, 0.0), request)
-        logger.info("sweep operation started", extra={"operation": operation.name})
+        logger.info("operation started", extra={"operation": operation.name})
         return operation
 
     async def resume(self) -> int:
         """Start again every operation a stop interrupted; how many there were."""
         unfinished = await self._store.unfinished()
         for kept in unfinished:
-            progress = backtest_service_pb2.SweepProgress()
+            request: Message = backtest_service_pb2.StartSweepRequest()
+            progress: Any = backtest_service_pb2.SweepProgress()
+            if not kept.operation.metadata.Is(progress.DESCRIPTOR):
+                request = backtest_service_pb2.StartWalkForwardRequest()
+                progress = backtest_service_pb2.WalkForwardProgress()
+            any_pb2.Any.FromString(kept.request).Unpack(request)
             kept.operation.metadata.Unpack(progress)
-            request = backtest_service_pb2.StartSweepRequest.FromString(kept.request)
-            entry = _Running(
-                kept.operation, progress, progress.elapsed.ToTimedelta().total_seconds()
-            )
-            self._launch(entry, request)
-            logger.info("sweep operation resumed", extra={"operation": kept.operation.name})
+            elapsed = progress.elapsed.ToTimedelta().total_seconds()
+            self._launch(_Running(kept.operation, progress, elapsed), request)
+            logger.info("operation resumed", extra={"operation": kept.operation.name})
         return len(unfinished)
 
-    def _launch(self, entry: _Running, request: backtest_service_pb2.StartSweepRequest) -> None:
+    def _launch(self, entry: _Running, request: Message) -> None:
         self._running[entry.operation.name] = entry
         entry.task = asyncio.create_task(self._run(entry, request))
 
@@ -198,14 +224,18 @@ class SweepOperations:
             entry.stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run(self, entry: _Running, request: backtest_service_pb2.StartSweepRequest) -> None:
+    async def _run(self, entry: _Running, request: Message) -> None:
         name = entry.operation.name
         try:
             async with self._turn:
                 if entry.stop.is_set():
                     await self._end_stopped(entry)
-                    return
-                await self._compute(entry, request)
+                elif isinstance(request, backtest_service_pb2.StartSweepRequest):
+                    await self._sweep(entry, request)
+                elif isinstance(request, backtest_service_pb2.StartWalkForwardRequest):
+                    await self._walk_forward(entry, request)
+        except _StoppedError:  # raised through the walk-forward by its stop flag
+            await self._end_stopped(entry)
         except RequestError as exc:
             await self._finish(entry, error=_status(exc.code, exc.message))
         except StoreError as exc:
@@ -217,7 +247,7 @@ class SweepOperations:
             logger.exception("sweep operation failed", extra={"operation": name})
             await self._finish(entry, error=_status(grpc.StatusCode.INTERNAL, "internal error"))
 
-    async def _compute(
+    async def _sweep(
         self, entry: _Running, request: backtest_service_pb2.StartSweepRequest
     ) -> None:
         checked = runs.check_sweep(request.sweep, self._limits)
@@ -270,6 +300,48 @@ class SweepOperations:
         )
         await self._finish(entry, response=sweep)
 
+    async def _walk_forward(
+        self, entry: _Running, request: backtest_service_pb2.StartWalkForwardRequest
+    ) -> None:
+        checked = walk_forwards.check_walk_forward(request, self._limits)
+        sweep = checked.sweep
+        bars = await runs.fetch_bars(self._bars, sweep.query)
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+
+        def run_plan(plan: SweepPlan) -> list[Metrics]:
+            # Combination by combination with the stop flag looked at, as a sweep's.
+            kept: dict[int, list[Metrics]] = {}
+            chunks = dict(enumerate(_split(plan.combos, self._limits.sweep_workers)))
+            run_chunks(plan.job, chunks, self._limits.sweep_workers, entry.stop,
+                       lambda params, result: None, kept.__setitem__)  # fmt: skip
+            if entry.stop.is_set():
+                raise _StoppedError
+            return [m for i in sorted(kept) for m in kept[i]]
+
+        def on_progress(done: int, total: int) -> None:
+            loop.call_soon_threadsafe(self._count_folds, entry, done, total, started)
+
+        report = await runs.compute(
+            lambda: walk_forward(
+                bars, sweep.strategy, sweep.grid,
+                FoldLayout.from_ratio(len(bars), checked.folds, checked.in_sample_ratio,
+                                      checked.mode),
+                sweep.config, sweep.rank_attribute, warmup_bars=checked.warmup_bars,
+                run_plan=run_plan, on_progress=on_progress,
+            )
+        )  # fmt: skip
+        message = walk_forwards.walk_forward_message(
+            checked, report, entry.progress.walk_forward_id,
+            entry.progress.create_time.ToMilliseconds(), self._limits.max_equity_points,
+        )  # fmt: skip
+        await self._finish(entry, response=message)
+
+    def _count_folds(self, entry: _Running, done: int, total: int, started: float) -> None:
+        entry.progress.done_folds, entry.progress.total_folds = done, total
+        entry.progress.elapsed.CopyFrom(_duration(time.monotonic() - started))
+        entry.touch()
+
     def _count_best(
         self, entry: _Running, params: Params, result: Metrics, key: Callable[[Metrics], Any]
     ) -> None:
@@ -305,7 +377,7 @@ class SweepOperations:
             self._running.pop(entry.operation.name, None)
 
     async def _finish(
-        self, entry: _Running, *, response: backtest_pb2.Sweep | None = None, error: Any = None
+        self, entry: _Running, *, response: Message | None = None, error: Any = None
     ) -> None:
         entry.operation.done = True
         if response is not None:
@@ -318,6 +390,15 @@ class SweepOperations:
         finally:
             self._running.pop(entry.operation.name, None)
             entry.touch()
+
+
+class _StoppedError(Exception):
+    """Raised in a worker thread to end a walk-forward the stop flag asks to end."""
+
+
+def _split(items: list[Params], parts: int) -> list[list[Params]]:
+    size = max(1, math.ceil(len(items) / parts))
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _duration(seconds: float) -> Duration:

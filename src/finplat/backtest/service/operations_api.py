@@ -15,7 +15,7 @@ from typing_extensions import override
 
 from finplat.backtest.adapters.results_store import InvalidPageTokenError
 from finplat.backtest.errors import NotFoundError, StoreError
-from finplat.backtest.service.operations import PREFIX, SweepOperations
+from finplat.backtest.service.operations import PREFIX, Operations
 
 Context = grpc.aio.ServicerContext[object, object]
 SERVICE_NAME = "google.longrunning.Operations"
@@ -27,7 +27,7 @@ _DEADLINE_MARGIN_S = 0.1
 class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
     """Get, list, cancel, delete and wait for the service's operations."""
 
-    def __init__(self, operations: SweepOperations) -> None:
+    def __init__(self, operations: Operations) -> None:
         self._operations = operations
 
     async def _abort(self, context: Context, exc: Exception) -> None:

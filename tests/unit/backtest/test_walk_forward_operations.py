@@ -1,0 +1,107 @@
+"""StartWalkForward on the real in-process service: its folds equal the domain's walk-forward
+on the same bars; a bad request is refused at the start; a cancel ends it."""
+
+import asyncio
+import time
+
+import grpc
+import pytest
+from google.longrunning import operations_pb2  # type: ignore[import-untyped]
+from google.protobuf.duration_pb2 import Duration
+
+from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
+from finplat.backtest.domain.bars import Bars
+from finplat.backtest.domain.engine import EngineConfig, PositionMode
+from finplat.backtest.domain.walk_forward import FoldLayout, WindowMode, walk_forward
+from tests.unit.backtest.api_harness import Harness, rpc_error, run_request
+
+pytestmark = pytest.mark.asyncio
+
+
+def _request(folds: int = 4) -> backtest_service_pb2.StartWalkForwardRequest:
+    base = run_request()  # the harness's three days of BTCUSDT 1m, 10 bps, long only
+    return backtest_service_pb2.StartWalkForwardRequest(
+        strategy="sma_crossover",
+        grid={"fast": backtest_pb2.ParameterRange(start=5, stop=15, step=5),
+              "slow": backtest_pb2.ParameterRange(start=20, stop=60, step=20)},
+        data=base.data, config=base.config, rank_by="sharpe", folds=folds,
+        in_sample_ratio=2, mode=backtest_service_pb2.WINDOW_MODE_ANCHORED, warmup_bars=60,
+    )  # fmt: skip
+
+
+async def _wait(service: Harness, name: str) -> object:
+    timeout = Duration(seconds=60)
+    return await service.operations.WaitOperation(
+        operations_pb2.WaitOperationRequest(name=name, timeout=timeout), timeout=65
+    )
+
+
+async def test_the_folds_equal_the_domains_walk_forward(service: Harness, q4_bars: Bars) -> None:
+    direct = walk_forward(
+        q4_bars, "sma_crossover", {"fast": [5, 10, 15], "slow": [20, 40, 60]},
+        FoldLayout.from_ratio(len(q4_bars), 4, 2, WindowMode.ANCHORED),
+        EngineConfig(fee_bps=10, mode=PositionMode.LONG_ONLY), "sharpe", warmup_bars=60,
+    )  # fmt: skip
+
+    started = await service.stub.StartWalkForward(_request())
+    ended = await _wait(service, started.name)
+
+    assert not started.done
+    progress = backtest_service_pb2.WalkForwardProgress()
+    assert ended.metadata.Unpack(progress)  # type: ignore[attr-defined]
+    assert (progress.done_folds, progress.total_folds) == (4, 4)
+    result = backtest_service_pb2.WalkForward()
+    assert ended.response.Unpack(result)  # type: ignore[attr-defined]
+    assert result.id == progress.walk_forward_id
+    assert len(result.folds) == 4
+    for fold, expected in zip(result.folds, direct.folds, strict=True):
+        assert dict(fold.parameters) == {k: float(v) for k, v in expected.params.items()}
+        assert fold.out_of_sample_start_time.ToMilliseconds() == (
+            expected.out_of_sample.first_open_ms
+        )
+        assert fold.out_of_sample_metrics.sharpe == expected.out_of_sample_metrics.sharpe
+        assert fold.in_sample_metrics.sharpe == expected.in_sample_metrics.sharpe
+    assert result.out_of_sample_metrics.final_equity == direct.stitched.metrics.final_equity
+    assert dict(result.whole_period_best.parameters) == {
+        k: float(v) for k, v in direct.whole_period.params.items()
+    }
+    assert result.mode == backtest_service_pb2.WINDOW_MODE_ANCHORED
+
+
+async def test_bad_walk_forwards_are_refused_at_the_start(service: Harness) -> None:
+    no_folds = _request(folds=0)
+    too_many = _request(folds=2000)
+
+    assert await rpc_error(service.stub.StartWalkForward(no_folds)) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "folds must be in [1, 100], got 0",
+    )  # fmt: skip
+    assert (await rpc_error(service.stub.StartWalkForward(too_many)))[0] == (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
+
+
+async def test_too_many_folds_for_the_bars_fail_the_operation(service: Harness) -> None:
+    request = _request(folds=100)
+    request.data.end_time.FromMilliseconds(request.data.start_time.ToMilliseconds() + 3_600_000)
+
+    short = await service.stub.StartWalkForward(request)
+    ended = await _wait(service, short.name)
+
+    assert ended.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]  # type: ignore[attr-defined]
+    assert "too few bars" in ended.error.message  # type: ignore[attr-defined]
+
+
+async def test_a_cancelled_walk_forward_stops_within_a_second(service: Harness) -> None:
+    request = _request(folds=20)
+    request.grid["fast"].stop, request.grid["slow"].stop, request.grid["slow"].step = 40, 200, 1
+    started = await service.stub.StartWalkForward(request)
+    await asyncio.sleep(0.5)  # into the first in-sample sweeps
+
+    asked = time.monotonic()
+    await service.operations.CancelOperation(
+        operations_pb2.CancelOperationRequest(name=started.name)
+    )
+    cancelled = await _wait(service, started.name)
+
+    assert time.monotonic() - asked < 1.0
+    assert cancelled.error.code == grpc.StatusCode.CANCELLED.value[0]  # type: ignore[attr-defined]
