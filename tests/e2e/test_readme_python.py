@@ -55,12 +55,18 @@ def test_the_websocket_example_prints_three_prices(platform: Platform) -> None:
         assert int(timestamp) > 1_500_000_000_000  # epoch milliseconds
 
 
-def test_the_notebook_example_prints_candles_and_a_backtest(platform: Platform) -> None:
+def test_the_notebook_example_prints_candles_a_backtest_and_a_sweep(platform: Platform) -> None:
     lines = _run(platform, _example("finplat.client"))
 
-    assert len(lines) == 2, lines
+    assert len(lines) == 3, lines
     candles = re.fullmatch(r"600 candles, last close (\d+\.\d+)", lines[0])
     assert candles is not None, lines[0]
     assert float(candles.group(1)) > 0
     run = re.fullmatch(r"total return (-?\d+\.\d+(?:e-?\d+)?) over (\d+) trades", lines[1])
     assert run is not None, lines[1]
+    # fast 5..20 step 5 x slow 30..60 step 10: 16 combinations, every one valid.
+    sweep = re.fullmatch(r"16 combinations, best \[(\d+)\.0, (\d+)\.0, (.+)\]", lines[2])
+    assert sweep is not None, lines[2]
+    assert (int(sweep.group(1)), int(sweep.group(2))) in {
+        (fast, slow) for fast in (5, 10, 15, 20) for slow in (30, 40, 50, 60)
+    }

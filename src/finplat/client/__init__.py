@@ -12,7 +12,7 @@ from finplat.client.operations import (
     SweepProgress,
     SweepRun,
 )
-from finplat.client.platform import BacktestRun, Platform
+from finplat.client.platform import BacktestRun, Platform, PortfolioRun
 
 __all__ = [
     "BacktestRun",
@@ -20,6 +20,7 @@ __all__ = [
     "GridAxis",
     "OperationError",
     "Platform",
+    "PortfolioRun",
     "SweepOperation",
     "SweepProgress",
     "SweepRun",

@@ -18,7 +18,7 @@ services keep them exact; `finplat price export` writes the exact decimals).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +50,20 @@ class BacktestRun:
     equity: pd.DataFrame
     """Equity and drawdown, indexed by time (thinned to the service's point limit)."""
     message: backtest_pb2.Backtest
+
+
+@dataclass(frozen=True)
+class PortfolioRun:
+    """A portfolio backtest: its metrics, each symbol's contribution and the equity curve."""
+
+    metrics: dict[str, float | pd.Timedelta]
+    """Every field of the service's Metrics (trade_count counts fills)."""
+    contributions: pd.DataFrame
+    """One row per symbol: pnl (fees included, open position marked), fees, fills, final
+    position."""
+    equity: pd.DataFrame
+    """Equity and drawdown, indexed by time (thinned to the service's point limit)."""
+    message: backtest_pb2.Portfolio
 
 
 class Platform:
@@ -149,6 +163,52 @@ class Platform:
         request.data.end_time.FromMilliseconds(_ms(end))
         return _run(self._call(self._backtests.RunBacktest, request).backtest)
 
+    def portfolio(
+        self,
+        strategy: str,
+        symbols: Sequence[str],
+        interval: str,
+        start: Moment,
+        end: Moment,
+        parameters: Mapping[str, float] | None = None,
+        *,
+        fee_bps: float = 0.0,
+        slippage_bps: float = 0.0,
+        initial_cash: float = 0.0,
+        long_short: bool = False,
+    ) -> PortfolioRun:
+        """Run `strategy` over `symbols` with one cash balance on the bars of [start, end):
+        a portfolio strategy's weights, or each symbol an equal share of a one-symbol
+        strategy's target. Long only unless `long_short`."""
+        request = backtest_service_pb2.RunPortfolioRequest(
+            strategy=strategy,
+            parameters=dict(parameters or {}),
+            symbols=list(symbols),
+            interval=interval,
+            config=backtest_pb2.BacktestConfig(
+                fee_bps=fee_bps, slippage_bps=slippage_bps, initial_cash=initial_cash,
+                mode=(
+                    backtest_pb2.POSITION_MODE_LONG_SHORT
+                    if long_short
+                    else backtest_pb2.POSITION_MODE_LONG_ONLY
+                ),
+            ),
+        )  # fmt: skip
+        request.start_time.FromMilliseconds(_ms(start))
+        request.end_time.FromMilliseconds(_ms(end))
+        message = self._call(self._backtests.RunPortfolio, request).portfolio
+        contributions = pd.DataFrame(
+            [(c.pnl, c.fees, c.fill_count, c.final_position) for c in message.contributions],
+            columns=["pnl", "fees", "fills", "final_position"],
+            index=pd.Index(list(message.symbols), name="symbol"),
+        )
+        return PortfolioRun(
+            metrics_dict(message.metrics),
+            contributions,
+            _equity_frame(message.equity_curve),
+            message,
+        )
+
     def start_sweep(
         self,
         strategy: str,
@@ -244,12 +304,13 @@ def _run(message: backtest_pb2.Backtest) -> BacktestRun:
             },
         }
     )
+    return BacktestRun(message.id, metrics, trades, _equity_frame(message.equity_curve), message)
+
+
+def _equity_frame(points: Sequence[backtest_pb2.EquityPoint]) -> pd.DataFrame:
     equity = pd.DataFrame(
-        {
-            "equity": [p.equity for p in message.equity_curve],
-            "drawdown": [p.drawdown for p in message.equity_curve],
-        },
-        index=_time([p.time.ToMilliseconds() for p in message.equity_curve]),
+        {"equity": [p.equity for p in points], "drawdown": [p.drawdown for p in points]},
+        index=_time([p.time.ToMilliseconds() for p in points]),
     )
     equity.index.name = "time"
-    return BacktestRun(message.id, metrics, trades, equity, message)
+    return equity

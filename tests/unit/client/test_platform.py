@@ -21,12 +21,20 @@ from finance.market.v1 import market_pb2, price_service_pb2_grpc
 from finplat.backtest.adapters.history import PriceServiceBars
 from finplat.backtest.adapters.results_store import ResultStore
 from finplat.backtest.service.runs import Limits
-from finplat.client import GridAxis, OperationError, Platform, SweepProgress, SweepRun
+from finplat.client import (
+    GridAxis,
+    OperationError,
+    Platform,
+    PortfolioRun,
+    SweepProgress,
+    SweepRun,
+)
 from finplat.client.operations import parameter_range
 from finplat.core.grpc_server import ServiceBinding, start_server
 from tests.backtest_server import backtest_server
+from tests.paths import market_data_dir
 from tests.unit.backtest.api_harness import FakeStats
-from tests.unit.backtest.fake_price_service import FakePriceService, btc_candles
+from tests.unit.backtest.fake_price_service import FakePriceService, btc_candles, eth_candles
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -40,7 +48,8 @@ def day(data_dir: Path) -> list[market_pb2.Candle]:
 async def addresses(
     day: list[market_pb2.Candle], tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[str, str]]:
-    prices = FakePriceService({"BTCUSDT": day})
+    eth = eth_candles(market_data_dir(), day[0].open_time, day[-1].open_time + 60_000)
+    prices = FakePriceService({"BTCUSDT": day, "ETHUSDT": eth})
     price_binding = ServiceBinding(
         "finance.market.v1.PriceService",
         lambda s: price_service_pb2_grpc.add_PriceServiceServicer_to_server(prices, s),
@@ -106,6 +115,37 @@ async def test_a_backtest_comes_back_with_its_metrics_trades_and_equity(
     assert set(trades["side"]) <= {"SIDE_LONG", "SIDE_SHORT"}
     equity = result.equity  # type: ignore[attr-defined]
     assert equity["equity"].tolist() == [p.equity for p in message.equity_curve]
+
+
+async def test_a_portfolio_comes_back_with_each_symbols_contribution(
+    addresses: tuple[str, str],
+) -> None:
+    request = backtest_service_pb2.RunPortfolioRequest(
+        strategy="sma_crossover", parameters={"fast": 10, "slow": 30},
+        symbols=["BTCUSDT", "ETHUSDT"], interval="1m",
+        config=backtest_pb2.BacktestConfig(fee_bps=10),
+    )  # fmt: skip
+    request.start_time.FromMilliseconds(1_730_419_200_000)
+    request.end_time.FromMilliseconds(1_730_419_200_000 + 86_400_000)
+
+    def run() -> PortfolioRun:
+        with Platform(*addresses) as platform:
+            return platform.portfolio(
+                "sma_crossover", ["BTCUSDT", "ETHUSDT"], "1m", "2024-11-01", "2024-11-02",
+                {"fast": 10, "slow": 30}, fee_bps=10,
+            )  # fmt: skip
+
+    result = await asyncio.to_thread(run)
+    async with grpc.aio.insecure_channel(addresses[1]) as channel:
+        direct = await backtest_service_pb2_grpc.BacktestServiceStub(channel).RunPortfolio(request)
+
+    message = direct.portfolio
+    assert result.message == message
+    assert list(result.contributions.index) == ["BTCUSDT", "ETHUSDT"]
+    assert result.contributions["pnl"].tolist() == [c.pnl for c in message.contributions]
+    assert result.contributions["fills"].tolist() == [c.fill_count for c in message.contributions]
+    assert result.metrics["final_equity"] == message.metrics.final_equity
+    assert result.equity["equity"].tolist() == [p.equity for p in message.equity_curve]
 
 
 async def test_a_range_and_last_together_are_refused(addresses: tuple[str, str]) -> None:
