@@ -14,7 +14,7 @@ import click
 import grpc
 from pydantic import SecretStr
 
-from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
+from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
 from finance.market.v1 import price_service_pb2_grpc
 from finplat.backtest.adapters.history import LocalKlineBars, PriceServiceBars, utc_ms
 from finplat.backtest.adapters.strategy_loader import load_user_strategies
@@ -36,6 +36,7 @@ from finplat.backtest.service.ids import new_id
 from finplat.backtest.service.settings import BacktestSettings
 from finplat.backtest.service.validation import RequestError
 from finplat.client.operations import OperationError, SweepOperation, SweepProgress, sweep_grid
+from finplat.client.tables import FileFormat
 from finplat.core.connections import KafkaSettings
 from finplat.core.grpc_security import ChannelSecurity, bearer_metadata
 from finplat.core.paths import SHARED_BINANCE_DATA
@@ -80,11 +81,17 @@ _STRATEGY_DIR = click.option(
 )
 
 
-def _config_options(command: _Command) -> _Command:
-    """`command` with the trading-assumption options, in their order."""
-    for option in reversed(_CONFIG_OPTIONS):
+def _with_options(
+    options: tuple[Callable[[_Command], _Command], ...], command: _Command
+) -> _Command:
+    """`command` with `options`, in their order."""
+    for option in reversed(options):
         command = option(command)
     return command
+
+
+def _config_options(command: _Command) -> _Command:
+    return _with_options(_CONFIG_OPTIONS, command)
 
 
 def _config(
@@ -427,21 +434,32 @@ def _finish(operation: SweepOperation, last: SweepProgress | None, show: int) ->
     click.echo(f"stored as sweep {run.id} (GET /api/sweeps/{run.id}:export for every row)")
 
 
+# The options that reach a running backtest service: address, token, TLS.
+_SERVICE_OPTIONS = (
+    click.option(
+        "--server", default="127.0.0.1:50052", show_default=True, metavar="ADDRESS",
+        help="The backtest service, host:port.",
+    ),
+    click.option(
+        "--token", envvar="FINPLAT_BACKTEST_API_TOKEN", show_envvar=True,
+        help="Bearer token, when the service asks for one.",
+    ),
+    click.option(
+        "--tls-ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Dial with TLS, trusting this PEM CA.",
+    ),
+    click.option(
+        "--tls-server-name", help="Name to check the certificate against, if not the host."
+    ),
+)  # fmt: skip
+
+
+def _service_options(command: _Command) -> _Command:
+    return _with_options(_SERVICE_OPTIONS, command)
+
+
 @backtest.command()
-@click.option(
-    "--server", default="127.0.0.1:50052", show_default=True, metavar="ADDRESS",
-    help="The backtest service, host:port.",
-)  # fmt: skip
-@click.option(
-    "--token", envvar="FINPLAT_BACKTEST_API_TOKEN", show_envvar=True,
-    help="Bearer token, when the service asks for one.",
-)  # fmt: skip
-@click.option(
-    "--tls-ca-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Dial with TLS, trusting this PEM CA.",
-)
-@click.option("--tls-server-name", help="Name to check the certificate against, if not the host.")
+@_service_options
 @click.option("--strategy", required=True, help="Strategy name, e.g. sma_crossover.")
 @click.option(
     "--grid", "grid", multiple=True, required=True, metavar=_GRID,
@@ -503,3 +521,53 @@ def sweep(
         except grpc.RpcError as exc:
             raise _rpc_failed("WatchOperation", exc) from exc
         _finish(operation, last, show)
+
+
+_EXPORTS = {
+    "backtest-trades": ("ExportBacktest", backtest_service_pb2.RESULT_TABLE_TRADES),
+    "backtest-equity": ("ExportBacktest", backtest_service_pb2.RESULT_TABLE_EQUITY),
+    "sweep": ("ExportSweep", None),
+    "walk-forward-folds": ("ExportWalkForward", backtest_service_pb2.WALK_FORWARD_TABLE_FOLDS),
+    "walk-forward-equity": ("ExportWalkForward", backtest_service_pb2.WALK_FORWARD_TABLE_EQUITY),
+}
+
+
+@backtest.command()
+@_service_options
+@click.argument("table", type=click.Choice(list(_EXPORTS)))
+@click.argument("result_id", metavar="ID")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="The file to write: .parquet or .csv.",
+)  # fmt: skip
+def export(
+    server: str, token: str | None, tls_ca_file: Path | None, tls_server_name: str | None,
+    table: str, result_id: str, output: Path,
+) -> None:  # fmt: skip
+    """Write a stored result's TABLE as Parquet or CSV (by the file's suffix): a backtest's
+    trades or equity curve, a sweep's combinations, a walk-forward's folds or stitched curve.
+    """
+    try:
+        file_format = FileFormat(output.suffix.lower())
+    except ValueError:
+        raise click.BadParameter("the file must end in .parquet or .csv", param_hint="-o") from None
+    method, which = _EXPORTS[table]
+    wire_format = (
+        backtest_service_pb2.FILE_FORMAT_CSV
+        if file_format is FileFormat.CSV
+        else backtest_service_pb2.FILE_FORMAT_PARQUET
+    )
+    fields: dict[str, object] = {"id": result_id, "format": wire_format}
+    if which is not None:
+        fields["table"] = which
+    request = getattr(backtest_service_pb2, f"{method}Request")(**fields)
+    security = ChannelSecurity(tls_ca_file=tls_ca_file, tls_server_name=tls_server_name)
+    metadata = bearer_metadata(SecretStr(token) if token else None)
+    with security.open_blocking_channel(server) as channel:
+        stub = backtest_service_pb2_grpc.BacktestServiceStub(channel)
+        try:
+            answer = getattr(stub, method)(request, metadata=metadata, timeout=120)
+        except grpc.RpcError as exc:
+            raise _rpc_failed(method, exc) from exc
+    output.write_bytes(answer.file.data)
+    click.echo(f"{table} of {result_id} written to {output} ({len(answer.file.data):,} bytes)")

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from finance.backtest.v1 import backtest_pb2
+from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finplat.backtest.domain.stats import StatsSnapshot, StreamStats
 from finplat.backtest.domain.update_checks import RejectReason
 from finplat.backtest.errors import StoreError
@@ -45,6 +45,7 @@ class FakeResults:
 
     backtests: list[backtest_pb2.Backtest] = field(default_factory=list)
     sweeps: list[backtest_pb2.Sweep] = field(default_factory=list)
+    walk_forwards: list[backtest_service_pb2.WalkForward] = field(default_factory=list)
     fail: bool = False
 
     async def add_backtest(self, backtest: backtest_pb2.Backtest) -> None:
@@ -67,6 +68,12 @@ class FakeResults:
 
     async def get_sweep(self, sweep_id: str) -> backtest_pb2.Sweep:
         return next(s for s in self.sweeps if s.id == sweep_id)
+
+    async def add_walk_forward(self, walk_forward: backtest_service_pb2.WalkForward) -> None:
+        self.walk_forwards.append(walk_forward)
+
+    async def get_walk_forward(self, walk_forward_id: str) -> backtest_service_pb2.WalkForward:
+        return next(w for w in self.walk_forwards if w.id == walk_forward_id)
 
 
 def _stats() -> StreamStats:

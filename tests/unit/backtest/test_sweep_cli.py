@@ -26,7 +26,7 @@ from finplat.backtest.service.runs import Limits
 from finplat.client import SweepOperation, SweepProgress
 from finplat.core.grpc_server import ServiceBinding, start_server
 from tests.backtest_server import backtest_server
-from tests.unit.backtest.api_harness import DAY_MS, NOV_1_MS, FakeStats
+from tests.unit.backtest.api_harness import DAY_MS, NOV_1_MS, FakeStats, run_request
 from tests.unit.backtest.fake_price_service import FakePriceService, btc_candles
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -166,3 +166,36 @@ async def test_ctrl_c_while_following_cancels_the_operation(
     ended = await _waited(address, name)
     assert ended.done
     assert ended.error.code == grpc.StatusCode.CANCELLED.value[0]
+
+
+async def test_export_writes_a_stored_sweeps_and_backtests_tables_by_suffix(
+    address: str, tmp_path: Path
+) -> None:
+    swept = await _run_sweep(address, {"fast": (5, 10, 5), "slow": (20, 40, 20)})
+    run = run_request(end_ms=NOV_1_MS + DAY_MS)
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = backtest_service_pb2_grpc.BacktestServiceStub(channel)
+        stored = (await stub.RunBacktest(run)).backtest
+        served = await stub.ExportSweep(backtest_service_pb2.ExportSweepRequest(id=swept.id))
+
+    def export(*args: str) -> Result:
+        return CliRunner().invoke(backtest, ["export", "--server", address, *args])
+
+    sweep_file, trades_file = tmp_path / "sweep.parquet", tmp_path / "trades.csv"
+    sweep_out = await asyncio.to_thread(export, "sweep", swept.id, "-o", str(sweep_file))
+    trades_out = await asyncio.to_thread(
+        export, "backtest-trades", stored.id, "-o", str(trades_file)
+    )
+    unknown = await asyncio.to_thread(export, "sweep", "nope", "-o", str(tmp_path / "x.csv"))
+    badly_named = await asyncio.to_thread(export, "sweep", swept.id, "-o", str(tmp_path / "x.xls"))
+
+    assert sweep_out.exit_code == 0, sweep_out.output
+    assert sweep_file.read_bytes() == served.file.data
+    assert trades_out.exit_code == 0, trades_out.output
+    lines = trades_file.read_text().splitlines()
+    assert lines[0].startswith('"side","entry_time","exit_time"')
+    assert len(lines) == 1 + len(stored.trades)
+    assert unknown.exit_code == 1
+    assert "ExportSweep: NOT_FOUND: no sweep with id 'nope'" in unknown.output
+    assert badly_named.exit_code == 2
+    assert "must end in .parquet or .csv" in badly_named.output

@@ -2,9 +2,11 @@
 on the same bars; a bad request is refused at the start; a cancel ends it."""
 
 import asyncio
+import io
 import time
 
 import grpc
+import pyarrow.parquet as pq
 import pytest
 from google.longrunning import operations_pb2  # type: ignore[import-untyped]
 from google.protobuf.duration_pb2 import Duration
@@ -66,6 +68,35 @@ async def test_the_folds_equal_the_domains_walk_forward(service: Harness, q4_bar
         k: float(v) for k, v in direct.whole_period.params.items()
     }
     assert result.mode == backtest_service_pb2.WINDOW_MODE_ANCHORED
+    stored = await service.stub.GetWalkForward(
+        backtest_service_pb2.GetWalkForwardRequest(id=result.id)
+    )
+    assert stored.walk_forward == result
+    folds = await service.stub.ExportWalkForward(
+        backtest_service_pb2.ExportWalkForwardRequest(id=result.id)
+    )
+    curve = await service.stub.ExportWalkForward(
+        backtest_service_pb2.ExportWalkForwardRequest(
+            id=result.id,
+            table=backtest_service_pb2.WALK_FORWARD_TABLE_EQUITY,
+            format=backtest_service_pb2.FILE_FORMAT_CSV,
+        )
+    )
+    rows = pq.read_table(io.BytesIO(folds.file.data)).to_pylist()
+    assert [(row["fold"], row["fast"], row["slow"]) for row in rows] == [
+        (f.index, f.parameters["fast"], f.parameters["slow"]) for f in result.folds
+    ]
+    assert [row["out_of_sample.sharpe"] for row in rows] == [
+        f.out_of_sample_metrics.sharpe for f in result.folds
+    ]
+    assert curve.file.content_type == "text/csv"
+    lines = curve.file.data.decode().splitlines()
+    assert lines[0] == '"time","equity","drawdown"'
+    assert len(lines) == 1 + len(result.out_of_sample_equity)
+    missing = await rpc_error(
+        service.stub.GetWalkForward(backtest_service_pb2.GetWalkForwardRequest(id="nope"))
+    )
+    assert missing[0] == grpc.StatusCode.NOT_FOUND
 
 
 async def test_bad_walk_forwards_are_refused_at_the_start(service: Harness) -> None:

@@ -199,6 +199,18 @@ class FakeBacktestService(backtest_service_pb2_grpc.BacktestServiceServicer):
         self.recorder.record(request, context)
         return _operation("operations/sweep-1", done=False)
 
+    async def GetWalkForward(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        if request.id != "known":
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no walk-forward {request.id}")
+        found = backtest_service_pb2.WalkForward(id="known")
+        return backtest_service_pb2.GetWalkForwardResponse(walk_forward=found)
+
+    async def ExportWalkForward(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        csv = httpbody_pb2.HttpBody(content_type="text/csv", data=EXPORTED_CSV)
+        return backtest_service_pb2.ExportWalkForwardResponse(file=csv)
+
     async def StartWalkForward(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
         self.recorder.record(request, context)
         return _operation("operations/walk-1", done=False)

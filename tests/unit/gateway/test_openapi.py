@@ -30,6 +30,8 @@ PRODUCT_ROUTES = {
     ("/api/portfolios", "post"): "BacktestService_RunPortfolio",
     ("/api/sweeps:start", "post"): "BacktestService_StartSweep",
     ("/api/walkForwards:start", "post"): "BacktestService_StartWalkForward",
+    ("/api/walkForwards/{id}", "get"): "BacktestService_GetWalkForward",
+    ("/api/walkForwards/{id}:export", "get"): "BacktestService_ExportWalkForward",
     ("/api/{name}:watch", "get"): "BacktestService_WatchOperation",
     # GET /v1/{name=operations} (list) and /v1/{name=operations/**} (get) are one OpenAPI
     # path; the document keeps the first (both routes are served).

@@ -95,6 +95,30 @@ WINDOW_MODE_ANCHORED: WindowMode.ValueType  # 2
 """In-sample windows all start at the first bar and grow."""
 Global___WindowMode: _TypeAlias = WindowMode  # noqa: Y015
 
+class _WalkForwardTable:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WalkForwardTableEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WalkForwardTable.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WALK_FORWARD_TABLE_UNSPECIFIED: _WalkForwardTable.ValueType  # 0
+    """Not set: the folds."""
+    WALK_FORWARD_TABLE_FOLDS: _WalkForwardTable.ValueType  # 1
+    """One row per fold: its windows, chosen parameters, in- and out-of-sample metrics."""
+    WALK_FORWARD_TABLE_EQUITY: _WalkForwardTable.ValueType  # 2
+    """One row per stored point of the stitched out-of-sample equity curve."""
+
+class WalkForwardTable(_WalkForwardTable, metaclass=_WalkForwardTableEnumTypeWrapper):
+    """A table of a stored walk-forward."""
+
+WALK_FORWARD_TABLE_UNSPECIFIED: WalkForwardTable.ValueType  # 0
+"""Not set: the folds."""
+WALK_FORWARD_TABLE_FOLDS: WalkForwardTable.ValueType  # 1
+"""One row per fold: its windows, chosen parameters, in- and out-of-sample metrics."""
+WALK_FORWARD_TABLE_EQUITY: WalkForwardTable.ValueType  # 2
+"""One row per stored point of the stitched out-of-sample equity curve."""
+Global___WalkForwardTable: _TypeAlias = WalkForwardTable  # noqa: Y015
+
 @_typing.final
 class GetStatsRequest(_message.Message):
     """Request of GetStats."""
@@ -1294,3 +1318,103 @@ class WalkForwardProgress(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WalkForwardProgress: _TypeAlias = WalkForwardProgress  # noqa: Y015
+
+@_typing.final
+class GetWalkForwardRequest(_message.Message):
+    """Request of GetWalkForward."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Identifier of the walk-forward."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWalkForwardRequest: _TypeAlias = GetWalkForwardRequest  # noqa: Y015
+
+@_typing.final
+class GetWalkForwardResponse(_message.Message):
+    """Response of GetWalkForward."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALK_FORWARD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def walk_forward(self) -> Global___WalkForward:
+        """The stored walk-forward."""
+
+    def __init__(
+        self,
+        *,
+        walk_forward: Global___WalkForward | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["walk_forward", b"walk_forward"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["walk_forward", b"walk_forward"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWalkForwardResponse: _TypeAlias = GetWalkForwardResponse  # noqa: Y015
+
+@_typing.final
+class ExportWalkForwardRequest(_message.Message):
+    """Request of ExportWalkForward."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TABLE_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Identifier of the walk-forward."""
+    table: Global___WalkForwardTable.ValueType
+    """Which table."""
+    format: Global___FileFormat.ValueType
+    """Which file format."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        table: Global___WalkForwardTable.ValueType = ...,
+        format: Global___FileFormat.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "id", b"id", "table", b"table"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportWalkForwardRequest: _TypeAlias = ExportWalkForwardRequest  # noqa: Y015
+
+@_typing.final
+class ExportWalkForwardResponse(_message.Message):
+    """Response of ExportWalkForward."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def file(self) -> _httpbody_pb2.HttpBody:
+        """The file, with its content type, served as is by the gateway."""
+
+    def __init__(
+        self,
+        *,
+        file: _httpbody_pb2.HttpBody | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportWalkForwardResponse: _TypeAlias = ExportWalkForwardResponse  # noqa: Y015

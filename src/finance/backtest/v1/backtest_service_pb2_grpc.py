@@ -92,6 +92,16 @@ class BacktestServiceStub:
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunPortfolioRequest.SerializeToString,
                 response_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunPortfolioResponse.FromString,
                 _registered_method=True)
+        self.GetWalkForward = channel.unary_unary(
+                '/finance.backtest.v1.BacktestService/GetWalkForward',
+                request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetWalkForwardRequest.SerializeToString,
+                response_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetWalkForwardResponse.FromString,
+                _registered_method=True)
+        self.ExportWalkForward = channel.unary_unary(
+                '/finance.backtest.v1.BacktestService/ExportWalkForward',
+                request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportWalkForwardRequest.SerializeToString,
+                response_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportWalkForwardResponse.FromString,
+                _registered_method=True)
         self.StartSweep = channel.unary_unary(
                 '/finance.backtest.v1.BacktestService/StartSweep',
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.StartSweepRequest.SerializeToString,
@@ -200,6 +210,21 @@ class BacktestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWalkForward(self, request, context):
+        """Returns a stored walk-forward (the response of its finished operation).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportWalkForward(self, request, context):
+        """Returns a table of a stored walk-forward (its folds, or its stitched
+        out-of-sample equity curve) as a Parquet or CSV file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StartSweep(self, request, context):
         """Starts a sweep as a long-running operation (AIP-151) and returns it at
         once: the request is checked first (INVALID_ARGUMENT, NOT_FOUND), the
@@ -296,6 +321,16 @@ def add_BacktestServiceServicer_to_server(servicer, server):
                     servicer.RunPortfolio,
                     request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunPortfolioRequest.FromString,
                     response_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunPortfolioResponse.SerializeToString,
+            ),
+            'GetWalkForward': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWalkForward,
+                    request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetWalkForwardRequest.FromString,
+                    response_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetWalkForwardResponse.SerializeToString,
+            ),
+            'ExportWalkForward': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportWalkForward,
+                    request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportWalkForwardRequest.FromString,
+                    response_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportWalkForwardResponse.SerializeToString,
             ),
             'StartSweep': grpc.unary_unary_rpc_method_handler(
                     servicer.StartSweep,
@@ -612,6 +647,60 @@ class BacktestService:
             '/finance.backtest.v1.BacktestService/RunPortfolio',
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunPortfolioRequest.SerializeToString,
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.RunPortfolioResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWalkForward(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/finance.backtest.v1.BacktestService/GetWalkForward',
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetWalkForwardRequest.SerializeToString,
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.GetWalkForwardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportWalkForward(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/finance.backtest.v1.BacktestService/ExportWalkForward',
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportWalkForwardRequest.SerializeToString,
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportWalkForwardResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -73,6 +73,12 @@ class BacktestServiceStub:
     an equal share (target / number of symbols). Fills at the next open per
     symbol, sells before buys, fees and slippage per fill.
     """
+    GetWalkForward: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.GetWalkForwardRequest, _backtest_service_pb2.GetWalkForwardResponse]
+    """Returns a stored walk-forward (the response of its finished operation)."""
+    ExportWalkForward: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.ExportWalkForwardRequest, _backtest_service_pb2.ExportWalkForwardResponse]
+    """Returns a table of a stored walk-forward (its folds, or its stitched
+    out-of-sample equity curve) as a Parquet or CSV file.
+    """
     StartSweep: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.StartSweepRequest, _operations_pb2.Operation]
     """Starts a sweep as a long-running operation (AIP-151) and returns it at
     once: the request is checked first (INVALID_ARGUMENT, NOT_FOUND), the
@@ -144,6 +150,12 @@ class BacktestServiceAsyncStub(BacktestServiceStub):
     strategy's weights, or each symbol's target of a one-symbol strategy as
     an equal share (target / number of symbols). Fills at the next open per
     symbol, sells before buys, fees and slippage per fill.
+    """
+    GetWalkForward: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.GetWalkForwardRequest, _backtest_service_pb2.GetWalkForwardResponse]  # type: ignore[assignment]
+    """Returns a stored walk-forward (the response of its finished operation)."""
+    ExportWalkForward: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.ExportWalkForwardRequest, _backtest_service_pb2.ExportWalkForwardResponse]  # type: ignore[assignment]
+    """Returns a table of a stored walk-forward (its folds, or its stitched
+    out-of-sample equity curve) as a Parquet or CSV file.
     """
     StartSweep: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.StartSweepRequest, _operations_pb2.Operation]  # type: ignore[assignment]
     """Starts a sweep as a long-running operation (AIP-151) and returns it at
@@ -279,6 +291,24 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
         strategy's weights, or each symbol's target of a one-symbol strategy as
         an equal share (target / number of symbols). Fills at the next open per
         symbol, sells before buys, fees and slippage per fill.
+        """
+
+    @_abc_1.abstractmethod
+    def GetWalkForward(
+        self,
+        request: _backtest_service_pb2.GetWalkForwardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backtest_service_pb2.GetWalkForwardResponse, _abc.Awaitable[_backtest_service_pb2.GetWalkForwardResponse]]:
+        """Returns a stored walk-forward (the response of its finished operation)."""
+
+    @_abc_1.abstractmethod
+    def ExportWalkForward(
+        self,
+        request: _backtest_service_pb2.ExportWalkForwardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_backtest_service_pb2.ExportWalkForwardResponse, _abc.Awaitable[_backtest_service_pb2.ExportWalkForwardResponse]]:
+        """Returns a table of a stored walk-forward (its folds, or its stitched
+        out-of-sample equity curve) as a Parquet or CSV file.
         """
 
     @_abc_1.abstractmethod

@@ -1,4 +1,5 @@
-"""Stored backtests and sweeps in SQLite: the proto bytes plus the columns we filter and sort by.
+"""Stored backtests, sweeps and walk-forwards in SQLite: the proto bytes plus the columns we
+filter and sort by.
 
 One connection on one worker thread: every call is queued to it, so SQLite sees one writer and
 the event loop never blocks on disk. `synchronous=FULL`: a run acknowledged to a client
@@ -14,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from finance.backtest.v1 import backtest_pb2
+from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finplat.backtest.adapters.sqlite import connect
 from finplat.backtest.errors import NotFoundError, StoreError
 
@@ -32,6 +33,9 @@ _SCHEMA = (
     " ON backtests (symbol, create_time_ms DESC, id DESC)",
     "CREATE TABLE IF NOT EXISTS sweeps (id TEXT PRIMARY KEY, create_time_ms INTEGER NOT NULL,"
     " strategy TEXT NOT NULL, symbol TEXT NOT NULL, full BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS walk_forwards (id TEXT PRIMARY KEY,"
+    " create_time_ms INTEGER NOT NULL, strategy TEXT NOT NULL, symbol TEXT NOT NULL,"
+    " full BLOB NOT NULL)",
 )
 _LIST = (
     "SELECT summary FROM backtests WHERE (?1 = '' OR strategy = ?1) AND (?2 = '' OR symbol = ?2)"
@@ -158,6 +162,27 @@ class ResultStore:
         if row is None:
             raise NotFoundError(f"no sweep with id {sweep_id!r}")
         return backtest_pb2.Sweep.FromString(row[0])
+
+    async def add_walk_forward(self, walk_forward: backtest_service_pb2.WalkForward) -> None:
+        """Store a walk-forward; its id must be new."""
+        row = (
+            walk_forward.id,
+            walk_forward.create_time.ToMilliseconds(),
+            walk_forward.strategy,
+            walk_forward.data.symbol,
+            walk_forward.SerializeToString(),
+        )
+        await self._call(
+            lambda: self._conn().execute("INSERT INTO walk_forwards VALUES (?, ?, ?, ?, ?)", row)
+        )
+
+    async def get_walk_forward(self, walk_forward_id: str) -> backtest_service_pb2.WalkForward:
+        """The stored walk-forward; `NotFoundError` when there is none."""
+        sql = "SELECT full FROM walk_forwards WHERE id = ?"
+        row = await self._call(lambda: self._conn().execute(sql, (walk_forward_id,)).fetchone())
+        if row is None:
+            raise NotFoundError(f"no walk-forward with id {walk_forward_id!r}")
+        return backtest_service_pb2.WalkForward.FromString(row[0])
 
     async def close(self) -> None:
         """Close the file and stop the worker thread."""

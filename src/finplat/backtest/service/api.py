@@ -51,6 +51,8 @@ class Results(Protocol):
     ) -> tuple[list[backtest_pb2.Backtest], str]: ...
     async def add_sweep(self, sweep: backtest_pb2.Sweep) -> None: ...
     async def get_sweep(self, sweep_id: str) -> backtest_pb2.Sweep: ...
+    async def add_walk_forward(self, walk_forward: backtest_service_pb2.WalkForward) -> None: ...
+    async def get_walk_forward(self, walk_forward_id: str) -> backtest_service_pb2.WalkForward: ...
 
 
 def stats_response(
@@ -279,6 +281,36 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         data = table_bytes(sweep_table(sweep), file_format)
         body = httpbody_pb2.HttpBody(content_type=file_format.content_type, data=data)
         return backtest_service_pb2.ExportSweepResponse(file=body)
+
+    @override
+    async def GetWalkForward(
+        self, request: backtest_service_pb2.GetWalkForwardRequest, context: Context
+    ) -> backtest_service_pb2.GetWalkForwardResponse:
+        try:
+            found = await self._results.get_walk_forward(request.id)
+        except NotFoundError as exc:
+            await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+        except StoreError as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        return backtest_service_pb2.GetWalkForwardResponse(walk_forward=found)
+
+    @override
+    async def ExportWalkForward(
+        self, request: backtest_service_pb2.ExportWalkForwardRequest, context: Context
+    ) -> backtest_service_pb2.ExportWalkForwardResponse:
+        file_format = exports.FORMATS.get(request.format)
+        make_table = exports.WALK_FORWARD_TABLES.get(request.table)
+        if file_format is None or make_table is None:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unknown table or format")
+        try:
+            found = await self._results.get_walk_forward(request.id)
+        except NotFoundError as exc:
+            await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+        except StoreError as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        data = table_bytes(make_table(found), file_format)
+        body = httpbody_pb2.HttpBody(content_type=file_format.content_type, data=data)
+        return backtest_service_pb2.ExportWalkForwardResponse(file=body)
 
     @override
     async def ListBacktests(

@@ -1,9 +1,12 @@
-"""A stored backtest's tables (trades, equity curve) and a sweep's results as Arrow tables, for
-ExportBacktest and ExportSweep.
+"""A stored backtest's tables (trades, equity curve) and a walk-forward's (folds, stitched
+equity curve) as Arrow tables, for ExportBacktest and ExportWalkForward (a sweep's table is
+`finplat.client.tables.sweep_table`).
 
 Columns are named as in the API's JSON (snake case here, as in the proto), times are UTC
 timestamps in ms, the side is its enum name.
 """
+
+from collections.abc import Sequence
 
 import pyarrow as pa
 
@@ -37,7 +40,10 @@ def trades_table(backtest: backtest_pb2.Backtest) -> pa.Table:
 
 def equity_table(backtest: backtest_pb2.Backtest) -> pa.Table:
     """One row per stored point of the equity curve."""
-    points = backtest.equity_curve
+    return _equity_points(backtest.equity_curve)
+
+
+def _equity_points(points: Sequence[backtest_pb2.EquityPoint]) -> pa.Table:
     return pa.table(
         {
             "time": pa.array([p.time.ToMilliseconds() for p in points], _TIME),
@@ -50,4 +56,47 @@ def equity_table(backtest: backtest_pb2.Backtest) -> pa.Table:
 TABLES = {
     backtest_service_pb2.RESULT_TABLE_TRADES: trades_table,
     backtest_service_pb2.RESULT_TABLE_EQUITY: equity_table,
+}
+
+
+def _metric_columns(prefix: str, metrics: Sequence[backtest_pb2.Metrics]) -> dict[str, pa.Array]:
+    # As the sweep table: every Metrics field, the drawdown's duration in seconds.
+    columns = {}
+    for field in backtest_pb2.Metrics.DESCRIPTOR.fields:
+        values = [getattr(m, field.name) for m in metrics]
+        if field.name == "max_drawdown_duration":
+            values = [value.ToTimedelta().total_seconds() for value in values]
+        columns[f"{prefix}{field.name}"] = pa.array(values, pa.float64())
+    return columns
+
+
+def folds_table(walk_forward: backtest_service_pb2.WalkForward) -> pa.Table:
+    """One row per fold: its windows, the chosen parameters, then its in-sample metrics
+    (`in_sample.<metric>`) and out-of-sample metrics (`out_of_sample.<metric>`)."""
+    folds = walk_forward.folds
+    names = sorted({name for fold in folds for name in fold.parameters})
+    windows = ("in_sample_start_time", "in_sample_last_time", "out_of_sample_start_time",
+               "out_of_sample_last_time")  # fmt: skip
+    return pa.table(
+        {
+            "fold": pa.array([fold.index for fold in folds], pa.int32()),
+            **{w: pa.array([getattr(f, w).ToMilliseconds() for f in folds], _TIME)
+               for w in windows},
+            **{name: pa.array([f.parameters.get(name) for f in folds], pa.float64())
+               for name in names},
+            **_metric_columns("in_sample.", [f.in_sample_metrics for f in folds]),
+            **_metric_columns("out_of_sample.", [f.out_of_sample_metrics for f in folds]),
+        }
+    )  # fmt: skip
+
+
+def stitched_equity_table(walk_forward: backtest_service_pb2.WalkForward) -> pa.Table:
+    """One row per stored point of the out-of-sample windows chained as one account."""
+    return _equity_points(walk_forward.out_of_sample_equity)
+
+
+WALK_FORWARD_TABLES = {
+    backtest_service_pb2.WALK_FORWARD_TABLE_UNSPECIFIED: folds_table,
+    backtest_service_pb2.WALK_FORWARD_TABLE_FOLDS: folds_table,
+    backtest_service_pb2.WALK_FORWARD_TABLE_EQUITY: stitched_equity_table,
 }

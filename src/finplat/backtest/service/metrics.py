@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from finance.backtest.v1 import backtest_pb2
+from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finplat.backtest.domain.update_checks import RejectReason
 from finplat.backtest.service.api import Results, StatsView
 
@@ -55,6 +55,12 @@ class CountingResults:
 
     async def get_sweep(self, sweep_id: str) -> backtest_pb2.Sweep:
         return await self._store.get_sweep(sweep_id)
+
+    async def add_walk_forward(self, walk_forward: backtest_service_pb2.WalkForward) -> None:
+        await self._store.add_walk_forward(walk_forward)
+
+    async def get_walk_forward(self, walk_forward_id: str) -> backtest_service_pb2.WalkForward:
+        return await self._store.get_walk_forward(walk_forward_id)
 
 
 @dataclass

@@ -56,10 +56,11 @@ _WATCH_INTERVAL_S = 0.1
 _CHUNKS = 200
 
 
-class SweepStore(Protocol):
-    """Where a finished sweep is stored (the result store)."""
+class ResultSink(Protocol):
+    """Where finished sweeps and walk-forwards are stored (the result store)."""
 
     async def add_sweep(self, sweep: backtest_pb2.Sweep) -> None: ...
+    async def add_walk_forward(self, walk_forward: backtest_service_pb2.WalkForward) -> None: ...
 
 
 def _status(code: grpc.StatusCode, message: str) -> Any:
@@ -98,7 +99,7 @@ class Operations:
     def __init__(
         self,
         store: OperationStore,
-        results: SweepStore,
+        results: ResultSink,
         bars: runs.BarSource,
         limits: runs.Limits,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
@@ -335,6 +336,7 @@ class Operations:
             checked, report, entry.progress.walk_forward_id,
             entry.progress.create_time.ToMilliseconds(), self._limits.max_equity_points,
         )  # fmt: skip
+        await self._results.add_walk_forward(message)
         await self._finish(entry, response=message)
 
     def _count_folds(self, entry: _Running, done: int, total: int, started: float) -> None:
