@@ -79,6 +79,7 @@ async def test_a_started_sweep_returns_at_once_and_ends_as_run_sweep_would(
     progress = _progress(started)
     assert started.name == f"operations/{progress.sweep_id}"
     assert (progress.strategy, progress.rank_by) == ("sma_crossover", "sharpe")
+    assert progress.total_combinations == 27  # known from the first answer
     assert done.done
     assert not done.HasField("error")
     final = _progress(done)

@@ -259,6 +259,10 @@ class FakeOperations(operations_pb2_grpc.OperationsServicer):  # type: ignore[mi
         await self._known(request, context)
         return empty_pb2.Empty()
 
+    async def WaitOperation(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        await self._known(request, context)
+        return _operation(request.name, done=True)
+
 
 CHART_PAGE = b"<!doctype html><title>known</title><svg></svg>"
 EXPORTED_CSV = b'"time","equity","drawdown"\n2024-11-01 00:00:00Z,10000,0\n'

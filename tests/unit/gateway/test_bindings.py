@@ -5,13 +5,16 @@ import logging
 from typing import Any
 
 import pytest
+import yaml
 from google.api import annotations_pb2, http_pb2  # type: ignore[import-untyped]
-from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
+from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, json_format
 from starlette.routing import Match
 
 from finplat.gateway.domain.bindings import BindingError, bindings_of
 from finplat.gateway.service.app import create_app
+from finplat.gateway.service.external_rules import EXTERNAL_RULES
 from finplat.gateway.service.routes import GrpcRoute, grpc_routes
+from tests.paths import PROTO_DIR
 from tests.unit.gateway.conftest import settings, upstreams_at
 
 _files = itertools.count()
@@ -138,7 +141,7 @@ def test_a_new_annotated_rpc_gets_a_route_with_no_gateway_code() -> None:
 
     routes = [(r.binding.rpc_path, r.path) for r in app.routes if isinstance(r, GrpcRoute)]
     assert (f"/{added.full_name}/Brand", "/v1/brand/{name}") in routes
-    assert len(routes) == 24 + 1  # the product protos' bindings, and the new one
+    assert len(routes) == 26 + 1  # the product protos' bindings, and the new one
 
 
 def test_later_registered_patterns_win_as_in_grpc_gateways_serve_mux() -> None:
@@ -188,3 +191,18 @@ def test_query_string_is_not_read_when_path_variables_bind_every_field(
     assert found["Sleep"] is False  # /v1/sleep/{millis}: SleepRequest has only millis
     assert found["Tags"] is False  # /v1/tags/{tags}
     assert found["Fail"] is True  # /v1/fail/{code} leaves message and with_details
+
+
+def test_the_external_rules_are_those_grpc_gateway_reads_from_its_yaml() -> None:
+    config = yaml.safe_load((PROTO_DIR / "grpc-gateway.yaml").read_text())
+
+    from_yaml: dict[str, list[dict[str, str]]] = {}
+    for rule in config["http"]["rules"]:
+        selector = rule.pop("selector")
+        from_yaml.setdefault(selector, []).append(rule)
+    in_code = {
+        name: [json_format.MessageToDict(rule) for rule in rules]
+        for name, rules in EXTERNAL_RULES.items()
+    }
+    assert config["type"] == "google.api.Service"
+    assert from_yaml == in_code

@@ -10,6 +10,7 @@ from google.protobuf import descriptor
 from finplat.gateway.domain.bindings import bindings_of
 from finplat.gateway.domain.openapi import openapi_document
 from finplat.gateway.service.app import BACKTEST_SERVICE, OPERATIONS_SERVICE, PRICE_SERVICE
+from finplat.gateway.service.external_rules import EXTERNAL_RULES
 
 # The product protos' annotations, written out: the document must list exactly these.
 PRODUCT_ROUTES = {
@@ -33,9 +34,12 @@ PRODUCT_ROUTES = {
     ("/api/walkForwards/{id}", "get"): "BacktestService_GetWalkForward",
     ("/api/walkForwards/{id}:export", "get"): "BacktestService_ExportWalkForward",
     ("/api/{name}:watch", "get"): "BacktestService_WatchOperation",
-    # GET /v1/{name=operations} (list) and /v1/{name=operations/**} (get) are one OpenAPI
-    # path; the document keeps the first (both routes are served).
-    ("/v1/{name}", "get"): "Operations_ListOperations",
+    # The external rules of proto/grpc-gateway.yaml, then the annotations; GET
+    # /v1/{name=operations} (list) and /v1/{name=operations/**} (get) are one OpenAPI path,
+    # and the document keeps the first.
+    ("/api/operations", "get"): "Operations_ListOperations",
+    ("/v1/{name}", "get"): "Operations_ListOperations2",
+    ("/v1/{name}:wait", "post"): "Operations_WaitOperation",
     ("/v1/{name}", "delete"): "Operations_DeleteOperation",
     ("/v1/{name}:cancel", "post"): "Operations_CancelOperation",
 }
@@ -60,7 +64,15 @@ def parameter(operation: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_every_annotated_product_route_is_listed() -> None:
-    listed = operations(document_of(PRICE_SERVICE, BACKTEST_SERVICE, OPERATIONS_SERVICE))
+    listed = operations(
+        openapi_document(
+            bindings_of([PRICE_SERVICE, BACKTEST_SERVICE, OPERATIONS_SERVICE], EXTERNAL_RULES),
+            title="t",
+            version="1",
+            description="d",
+            bearer=False,
+        )
+    )
 
     assert {key: op["operationId"] for key, op in listed.items()} == PRODUCT_ROUTES
 
@@ -77,7 +89,15 @@ def test_document_is_valid_openapi_3(
 
 
 def test_responses_are_the_output_or_a_status() -> None:
-    listed = operations(document_of(PRICE_SERVICE, BACKTEST_SERVICE, OPERATIONS_SERVICE))
+    listed = operations(
+        openapi_document(
+            bindings_of([PRICE_SERVICE, BACKTEST_SERVICE, OPERATIONS_SERVICE], EXTERNAL_RULES),
+            title="t",
+            version="1",
+            description="d",
+            bearer=False,
+        )
+    )
 
     for operation in listed.values():
         assert set(operation["responses"]) == {"200", "default"}
@@ -102,7 +122,15 @@ def test_streams_document_the_envelope_and_event_stream() -> None:
 
 
 def test_fields_not_in_path_or_body_are_query_parameters() -> None:
-    listed = operations(document_of(PRICE_SERVICE, BACKTEST_SERVICE, OPERATIONS_SERVICE))
+    listed = operations(
+        openapi_document(
+            bindings_of([PRICE_SERVICE, BACKTEST_SERVICE, OPERATIONS_SERVICE], EXTERNAL_RULES),
+            title="t",
+            version="1",
+            description="d",
+            bearer=False,
+        )
+    )
 
     candles = listed[("/api/candles/{symbol}/{interval}", "get")]
     assert [(p["name"], p["in"]) for p in candles["parameters"]] == [

@@ -38,7 +38,7 @@ from finplat.backtest.adapters.operation_store import OperationStore
 from finplat.backtest.adapters.sweep_executor import run_chunks
 from finplat.backtest.domain.metrics import Metrics
 from finplat.backtest.domain.strategies import Params
-from finplat.backtest.domain.sweep import SweepPlan, plan_sweep, rank_key
+from finplat.backtest.domain.sweep import SweepPlan, expand_grid, plan_sweep, rank_key
 from finplat.backtest.domain.walk_forward import FoldLayout, walk_forward
 from finplat.backtest.errors import StoreError
 from finplat.backtest.service import convert, runs, walk_forwards
@@ -115,12 +115,16 @@ class Operations:
     async def start(self, request: backtest_service_pb2.StartSweepRequest) -> Any:
         """Check the sweep, store its operation and start it; the operation, at once."""
         checked = runs.check_sweep(request.sweep, self._limits)
+        # The grid against the strategy's schema now, so a value out of range is refused here
+        # and the total is known from the first answer.
+        combos, _ = await runs.compute(lambda: expand_grid(checked.strategy, checked.grid))
         now = self._now_ms()
         progress = backtest_service_pb2.SweepProgress(
             sweep_id=new_id(now),
             strategy=checked.strategy,
             rank_by=checked.rank_name,
             create_time=convert.timestamp(now),
+            total_combinations=len(combos),
         )
         return await self._add(progress.sweep_id, progress, request, now)
 

@@ -7,7 +7,7 @@ to a proto adds its route, with no gateway code.
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -92,21 +92,32 @@ class Binding:
         return f"{self.service.name}_{self.method.name}{suffix}"
 
 
-def bindings_of(services: Iterable[descriptor.ServiceDescriptor]) -> list[Binding]:
-    """Every binding of every annotated method, in declaration order."""
+def bindings_of(
+    services: Iterable[descriptor.ServiceDescriptor],
+    external_rules: Mapping[str, Sequence[http_pb2.HttpRule]] | None = None,
+) -> list[Binding]:
+    """Every binding of every bound method, in declaration order.
+
+    ``external_rules`` (by the method's full name) bind methods of protos we do not own, as
+    grpc-gateway's ``grpc_api_configuration`` does: a method's external rules come first,
+    then its own annotation with its additional bindings.
+    """
+    external = external_rules or {}
     found: list[Binding] = []
     for service in services:
         for method in service.methods:
             options = method.GetOptions()
-            if not options.HasExtension(annotations_pb2.http):
+            rules = list(external.get(method.full_name, ()))
+            if options.HasExtension(annotations_pb2.http):
+                rule = options.Extensions[annotations_pb2.http]
+                rules += [rule, *rule.additional_bindings]
+            if not rules:
                 continue
             if method.client_streaming:
                 # grpc-gateway would read newline-delimited request messages; none of our
                 # RPCs stream from the client, so such a method is skipped, loudly.
                 logger.warning("skipping client-streaming method %s", method.full_name)
                 continue
-            rule = options.Extensions[annotations_pb2.http]
-            rules = [rule, *rule.additional_bindings]
             for index, each in enumerate(rules):
                 found.append(_binding(service, method, each, index))
     return found

@@ -22,6 +22,7 @@ from finplat.gateway.adapters.upstream_health import check_upstreams
 from finplat.gateway.domain import marshal
 from finplat.gateway.domain.bindings import bindings_of
 from finplat.gateway.domain.openapi import openapi_document
+from finplat.gateway.service.external_rules import EXTERNAL_RULES
 from finplat.gateway.service.form import MethodOverride
 from finplat.gateway.service.forward import Forwarder, ForwardOptions
 from finplat.gateway.service.metrics import GatewayMetrics, MetricsMiddleware
@@ -113,7 +114,9 @@ def create_app(
         keepalive_timeout_s=settings.keepalive_timeout_s,
         security=settings,
     )
-    bindings = bindings_of(service for upstream in upstreams for service in upstream.services)
+    bindings = bindings_of(
+        (service for upstream in upstreams for service in upstream.services), EXTERNAL_RULES
+    )
     forwarder = Forwarder(
         pool,
         ForwardOptions(
