@@ -4,6 +4,7 @@ on the same bars; a bad request is refused at the start; a cancel ends it."""
 import asyncio
 import io
 import time
+from pathlib import Path
 
 import grpc
 import pyarrow.parquet as pq
@@ -12,10 +13,12 @@ from google.longrunning import operations_pb2  # type: ignore[import-untyped]
 from google.protobuf.duration_pb2 import Duration
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
+from finplat.backtest.adapters.operation_store import OperationStore
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import EngineConfig, PositionMode
 from finplat.backtest.domain.walk_forward import FoldLayout, WindowMode, walk_forward
-from tests.unit.backtest.api_harness import Harness, rpc_error, run_request
+from finplat.backtest.service.runs import Limits
+from tests.unit.backtest.api_harness import Harness, rpc_error, run_request, serve_harness
 
 pytestmark = pytest.mark.asyncio
 
@@ -136,3 +139,43 @@ async def test_a_cancelled_walk_forward_stops_within_a_second(service: Harness) 
 
     assert time.monotonic() - asked < 1.0
     assert cancelled.error.code == grpc.StatusCode.CANCELLED.value[0]  # type: ignore[attr-defined]
+
+
+async def test_a_stopped_walk_forward_resumes_from_the_sweeps_it_kept(
+    tmp_path: Path, q4_bars: Bars
+) -> None:
+    request = _request(folds=6)
+    request.grid["fast"].stop, request.grid["fast"].step = 30, 1
+    request.grid["slow"].stop, request.grid["slow"].step = 120, 2
+    limits = Limits(max_bars=100_000)
+    async with serve_harness(tmp_path, limits) as first:
+        started = await first.stub.StartWalkForward(request)
+        async for operation in first.stub.WatchOperation(
+            backtest_service_pb2.WatchOperationRequest(name=started.name)
+        ):
+            progress = backtest_service_pb2.WalkForwardProgress()
+            operation.metadata.Unpack(progress)
+            if progress.done_folds >= 2:
+                break
+    store = await OperationStore.open(tmp_path / "results.sqlite3")
+    kept = await store.chunks(started.name)
+    await store.close()
+
+    async with serve_harness(tmp_path, limits) as second:
+        assert await second.sweeps.resume() == 1
+        ended = await _wait(second, started.name)
+    direct = walk_forward(
+        q4_bars, "sma_crossover",
+        {"fast": list(range(5, 31)), "slow": list(range(20, 121, 2))},
+        FoldLayout.from_ratio(len(q4_bars), 6, 2, WindowMode.ANCHORED),
+        EngineConfig(fee_bps=10, mode=PositionMode.LONG_ONLY), "sharpe", warmup_bars=60,
+    )  # fmt: skip
+
+    # The whole period's sweep and at least two folds' were kept, and the rest done after.
+    assert 3 <= len(kept) < 7
+    result = backtest_service_pb2.WalkForward()
+    assert ended.response.Unpack(result)  # type: ignore[attr-defined]
+    assert [dict(f.parameters) for f in result.folds] == [
+        {k: float(v) for k, v in f.params.items()} for f in direct.folds
+    ]
+    assert result.out_of_sample_metrics.final_equity == direct.stitched.metrics.final_equity

@@ -245,8 +245,8 @@ class BacktestServiceServicer:
         StartSweep does: on each fold an in-sample sweep of the grid picks the
         parameters by rank_by, and the out-of-sample window after it is traded
         with them. Its metadata is a WalkForwardProgress, its response a
-        WalkForward. A restart runs an interrupted walk-forward again from its
-        first fold.
+        WalkForward. Each finished sweep of it (the whole period's, each fold's
+        in-sample one) is stored, so a restart resumes from them.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """

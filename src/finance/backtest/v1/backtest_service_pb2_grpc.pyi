@@ -95,8 +95,8 @@ class BacktestServiceStub:
     StartSweep does: on each fold an in-sample sweep of the grid picks the
     parameters by rank_by, and the out-of-sample window after it is traded
     with them. Its metadata is a WalkForwardProgress, its response a
-    WalkForward. A restart runs an interrupted walk-forward again from its
-    first fold.
+    WalkForward. Each finished sweep of it (the whole period's, each fold's
+    in-sample one) is stored, so a restart resumes from them.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
@@ -173,8 +173,8 @@ class BacktestServiceAsyncStub(BacktestServiceStub):
     StartSweep does: on each fold an in-sample sweep of the grid picks the
     parameters by rank_by, and the out-of-sample window after it is traded
     with them. Its metadata is a WalkForwardProgress, its response a
-    WalkForward. A restart runs an interrupted walk-forward again from its
-    first fold.
+    WalkForward. Each finished sweep of it (the whole period's, each fold's
+    in-sample one) is stored, so a restart resumes from them.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
@@ -338,8 +338,8 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
         StartSweep does: on each fold an in-sample sweep of the grid picks the
         parameters by rank_by, and the out-of-sample window after it is traded
         with them. Its metadata is a WalkForwardProgress, its response a
-        WalkForward. A restart runs an interrupted walk-forward again from its
-        first fold.
+        WalkForward. Each finished sweep of it (the whole period's, each fold's
+        in-sample one) is stored, so a restart resumes from them.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """

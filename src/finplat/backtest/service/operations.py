@@ -9,8 +9,9 @@ combinations, best so far, elapsed) is the operation's `SweepProgress` metadata,
 every combination and pushed to watchers. One operation computes at a time, with the
 service's sweep workers; the others wait their turn (their progress shows 0 done).
 
-A walk-forward (StartWalkForward) runs the same way, its progress the folds done; it keeps
-no chunks, so a restart runs an interrupted one again from its first fold.
+A walk-forward (StartWalkForward) runs the same way, its progress the folds done; its chunks
+are its sweeps (the whole period's, then each fold's in-sample one), so a restart reruns only
+the out-of-sample backtests of the folds it had finished.
 
 A cancel stops the work before the next combination (within one backtest) and ends the
 operation with CANCELLED; a shutdown stops it the same way but leaves it unfinished, to resume.
@@ -18,6 +19,7 @@ operation with CANCELLED; a shutdown stops it the same way but leaves it unfinis
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import threading
@@ -311,18 +313,27 @@ class Operations:
         checked = walk_forwards.check_walk_forward(request, self._limits)
         sweep = checked.sweep
         bars = await runs.fetch_bars(self._bars, sweep.query)
+        # Its chunks are its sweeps, by their order (the whole period's, then each fold's):
+        # the metrics are what a rerun would compute again, so a restart reuses them.
+        kept = await self._store.chunks(entry.operation.name)
+        order = itertools.count()
         loop = asyncio.get_running_loop()
         started = time.monotonic()
 
         def run_plan(plan: SweepPlan) -> list[Metrics]:
+            index = next(order)
+            if index in kept:
+                return kept[index]
             # Combination by combination with the stop flag looked at, as a sweep's.
-            kept: dict[int, list[Metrics]] = {}
+            parts: dict[int, list[Metrics]] = {}
             chunks = dict(enumerate(_split(plan.combos, self._limits.sweep_workers)))
             run_chunks(plan.job, chunks, self._limits.sweep_workers, entry.stop,
-                       lambda params, result: None, kept.__setitem__)  # fmt: skip
+                       lambda params, result: None, parts.__setitem__)  # fmt: skip
             if entry.stop.is_set():
                 raise _StoppedError
-            return [m for i in sorted(kept) for m in kept[i]]
+            metrics = [m for i in sorted(parts) for m in parts[i]]
+            asyncio.run_coroutine_threadsafe(self._keep(entry, index, metrics), loop).result()
+            return metrics
 
         def on_progress(done: int, total: int) -> None:
             loop.call_soon_threadsafe(self._count_folds, entry, done, total, started)
