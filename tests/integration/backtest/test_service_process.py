@@ -373,7 +373,7 @@ async def test_killed_mid_sweep_the_restart_resumes_from_every_kept_chunk(
                     break
         service.kill()  # SIGKILL in the middle of the sweep
         store = await OperationStore.open(results)
-        kept = sum(len(chunk) for chunk in (await store.chunks(started.name)).values())
+        kept = sum(len(chunk.metrics) for chunk in (await store.chunks(started.name)).values())
         await store.close()
 
         service.start()
@@ -400,4 +400,4 @@ async def test_killed_mid_sweep_the_restart_resumes_from_every_kept_chunk(
     assert [(dict(r.parameters), r.metrics) for r in swept.results] == [
         (dict(r.parameters), r.metrics) for r in direct.results
     ]
-    assert "resumed 1 unfinished sweep operation(s)" in (tmp_path / "service.log").read_text()
+    assert "resumed 1 unfinished operation(s)" in (tmp_path / "service.log").read_text()

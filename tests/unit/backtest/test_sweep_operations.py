@@ -2,6 +2,7 @@
 followed, cancelled, deleted, and resumed after a stop from the chunks kept."""
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -221,7 +222,7 @@ async def test_a_stopped_service_resumes_the_sweep_from_the_chunks_it_kept(
         ended = await _wait(second, started.name)
         direct = (await second.stub.RunSweep(request.sweep)).sweep
 
-    kept_count = sum(len(metrics) for metrics in kept.values())
+    kept_count = sum(len(chunk.metrics) for chunk in kept.values())
     total = _progress(ended).total_combinations
     assert not stored.done
     # Each worker drops the chunk it was in the middle of: at most two of ~20 combinations.
@@ -234,3 +235,59 @@ async def test_a_stopped_service_resumes_the_sweep_from_the_chunks_it_kept(
     assert [(dict(r.parameters), r.metrics) for r in _response(ended).results] == [
         (dict(r.parameters), r.metrics) for r in direct.results
     ]
+
+
+async def test_a_waiting_sweep_cancelled_ends_at_once_while_the_running_one_goes_on(
+    service: Harness,
+) -> None:
+    running = await service.stub.StartSweep(_sweep(fast=50, slow=200, days=3))
+    waiting = await service.stub.StartSweep(_sweep(fast=3, slow=4))
+
+    asked = time.monotonic()
+    await service.operations.CancelOperation(
+        operations_pb2.CancelOperationRequest(name=waiting.name)
+    )
+    ended = await _wait(service, waiting.name, seconds=5)
+    took = time.monotonic() - asked
+    still = await service.operations.GetOperation(
+        operations_pb2.GetOperationRequest(name=running.name)
+    )
+    await service.operations.CancelOperation(
+        operations_pb2.CancelOperationRequest(name=running.name)
+    )
+
+    assert ended.error.code == grpc.StatusCode.CANCELLED.value[0]
+    assert _progress(ended).done_combinations == 0
+    assert took < 1.0
+    assert not still.done
+
+
+async def test_chunks_of_another_plan_are_computed_again_when_resumed(tmp_path: Path) -> None:
+    limits = Limits(max_bars=100_000)
+    request = _sweep(fast=40, slow=120, days=3)
+    async with serve_harness(tmp_path, limits) as first:
+        started = await first.stub.StartSweep(request)
+        await _until_done_at_least(first, started.name, 500)
+    # What a changed range or strategy would leave: chunks computed for another plan.
+    store = await OperationStore.open(tmp_path / "results.sqlite3")
+    stale = await store.chunks(started.name)
+    for index, chunk in stale.items():
+        wrong = [replace(m, sharpe=1e9) for m in chunk.metrics]
+        await store.add_chunk(await store.get(started.name), index, "another plan", wrong)
+    await store.close()
+
+    async with serve_harness(tmp_path, limits) as second:
+        await second.sweeps.resume()
+        ended = await _wait(second, started.name)
+        direct = (await second.stub.RunSweep(request.sweep)).sweep
+        listed = await second.operations.ListOperations(operations_pb2.ListOperationsRequest())
+
+    # Had a stale chunk been used, its sharpe of 1e9 would lead the ranking.
+    assert stale
+    assert [(dict(r.parameters), r.metrics) for r in _response(ended).results] == [
+        (dict(r.parameters), r.metrics) for r in direct.results
+    ]
+    # A list leaves out each response (a sweep's can be megabytes); Get has it.
+    (only,) = listed.operations
+    assert only.done
+    assert not only.HasField("response")

@@ -36,12 +36,23 @@ _SCHEMA = (
     " operation BLOB NOT NULL)",
     "CREATE INDEX IF NOT EXISTS operations_newest ON operations (create_time_ms DESC, name DESC)",
     "CREATE TABLE IF NOT EXISTS operation_chunks (name TEXT NOT NULL, chunk INTEGER NOT NULL,"
-    " metrics TEXT NOT NULL, PRIMARY KEY (name, chunk))",
+    " plan TEXT NOT NULL, metrics TEXT NOT NULL, PRIMARY KEY (name, chunk))",
 )
 _LIST = (
-    "SELECT operation FROM operations WHERE (?1 IS NULL OR (create_time_ms, name) < (?1, ?2))"
+    "SELECT create_time_ms, operation FROM operations"
+    " WHERE (?1 IS NULL OR (create_time_ms, name) < (?1, ?2))"
     " ORDER BY create_time_ms DESC, name DESC LIMIT ?3"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class KeptChunk:
+    """A finished chunk: the metrics of its combinations, and the plan they were computed for
+    (a fingerprint of the bars and combinations), so that a resumed run uses only chunks of
+    the plan it has again."""
+
+    plan: str
+    metrics: list[Metrics]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +70,18 @@ def _encode_metrics(metrics: Sequence[Metrics]) -> str:
 
 def _decode_metrics(text: str) -> list[Metrics]:
     return [Metrics(*row) for row in json.loads(text)]
+
+
+def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """``work`` in one transaction, rolled back if it fails (the connection stays usable)."""
+    db.execute("BEGIN")
+    try:
+        result = work(db)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result
 
 
 class OperationStore:
@@ -107,43 +130,39 @@ class OperationStore:
         )
 
     async def save(self, operation: operations_pb2.Operation) -> None:
-        """Replace the stored state of an operation (its progress, or its end)."""
+        """Replace the stored state of an operation: its progress, or its end, which also
+        forgets its chunks (the response holds what they were for)."""
         row = (int(operation.done), operation.SerializeToString(), operation.name)
-        await self._call(
-            lambda db: db.execute(
-                "UPDATE operations SET done = ?, operation = ? WHERE name = ?", row
-            )
-        )
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE operations SET done = ?, operation = ? WHERE name = ?", row)
+            if operation.done:
+                db.execute("DELETE FROM operation_chunks WHERE name = ?", (operation.name,))
+
+        await self._call(lambda db: _transaction(db, write))
 
     async def add_chunk(
-        self, operation: operations_pb2.Operation, chunk: int, metrics: Sequence[Metrics]
+        self,
+        operation: operations_pb2.Operation,
+        chunk: int,
+        plan: str,
+        metrics: Sequence[Metrics],
     ) -> None:
-        """Keep a finished chunk and the progress it makes, in one transaction."""
-        encoded = _encode_metrics(metrics)
+        """Keep a finished chunk of ``plan`` and the progress it makes, in one transaction."""
+        row = (operation.name, chunk, plan, _encode_metrics(metrics))
         state = operation.SerializeToString()
 
         def write(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN")
-            try:
-                db.execute(
-                    "INSERT OR REPLACE INTO operation_chunks VALUES (?, ?, ?)",
-                    (operation.name, chunk, encoded),
-                )
-                db.execute(
-                    "UPDATE operations SET operation = ? WHERE name = ?", (state, operation.name)
-                )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+            db.execute("INSERT OR REPLACE INTO operation_chunks VALUES (?, ?, ?, ?)", row)
+            db.execute("UPDATE operations SET operation = ? WHERE name = ?", (state, row[0]))
 
-        await self._call(write)
+        await self._call(lambda db: _transaction(db, write))
 
-    async def chunks(self, name: str) -> dict[int, list[Metrics]]:
+    async def chunks(self, name: str) -> dict[int, KeptChunk]:
         """The finished chunks of an operation by index."""
-        sql = "SELECT chunk, metrics FROM operation_chunks WHERE name = ?"
+        sql = "SELECT chunk, plan, metrics FROM operation_chunks WHERE name = ?"
         rows = await self._call(lambda db: db.execute(sql, (name,)).fetchall())
-        return {int(chunk): _decode_metrics(text) for chunk, text in rows}
+        return {int(chunk): KeptChunk(plan, _decode_metrics(text)) for chunk, plan, text in rows}
 
     async def get(self, name: str) -> operations_pb2.Operation:
         """The stored operation; `NotFoundError` when there is none."""
@@ -162,13 +181,11 @@ class OperationStore:
         rows = await self._call(
             lambda db: db.execute(_LIST, (after_ms, after_name, size + 1)).fetchall()
         )
-        found = [operations_pb2.Operation.FromString(blob) for (blob,) in rows[:size]]
-        if len(rows) <= size or not found:
+        found = [operations_pb2.Operation.FromString(blob) for (_, blob) in rows[:size]]
+        if len(rows) <= size:
             return found, ""
-        last = found[-1].name
-        sql = "SELECT create_time_ms FROM operations WHERE name = ?"
-        (last_ms,) = await self._call(lambda db: db.execute(sql, (last,)).fetchone())
-        return found, encode_page_token(int(last_ms), last)
+        last_ms = rows[size - 1][0]
+        return found, encode_page_token(int(last_ms), found[-1].name)
 
     async def unfinished(self) -> list[Unfinished]:
         """Operations not done, oldest first: the work a restart resumes."""
@@ -180,13 +197,10 @@ class OperationStore:
         """Forget an operation and its chunks; `NotFoundError` when there is none."""
 
         def delete(db: sqlite3.Connection) -> int:
-            db.execute("BEGIN")
             db.execute("DELETE FROM operation_chunks WHERE name = ?", (name,))
-            count = db.execute("DELETE FROM operations WHERE name = ?", (name,)).rowcount
-            db.execute("COMMIT")
-            return int(count)
+            return int(db.execute("DELETE FROM operations WHERE name = ?", (name,)).rowcount)
 
-        if await self._call(delete) == 0:
+        if await self._call(lambda db: _transaction(db, delete)) == 0:
             raise NotFoundError(f"no operation named {name!r}")
 
     async def close(self) -> None:

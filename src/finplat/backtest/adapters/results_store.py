@@ -143,7 +143,7 @@ class ResultStore:
         return runs, token
 
     async def add_sweep(self, sweep: backtest_pb2.Sweep) -> None:
-        """Store a sweep; its id must be new."""
+        """Store a sweep (again, if its id is taken: the same sweep, resumed)."""
         row = (
             sweep.id,
             sweep.create_time.ToMilliseconds(),
@@ -151,8 +151,12 @@ class ResultStore:
             sweep.data.symbol,
             sweep.SerializeToString(),
         )
+        # OR REPLACE: an operation stopped between storing its sweep and its end stores it
+        # again when resumed, the same sweep under the same id.
         await self._call(
-            lambda: self._conn().execute("INSERT INTO sweeps VALUES (?, ?, ?, ?, ?)", row)
+            lambda: self._conn().execute(
+                "INSERT OR REPLACE INTO sweeps VALUES (?, ?, ?, ?, ?)", row
+            )
         )
 
     async def get_sweep(self, sweep_id: str) -> backtest_pb2.Sweep:
@@ -164,7 +168,7 @@ class ResultStore:
         return backtest_pb2.Sweep.FromString(row[0])
 
     async def add_walk_forward(self, walk_forward: backtest_service_pb2.WalkForward) -> None:
-        """Store a walk-forward; its id must be new."""
+        """Store a walk-forward (again, if its id is taken, as `add_sweep`)."""
         row = (
             walk_forward.id,
             walk_forward.create_time.ToMilliseconds(),
@@ -172,9 +176,8 @@ class ResultStore:
             walk_forward.data.symbol,
             walk_forward.SerializeToString(),
         )
-        await self._call(
-            lambda: self._conn().execute("INSERT INTO walk_forwards VALUES (?, ?, ?, ?, ?)", row)
-        )
+        sql = "INSERT OR REPLACE INTO walk_forwards VALUES (?, ?, ?, ?, ?)"  # as add_sweep's
+        await self._call(lambda: self._conn().execute(sql, row))
 
     async def get_walk_forward(self, walk_forward_id: str) -> backtest_service_pb2.WalkForward:
         """The stored walk-forward; `NotFoundError` when there is none."""

@@ -28,17 +28,20 @@ def _run_in_process(chunk: Sequence[Params]) -> list[Metrics]:
     return _PROCESS_JOB[0].run(chunk)
 
 
-def _chunks(items: Sequence[Params], n: int) -> list[Sequence[Params]]:
-    # Contiguous chunks keep combos sharing a first parameter (and its indicator) together.
-    size = math.ceil(len(items) / n)
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def split(items: Sequence[Params], parts: int) -> dict[int, Sequence[Params]]:
+    """``items`` in at most ``parts`` contiguous chunks, by index.
+
+    Contiguous chunks keep combinations sharing a first parameter (and its indicator) together.
+    """
+    size = max(1, math.ceil(len(items) / parts))
+    return dict(enumerate(items[i : i + size] for i in range(0, len(items), size)))
 
 
 def run_plan_in_threads(plan: SweepPlan, workers: int) -> list[Metrics]:
     """The metrics of every combination of ``plan``, in order, on ``workers`` threads sharing
     the plan's indicator memo (see ``run_sweep``'s ``thread`` backend)."""
     with ThreadPoolExecutor(workers) as threads:
-        parts = threads.map(plan.job.run, _chunks(plan.combos, workers))
+        parts = threads.map(plan.job.run, split(plan.combos, workers).values())
         return [m for part in parts for m in part]
 
 
@@ -76,7 +79,7 @@ def run_sweep(
             initializer=_init_process,
             initargs=(job.bars, job.strategy, job.config),
         ) as procs:
-            parts = procs.map(_run_in_process, _chunks(combos, workers))
+            parts = procs.map(_run_in_process, split(combos, workers).values())
             metrics = [m for part in parts for m in part]
     return plan.report(metrics)
 
@@ -106,10 +109,10 @@ def run_chunks(
                 (result,) = job.run([params])
                 metrics.append(result)
                 on_combination(params, result)
+            on_chunk(index, metrics)
         except BaseException:
             failed.set()
             raise
-        on_chunk(index, metrics)
 
     with ThreadPoolExecutor(workers, thread_name_prefix="sweep") as threads:
         futures = [threads.submit(run, index) for index in sorted(chunks)]

@@ -243,19 +243,26 @@ async def serve(settings: BacktestSettings, kafka: KafkaSettings) -> None:
                     ),
                 ),
             ]
-            server = await start_server(
-                settings.grpc_address, bindings, security=settings, metrics=registry
-            )
+            # Before the server answers: a cancel must find the operation it names running.
+            resumed = await operations.resume()
+            if resumed:
+                logger.info("resumed %d unfinished operation(s)", resumed)
+            try:
+                server = await start_server(
+                    settings.grpc_address, bindings, security=settings, metrics=registry
+                )
+            except BaseException:
+                await operations.close()
+                raise
             try:
                 # The store is open: backtests can be served whatever the consumer's state.
                 await server.health.set_all(True)
-                resumed = await operations.resume()
-                if resumed:
-                    logger.info("resumed %d unfinished sweep operation(s)", resumed)
                 await _run_until_signal(settings, parts, stats, server)
             finally:
-                await server.stop(settings.shutdown_grace_s)
+                # Operations first: they stop, stay resumable, and their watchers' streams end,
+                # so the server's grace period is not spent waiting for them.
                 await operations.close()
+                await server.stop(settings.shutdown_grace_s)
     finally:
         if parts is not None:
             parts.close(kafka.flush_timeout_s)

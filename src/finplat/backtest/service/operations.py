@@ -19,9 +19,9 @@ operation with CANCELLED; a shutdown stops it the same way but leaves it unfinis
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import logging
-import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -37,7 +37,8 @@ from google.rpc import status_pb2  # type: ignore[import-untyped]
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finplat.backtest.adapters.operation_store import OperationStore
-from finplat.backtest.adapters.sweep_executor import run_chunks
+from finplat.backtest.adapters.sweep_executor import run_chunks, split
+from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.metrics import Metrics
 from finplat.backtest.domain.strategies import Params
 from finplat.backtest.domain.sweep import SweepPlan, expand_grid, plan_sweep, rank_key
@@ -45,7 +46,7 @@ from finplat.backtest.domain.walk_forward import FoldLayout, walk_forward
 from finplat.backtest.errors import StoreError
 from finplat.backtest.service import convert, runs, walk_forwards
 from finplat.backtest.service.ids import new_id
-from finplat.backtest.service.validation import RequestError
+from finplat.backtest.service.validation import DataQuery, RequestError
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ _WATCH_INTERVAL_S = 0.1
 # Chunks an operation is cut into (fewer when it has fewer combinations): each is a row and a
 # durable write, and what a crash can lose at most.
 _CHUNKS = 200
+# Waits between tries of bars the price service cannot give for now.
+_RETRY_FIRST_S, _RETRY_MAX_S = 1.0, 30.0
 
 
 class ResultSink(Protocol):
@@ -76,7 +79,10 @@ class _Running:
     operation: Any  # google.longrunning.Operation, its metadata kept in `progress`
     progress: Any  # SweepProgress or WalkForwardProgress
     elapsed_before_s: float
+    # Set to stop the work: read by the worker threads between combinations; the asyncio
+    # twin wakes a task waiting for its turn or between retries.
     stop: threading.Event = field(default_factory=threading.Event)
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     task: "asyncio.Task[None] | None" = None
@@ -93,6 +99,11 @@ class _Running:
         """Wake the watchers: each waits on the event of the moment, so replace it."""
         self.changed.set()
         self.changed = asyncio.Event()
+
+    def request_stop(self, *, cancel: bool) -> None:
+        self.cancelled = self.cancelled or cancel
+        self.stop.set()
+        self.stop_requested.set()
 
 
 class Operations:
@@ -182,7 +193,15 @@ class Operations:
     async def page(self, page_size: int, page_token: str) -> tuple[list[Any], str]:
         """Operations newest first, running ones as they are now."""
         found, token = await self._store.page(page_size, page_token)
-        return [await self.get(op.name) if op.name in self._running else op for op in found], token
+        listed = []
+        for stored in found:
+            entry = self._running.get(stored.name)
+            operation = entry.snapshot() if entry is not None else stored
+            # A sweep's response can be megabytes: a page of them would pass gRPC's message
+            # limit. GetOperation gives it.
+            operation.ClearField("response")
+            listed.append(operation)
+        return listed, token
 
     async def cancel(self, name: str) -> None:
         """Ask a running operation to stop; it ends CANCELLED. A finished one is left as is."""
@@ -190,8 +209,7 @@ class Operations:
         if entry is None:
             await self._store.get(name)  # NotFoundError for an unknown name
             return
-        entry.cancelled = True
-        entry.stop.set()
+        entry.request_stop(cancel=True)
 
     async def delete(self, name: str) -> None:
         """Forget an operation (cancelling it first if it runs)."""
@@ -228,63 +246,104 @@ class Operations:
         """Stop every running operation, leaving it unfinished so the next start resumes it."""
         tasks = [entry.task for entry in self._running.values() if entry.task is not None]
         for entry in self._running.values():
-            entry.stop.set()
+            entry.request_stop(cancel=False)
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self, entry: _Running, request: Message) -> None:
         name = entry.operation.name
         try:
-            async with self._turn:
-                if entry.stop.is_set():
-                    await self._end_stopped(entry)
-                elif isinstance(request, backtest_service_pb2.StartSweepRequest):
+            if not await self._take_turn(entry):
+                await self._end_stopped(entry)
+                return
+            try:
+                if isinstance(request, backtest_service_pb2.StartSweepRequest):
                     await self._sweep(entry, request)
                 elif isinstance(request, backtest_service_pb2.StartWalkForwardRequest):
                     await self._walk_forward(entry, request)
-        except _StoppedError:  # raised through the walk-forward by its stop flag
+            finally:
+                self._turn.release()
+        except _StoppedError:
             await self._end_stopped(entry)
         except RequestError as exc:
             await self._finish(entry, error=_status(exc.code, exc.message))
         except StoreError as exc:
-            # The store failing mid-way: the operation stays as last kept, to resume.
-            logger.error("sweep operation not kept: %s", exc, extra={"operation": name})
-            self._running.pop(name, None)
-            entry.touch()
+            logger.error("operation failed on the store: %s", exc, extra={"operation": name})
+            await self._finish(entry, error=_status(grpc.StatusCode.INTERNAL, str(exc)))
         except Exception:
-            logger.exception("sweep operation failed", extra={"operation": name})
+            logger.exception("operation failed", extra={"operation": name})
             await self._finish(entry, error=_status(grpc.StatusCode.INTERNAL, "internal error"))
+
+    async def _take_turn(self, entry: _Running) -> bool:
+        """Wait for this operation's turn to compute; False if it is stopped first (a cancel
+        of a waiting operation ends it at once)."""
+        turn = asyncio.ensure_future(self._turn.acquire())
+        stopped = asyncio.ensure_future(entry.stop_requested.wait())
+        await asyncio.wait({turn, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not turn.done():
+            turn.cancel()
+            return False
+        if entry.stop.is_set():
+            self._turn.release()
+            return False
+        return True
+
+    async def _bars_for(self, entry: _Running, query: DataQuery) -> Bars:
+        """The bars of ``query``; while the price service is unavailable, tried again with
+        backoff (an operation outlives an outage), until stopped."""
+        delay = _RETRY_FIRST_S
+        while True:
+            try:
+                bars = await runs.fetch_bars(self._bars, query)
+            except RequestError as exc:
+                if exc.code != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                logger.warning(
+                    "operation waits for its bars: %s; again in %.0f s", exc.message, delay,
+                    extra={"operation": entry.operation.name},
+                )  # fmt: skip
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(entry.stop_requested.wait(), delay)
+                delay = min(delay * 2, _RETRY_MAX_S)
+            else:
+                if not entry.stop.is_set():
+                    return bars
+            if entry.stop.is_set():
+                raise _StoppedError
 
     async def _sweep(
         self, entry: _Running, request: backtest_service_pb2.StartSweepRequest
     ) -> None:
         checked = runs.check_sweep(request.sweep, self._limits)
-        bars = await runs.fetch_bars(self._bars, checked.query)
+        bars = await self._bars_for(entry, checked.query)
         plan: SweepPlan = await runs.compute(
             lambda: plan_sweep(
                 bars, checked.strategy, checked.grid, checked.config, checked.rank_attribute
             )
         )
-        size = max(1, math.ceil(len(plan.combos) / _CHUNKS))
-        chunks = {i: plan.combos[start : start + size]
-                  for i, start in enumerate(range(0, len(plan.combos), size))}  # fmt: skip
-        kept = await self._store.chunks(entry.operation.name)
+        chunks = split(plan.combos, _CHUNKS)
+        key = await asyncio.to_thread(_plan_key, plan)
+        # Chunks of another plan (the range's bars changed, a strategy's check did) are stale.
+        kept = {i: c.metrics for i, c in (await self._store.chunks(entry.operation.name)).items()
+                if c.plan == key and i in chunks and len(c.metrics) == len(chunks[i])}  # fmt: skip
         entry.progress.total_combinations = len(plan.combos)
         entry.progress.done_combinations = sum(len(m) for m in kept.values())
-        key = rank_key(checked.rank_attribute)
+        rank = rank_key(checked.rank_attribute)
         for index, metrics in kept.items():
             for params, result in zip(chunks[index], metrics, strict=True):
-                self._count_best(entry, params, result, key)
+                self._count_best(entry, params, result, rank)
         entry.touch()
         loop = asyncio.get_running_loop()
         started = time.monotonic()
 
         def on_combination(params: Params, result: Metrics) -> None:
-            loop.call_soon_threadsafe(self._count, entry, params, result, key, started)
+            loop.call_soon_threadsafe(self._count, entry, params, result, rank, started)
 
         def on_chunk(index: int, metrics: list[Metrics]) -> None:
             kept[index] = metrics
             # Waits until the chunk is on disk: a chunk counted done is a chunk kept.
-            asyncio.run_coroutine_threadsafe(self._keep(entry, index, metrics), loop).result()
+            keep = self._keep(entry, index, key, metrics)
+            asyncio.run_coroutine_threadsafe(keep, loop).result()
 
         pending = {i: chunk for i, chunk in chunks.items() if i not in kept}
         await runs.compute(
@@ -312,27 +371,29 @@ class Operations:
     ) -> None:
         checked = walk_forwards.check_walk_forward(request, self._limits)
         sweep = checked.sweep
-        bars = await runs.fetch_bars(self._bars, sweep.query)
+        bars = await self._bars_for(entry, sweep.query)
         # Its chunks are its sweeps, by their order (the whole period's, then each fold's):
-        # the metrics are what a rerun would compute again, so a restart reuses them.
+        # the metrics are what a rerun of the same plan computes, so a restart reuses them.
         kept = await self._store.chunks(entry.operation.name)
         order = itertools.count()
         loop = asyncio.get_running_loop()
         started = time.monotonic()
 
         def run_plan(plan: SweepPlan) -> list[Metrics]:
-            index = next(order)
-            if index in kept:
-                return kept[index]
+            index, key = next(order), _plan_key(plan)
+            stored = kept.get(index)
+            if stored is not None and stored.plan == key:
+                return stored.metrics
             # Combination by combination with the stop flag looked at, as a sweep's.
             parts: dict[int, list[Metrics]] = {}
-            chunks = dict(enumerate(_split(plan.combos, self._limits.sweep_workers)))
-            run_chunks(plan.job, chunks, self._limits.sweep_workers, entry.stop,
+            workers = self._limits.sweep_workers
+            run_chunks(plan.job, split(plan.combos, workers), workers, entry.stop,
                        lambda params, result: None, parts.__setitem__)  # fmt: skip
             if entry.stop.is_set():
                 raise _StoppedError
             metrics = [m for i in sorted(parts) for m in parts[i]]
-            asyncio.run_coroutine_threadsafe(self._keep(entry, index, metrics), loop).result()
+            keep = self._keep(entry, index, key, metrics)
+            asyncio.run_coroutine_threadsafe(keep, loop).result()
             return metrics
 
         def on_progress(done: int, total: int) -> None:
@@ -381,8 +442,8 @@ class Operations:
         )
         entry.touch()
 
-    async def _keep(self, entry: _Running, index: int, metrics: list[Metrics]) -> None:
-        await self._store.add_chunk(entry.snapshot(), index, metrics)
+    async def _keep(self, entry: _Running, index: int, plan: str, metrics: list[Metrics]) -> None:
+        await self._store.add_chunk(entry.snapshot(), index, plan, metrics)
 
     async def _end_stopped(self, entry: _Running) -> None:
         if entry.cancelled:
@@ -390,8 +451,14 @@ class Operations:
                 entry, error=_status(grpc.StatusCode.CANCELLED, "cancelled by the client")
             )
         else:  # the service is stopping: keep it unfinished, with its progress, to resume
-            await self._store.save(entry.snapshot())
+            try:
+                await self._store.save(entry.snapshot())
+            except StoreError as exc:  # its chunks are kept: it resumes from them anyway
+                logger.error(
+                    "progress not kept: %s", exc, extra={"operation": entry.operation.name}
+                )
             self._running.pop(entry.operation.name, None)
+            entry.touch()
 
     async def _finish(
         self, entry: _Running, *, response: Message | None = None, error: Any = None
@@ -401,21 +468,29 @@ class Operations:
             entry.operation.response.Pack(response)
         else:
             entry.operation.error.CopyFrom(error)
-        final = entry.snapshot()
         try:
-            await self._store.save(final)
-        finally:
+            await self._store.save(entry.snapshot())
+        except StoreError as exc:
+            # Answered from memory until a restart, which runs it again (it is not done there).
+            logger.error("end not kept: %s", exc, extra={"operation": entry.operation.name})
+        else:
             self._running.pop(entry.operation.name, None)
-            entry.touch()
+        entry.touch()
 
 
 class _StoppedError(Exception):
     """Raised in a worker thread to end a walk-forward the stop flag asks to end."""
 
 
-def _split(items: list[Params], parts: int) -> list[list[Params]]:
-    size = max(1, math.ceil(len(items) / parts))
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def _plan_key(plan: SweepPlan) -> str:
+    """A fingerprint of what a plan computes: its bars, config and combinations."""
+    bars = plan.job.bars
+    digest = hashlib.sha256()
+    for column in (bars.open_time_ms, bars.open, bars.high, bars.low, bars.close):
+        digest.update(column.tobytes())
+    digest.update(repr((plan.job.strategy, plan.job.config)).encode())
+    digest.update(repr([sorted(p.items()) for p in plan.combos]).encode())
+    return digest.hexdigest()
 
 
 def _duration(seconds: float) -> Duration:

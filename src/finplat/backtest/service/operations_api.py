@@ -1,8 +1,11 @@
-"""google.longrunning.Operations over gRPC (AIP-151), for the service's sweep operations.
+"""google.longrunning.Operations over gRPC (AIP-151), for the service's sweep and
+walk-forward operations.
 
-The standard service, so that any AIP-151 client (and grpc-gateway's routes from the same
-annotations: `GET /v1/operations`, `GET /v1/operations/{id}`, `POST .../{id}:cancel`,
-`DELETE`) follows our operations as it follows Google's.
+The standard service, so that any AIP-151 client follows our operations as it follows
+Google's; over REST at googleapis' routes (`GET /v1/operations/{id}`, `POST .../{id}:cancel`,
+`DELETE`) and the two proto/grpc-gateway.yaml adds (`GET /api/operations`, `POST
+/v1/operations/{id}:wait`). ListOperations leaves out each operation's response, which can be
+megabytes; GetOperation has it.
 """
 
 import math
@@ -78,13 +81,15 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
 
     @override
     async def WaitOperation(self, request: Any, context: Context) -> Any:
-        # Without a timeout, until done or until the caller's deadline, whichever is first.
+        # Until done, the request's timeout or just before the caller's deadline, whichever
+        # comes first: at the deadline the caller would get DEADLINE_EXCEEDED, not the state.
         timeout = (
             request.timeout.ToTimedelta().total_seconds() if request.HasField("timeout") else None
         )
         remaining = context.time_remaining()
         if remaining is not None and not math.isinf(remaining):
-            timeout = remaining if timeout is None else min(timeout, remaining)
+            before_deadline = max(0.0, remaining - _DEADLINE_MARGIN_S)
+            timeout = before_deadline if timeout is None else min(timeout, before_deadline)
         try:
             return await self._operations.wait(request.name, timeout)
         except (NotFoundError, StoreError) as exc:
