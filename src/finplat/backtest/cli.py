@@ -385,7 +385,7 @@ def _follow(operation: SweepOperation) -> SweepProgress | None:
     with contextlib.ExitStack() as stack:
         bar = None
         for progress in operation.follow():
-            # The number of combinations is known once the service has the bars (0 before).
+            # The service knows the total from the start; a grid of none draws no bar.
             if bar is None and progress.total > 0:
                 bar = stack.enter_context(
                     click.progressbar(

@@ -78,7 +78,7 @@ class SweepProgress:
     done: int
     """Combinations finished."""
     total: int
-    """Combinations to run; 0 until the sweep has its bars and its turn."""
+    """Valid combinations to run, known from the operation's start."""
     best: Combination | None
     """The best combination finished so far; None before the first."""
     elapsed: timedelta

@@ -108,6 +108,11 @@ async def test_a_bad_sweep_is_refused_when_started(service: Harness) -> None:
         grpc.StatusCode.INVALID_ARGUMENT
     )
     assert (await rpc_error(service.stub.StartSweep(unknown)))[0] == grpc.StatusCode.NOT_FOUND
+    tiny_step = _sweep(3, 4)
+    tiny_step.sweep.grid["fast"].stop, tiny_step.sweep.grid["fast"].step = 1e300, 1e-300
+    assert await rpc_error(service.stub.StartSweep(tiny_step)) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "grid has more than 10000 combinations",
+    )  # fmt: skip
     listed = await service.operations.ListOperations(operations_pb2.ListOperationsRequest())
     assert list(listed.operations) == []
 

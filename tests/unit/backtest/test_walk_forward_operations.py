@@ -112,6 +112,20 @@ async def test_bad_walk_forwards_are_refused_at_the_start(service: Harness) -> N
     assert (await rpc_error(service.stub.StartWalkForward(too_many)))[0] == (
         grpc.StatusCode.INVALID_ARGUMENT
     )
+    heavy = _request(folds=10)  # 100 x 100 combinations in 11 sweeps
+    heavy.grid["fast"].start, heavy.grid["fast"].stop, heavy.grid["fast"].step = 1, 100, 1
+    heavy.grid["slow"].start, heavy.grid["slow"].stop, heavy.grid["slow"].step = 101, 200, 1
+    assert await rpc_error(service.stub.StartWalkForward(heavy)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "10000 combinations x (10 folds + the whole period) are 110,000 backtests, more than "
+        "100,000",
+    )
+    hopeless = _request()  # every fast above every slow
+    hopeless.grid["fast"].start, hopeless.grid["fast"].stop = 100, 110
+    assert await rpc_error(service.stub.StartWalkForward(hopeless)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "grid: no valid combination (each breaks the strategy's check)",
+    )
 
 
 async def test_too_many_folds_for_the_bars_fail_the_operation(service: Harness) -> None:

@@ -1,8 +1,9 @@
 """Stored backtests, sweeps and walk-forwards in SQLite: the proto bytes plus the columns we
 filter and sort by.
 
-One connection on one worker thread: every call is queued to it, so SQLite sees one writer and
-the event loop never blocks on disk. `synchronous=FULL`: a run acknowledged to a client
+One connection on one worker thread: every call is queued to it, so the event loop never
+blocks on disk (the operation store has its own connection to the same file; WAL lets both
+write, one transaction at a time). `synchronous=FULL`: a run acknowledged to a client
 survives a power loss. Listing reads a summary blob (no trades, no equity curve) per row.
 """
 

@@ -31,8 +31,8 @@ def load_user_strategies(
     """Add the entry points' strategies, then the directories', to ``registry``.
 
     Loading again adds nothing new: a file is imported once per process (its module is kept
-    under a name derived from its path), and re-adding a spec from the same source is a
-    no-op. Returns what this call found.
+    under a name derived from its path), and specs already registered are left out, as an
+    imported built-in is. Returns what this call added.
     """
     found: list[Registered] = []
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):

@@ -7,10 +7,11 @@ queue of waiting runs is better than many runs slowing each other down).
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any, NoReturn, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import grpc
+import pyarrow as pa
 from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from google.protobuf.duration_pb2 import Duration
 from typing_extensions import override
@@ -27,9 +28,10 @@ from finplat.backtest.service.convert import timestamp
 from finplat.backtest.service.ids import new_id
 from finplat.backtest.service.operations import Operations
 from finplat.backtest.service.validation import RequestError
-from finplat.client.tables import sweep_table, table_bytes
+from finplat.client.tables import FileFormat, sweep_table, table_bytes
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Context = grpc.aio.ServicerContext[object, object]
 HTML = "text/html; charset=utf-8"
@@ -129,6 +131,22 @@ async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoRet
     raise AssertionError("abort returned")  # grpc.aio's abort always raises
 
 
+async def _stored(context: Context, load: Awaitable[T]) -> T:
+    """What the store gives, NOT_FOUND when it has none, INTERNAL when it fails."""
+    try:
+        return await load
+    except NotFoundError as exc:
+        await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+    except StoreError as exc:
+        await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+
+
+def _file(table: pa.Table, file_format: FileFormat) -> httpbody_pb2.HttpBody:
+    return httpbody_pb2.HttpBody(
+        content_type=file_format.content_type, data=table_bytes(table, file_format)
+    )
+
+
 class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
     """The gRPC face of the backtest service."""
 
@@ -221,24 +239,14 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
     async def GetBacktest(
         self, request: backtest_service_pb2.GetBacktestRequest, context: Context
     ) -> backtest_service_pb2.GetBacktestResponse:
-        try:
-            backtest = await self._results.get_backtest(request.id)
-        except NotFoundError as exc:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
-        except StoreError as exc:
-            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        backtest = await _stored(context, self._results.get_backtest(request.id))
         return backtest_service_pb2.GetBacktestResponse(backtest=backtest)
 
     @override
     async def GetBacktestChart(
         self, request: backtest_service_pb2.GetBacktestChartRequest, context: Context
     ) -> backtest_service_pb2.GetBacktestChartResponse:
-        try:
-            page = await self.chart_html(request.id)
-        except NotFoundError as exc:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
-        except StoreError as exc:
-            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        page = await _stored(context, self.chart_html(request.id))
         chart = httpbody_pb2.HttpBody(content_type=HTML, data=page.encode())
         return backtest_service_pb2.GetBacktestChartResponse(chart=chart)
 
@@ -255,15 +263,8 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         file_format = exports.FORMATS.get(request.format)
         if file_format is None:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unknown format")
-        try:
-            backtest = await self._results.get_backtest(request.id)
-        except NotFoundError as exc:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
-        except StoreError as exc:
-            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
-        data = table_bytes(build(backtest), file_format)
-        body = httpbody_pb2.HttpBody(content_type=file_format.content_type, data=data)
-        return backtest_service_pb2.ExportBacktestResponse(file=body)
+        backtest = await _stored(context, self._results.get_backtest(request.id))
+        return backtest_service_pb2.ExportBacktestResponse(file=_file(build(backtest), file_format))
 
     @override
     async def ExportSweep(
@@ -272,26 +273,14 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         file_format = exports.FORMATS.get(request.format)
         if file_format is None:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unknown format")
-        try:
-            sweep = await self._results.get_sweep(request.id)
-        except NotFoundError as exc:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
-        except StoreError as exc:
-            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
-        data = table_bytes(sweep_table(sweep), file_format)
-        body = httpbody_pb2.HttpBody(content_type=file_format.content_type, data=data)
-        return backtest_service_pb2.ExportSweepResponse(file=body)
+        sweep = await _stored(context, self._results.get_sweep(request.id))
+        return backtest_service_pb2.ExportSweepResponse(file=_file(sweep_table(sweep), file_format))
 
     @override
     async def GetWalkForward(
         self, request: backtest_service_pb2.GetWalkForwardRequest, context: Context
     ) -> backtest_service_pb2.GetWalkForwardResponse:
-        try:
-            found = await self._results.get_walk_forward(request.id)
-        except NotFoundError as exc:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
-        except StoreError as exc:
-            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        found = await _stored(context, self._results.get_walk_forward(request.id))
         return backtest_service_pb2.GetWalkForwardResponse(walk_forward=found)
 
     @override
@@ -302,15 +291,10 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         make_table = exports.WALK_FORWARD_TABLES.get(request.table)
         if file_format is None or make_table is None:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unknown table or format")
-        try:
-            found = await self._results.get_walk_forward(request.id)
-        except NotFoundError as exc:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
-        except StoreError as exc:
-            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
-        data = table_bytes(make_table(found), file_format)
-        body = httpbody_pb2.HttpBody(content_type=file_format.content_type, data=data)
-        return backtest_service_pb2.ExportWalkForwardResponse(file=body)
+        found = await _stored(context, self._results.get_walk_forward(request.id))
+        return backtest_service_pb2.ExportWalkForwardResponse(
+            file=_file(make_table(found), file_format)
+        )
 
     @override
     async def ListBacktests(

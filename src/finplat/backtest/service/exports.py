@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
-from finplat.client.tables import FileFormat
+from finplat.client.tables import FileFormat, metric_columns, parameter_columns
 
 _TIME = pa.timestamp("ms", tz="UTC")
 _TRADE_NUMBERS = ("entry_price", "exit_price", "size", "pnl", "return_fraction", "fees")
@@ -59,35 +59,22 @@ TABLES = {
 }
 
 
-def _metric_columns(prefix: str, metrics: Sequence[backtest_pb2.Metrics]) -> dict[str, pa.Array]:
-    # As the sweep table: every Metrics field, the drawdown's duration in seconds.
-    columns = {}
-    for field in backtest_pb2.Metrics.DESCRIPTOR.fields:
-        values = [getattr(m, field.name) for m in metrics]
-        if field.name == "max_drawdown_duration":
-            values = [value.ToTimedelta().total_seconds() for value in values]
-        columns[f"{prefix}{field.name}"] = pa.array(values, pa.float64())
-    return columns
-
-
 def folds_table(walk_forward: backtest_service_pb2.WalkForward) -> pa.Table:
     """One row per fold: its windows, the chosen parameters, then its in-sample metrics
-    (`in_sample.<metric>`) and out-of-sample metrics (`out_of_sample.<metric>`)."""
+    (`in_sample.<metric>`) and out-of-sample metrics (`out_of_sample.<metric>`). A parameter
+    named like another column is `parameter.<name>`."""
     folds = walk_forward.folds
-    names = sorted({name for fold in folds for name in fold.parameters})
     windows = ("in_sample_start_time", "in_sample_last_time", "out_of_sample_start_time",
                "out_of_sample_last_time")  # fmt: skip
-    return pa.table(
-        {
-            "fold": pa.array([fold.index for fold in folds], pa.int32()),
-            **{w: pa.array([getattr(f, w).ToMilliseconds() for f in folds], _TIME)
-               for w in windows},
-            **{name: pa.array([f.parameters.get(name) for f in folds], pa.float64())
-               for name in names},
-            **_metric_columns("in_sample.", [f.in_sample_metrics for f in folds]),
-            **_metric_columns("out_of_sample.", [f.out_of_sample_metrics for f in folds]),
-        }
-    )  # fmt: skip
+    fixed = {
+        "fold": pa.array([fold.index for fold in folds], pa.int32()),
+        **{w: pa.array([getattr(f, w).ToMilliseconds() for f in folds], _TIME) for w in windows},
+    }
+    in_sample = metric_columns([f.in_sample_metrics for f in folds], "in_sample.")
+    out_of_sample = metric_columns([f.out_of_sample_metrics for f in folds], "out_of_sample.")
+    taken = {*fixed, *in_sample, *out_of_sample}
+    parameters = parameter_columns([f.parameters for f in folds], taken)
+    return pa.table({**fixed, **parameters, **in_sample, **out_of_sample})
 
 
 def stitched_equity_table(walk_forward: backtest_service_pb2.WalkForward) -> pa.Table:

@@ -7,7 +7,8 @@ chunks. Each finished chunk is stored with the progress it makes, so a restarted
 resumes every unfinished operation from the chunks it kept. Progress (done and total
 combinations, best so far, elapsed) is the operation's `SweepProgress` metadata, updated after
 every combination and pushed to watchers. One operation computes at a time, with the
-service's sweep workers; the others wait their turn (their progress shows 0 done).
+service's sweep workers; the others wait their turn (their progress stands still), and a
+cancel ends a waiting one at once.
 
 A walk-forward (StartWalkForward) runs the same way, its progress the folds done; its chunks
 are its sweeps (the whole period's, then each fold's in-sample one), so a restart reruns only
@@ -146,6 +147,9 @@ class Operations:
     ) -> Any:
         """Check the walk-forward, store its operation and start it; the operation, at once."""
         checked = walk_forwards.check_walk_forward(request, self._limits)
+        sweep = checked.sweep
+        combos, _ = await runs.compute(lambda: expand_grid(sweep.strategy, sweep.grid))
+        walk_forwards.check_work(checked, len(combos), self._limits)
         now = self._now_ms()
         progress = backtest_service_pb2.WalkForwardProgress(
             walk_forward_id=new_id(now),

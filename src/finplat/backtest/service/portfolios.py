@@ -10,6 +10,7 @@ import asyncio
 import grpc
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
+from finplat.backtest.domain.engine import EngineConfig
 from finplat.backtest.domain.portfolio import Panel, PortfolioConfig, PortfolioResult, run_portfolio
 from finplat.backtest.domain.strategies import Params, StrategySpec
 from finplat.backtest.service import convert, runs, validation
@@ -33,7 +34,8 @@ def _queries(
                 symbol=symbol, interval=request.interval,
                 start_time=request.start_time, end_time=request.end_time,
             ),
-            limits.max_bars,
+            # The bar limit bounds memory: it holds for all the symbols together.
+            limits.max_bars // len(request.symbols),
         )
         for symbol in request.symbols
     ]  # fmt: skip
@@ -43,18 +45,14 @@ def _queries(
     return queries
 
 
-def _config(raw: backtest_pb2.BacktestConfig) -> tuple[PortfolioConfig, float]:
-    """The engine's config and the position fraction that scales the weights."""
-    engine = validation.config(raw)
+def _config(engine: EngineConfig) -> PortfolioConfig:
+    """The portfolio engine's config of the request's (checked) one."""
     if engine.stop_loss is not None or engine.take_profit is not None:
         raise RequestError(
             grpc.StatusCode.INVALID_ARGUMENT,
             "config: stop_loss and take_profit apply to one position, not to a portfolio",
         )
-    return (
-        PortfolioConfig(engine.initial_capital, engine.fee_bps, engine.slippage_bps, engine.mode),
-        engine.fraction,
-    )
+    return PortfolioConfig(engine.initial_capital, engine.fee_bps, engine.slippage_bps, engine.mode)
 
 
 def _run(
@@ -67,9 +65,10 @@ async def portfolio(
     request: backtest_service_pb2.RunPortfolioRequest, source: runs.BarSource, limits: runs.Limits
 ) -> backtest_pb2.Portfolio:
     """Validate, fetch every symbol's bars, run the portfolio and build its message."""
-    spec = validation.strategy(request.strategy)
+    spec = validation.strategy(request.strategy, one_symbol=False)
     params = validation.parameters(spec, request.parameters)
-    config, fraction = _config(request.config)
+    engine_config = validation.config(request.config)
+    config, fraction = _config(engine_config), engine_config.fraction
     queries = _queries(request, limits)
     bars = await asyncio.gather(*(runs.fetch_bars(source, q) for q in queries))
     result = await runs.compute(
@@ -79,7 +78,6 @@ async def portfolio(
         )
     )  # fmt: skip
     first = queries[0]
-    engine_config = validation.config(request.config)
     return backtest_pb2.Portfolio(
         strategy=spec.name,
         parameters={k: float(v) for k, v in params.items()},

@@ -51,12 +51,19 @@ class DataQuery:
         return data
 
 
-def strategy(name: str) -> StrategySpec:
-    """The registered strategy, NOT_FOUND otherwise."""
+def strategy(name: str, *, one_symbol: bool = True) -> StrategySpec:
+    """The registered strategy, NOT_FOUND otherwise; for a call on one symbol, one that can
+    run on one (a portfolio strategy cannot: FAILED_PRECONDITION, before any work)."""
     try:
-        return REGISTRY.get(name)
+        spec = REGISTRY.get(name)
     except UnknownStrategyError as exc:
         raise RequestError(grpc.StatusCode.NOT_FOUND, str(exc)) from None
+    if one_symbol and spec.signal_fn is None:
+        raise RequestError(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"strategy {name!r} is a portfolio strategy: it runs on several symbols (RunPortfolio)",
+        )
+    return spec
 
 
 def parameters(spec: StrategySpec, raw: Mapping[str, float]) -> Params:
@@ -115,7 +122,10 @@ def grid(
         if not (math.isfinite(span.start) and math.isfinite(span.stop)) or span.stop < span.start:
             raise _invalid(f"grid.{name}: stop must be >= start, got {span.start}..{span.stop}")
         # The epsilon keeps a stop reached by float steps (0.1 * 3) inside the range.
-        count = math.floor((span.stop - span.start) / span.step + 1e-9) + 1
+        steps = (span.stop - span.start) / span.step + 1e-9
+        if not steps < max_combos:  # also an overflow to inf, from a step of 1e-300
+            raise _invalid(f"grid has more than {max_combos} combinations")
+        count = math.floor(steps) + 1
         combos *= count
         if combos > max_combos:
             raise _invalid(f"grid has more than {max_combos} combinations")

@@ -12,6 +12,8 @@ from finplat.backtest.service.validation import RequestError
 
 # Folds one walk-forward may have: each is a sweep of the grid.
 MAX_FOLDS = 100
+# Backtests one walk-forward may run, in sweeps' limits: ten sweeps of the largest grid.
+WORK_PER_SWEEP_LIMIT = 10
 _MODES = {
     backtest_service_pb2.WINDOW_MODE_UNSPECIFIED: WindowMode.ROLLING,
     backtest_service_pb2.WINDOW_MODE_ROLLING: WindowMode.ROLLING,
@@ -58,6 +60,19 @@ def check_walk_forward(
         raise _invalid("warmup_bars must not be negative")
     return CheckedWalkForward(sweep, request.folds, ratio, _MODES[request.mode],
                               request.warmup_bars)  # fmt: skip
+
+
+def check_work(checked: CheckedWalkForward, combinations: int, limits: runs.Limits) -> None:
+    """A sweep of the whole period and one per fold: bounded as one sweep is, times ten."""
+    if combinations == 0:
+        raise _invalid("grid: no valid combination (each breaks the strategy's check)")
+    backtests = combinations * (checked.folds + 1)
+    if backtests > limits.max_sweep_combinations * WORK_PER_SWEEP_LIMIT:
+        raise _invalid(
+            f"{combinations} combinations x ({checked.folds} folds + the whole period) are "
+            f"{backtests:,} backtests, more than "
+            f"{limits.max_sweep_combinations * WORK_PER_SWEEP_LIMIT:,}"
+        )
 
 
 def walk_forward_message(
