@@ -513,14 +513,17 @@ def sweep(
             return
         try:
             last = _follow(operation)
+            _finish(operation, last, show)
         except KeyboardInterrupt:
             # The sweep runs in the service, not here: stopping to watch it would leave it on.
-            operation.cancel()
+            try:
+                operation.cancel()
+            except grpc.RpcError as exc:
+                raise _rpc_failed("CancelOperation", exc) from exc
             click.echo(f"\ncancelled {operation.name}", err=True)
             click.get_current_context().exit(130)
-        except grpc.RpcError as exc:
-            raise _rpc_failed("WatchOperation", exc) from exc
-        _finish(operation, last, show)
+        except grpc.RpcError as exc:  # following it, or waiting for its result
+            raise _rpc_failed(operation.name, exc) from exc
 
 
 _EXPORTS = {
