@@ -222,6 +222,8 @@ class Operations:
             await self.cancel(name)
             await asyncio.shield(entry.task)
         await self._store.delete(name)
+        # One answered from memory (its end was not kept) is forgotten there too.
+        self._running.pop(name, None)
 
     async def wait(self, name: str, timeout_s: float | None) -> Any:
         """The operation once done, or as it is when ``timeout_s`` passes."""
