@@ -11,6 +11,9 @@ from finplat.client.operations import (
     SweepOperation,
     SweepProgress,
     SweepRun,
+    WalkForwardOperation,
+    WalkForwardProgress,
+    WalkForwardRun,
 )
 from finplat.client.platform import BacktestRun, Platform, PortfolioRun
 
@@ -24,4 +27,7 @@ __all__ = [
     "SweepOperation",
     "SweepProgress",
     "SweepRun",
+    "WalkForwardOperation",
+    "WalkForwardProgress",
+    "WalkForwardRun",
 ]

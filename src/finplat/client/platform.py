@@ -31,7 +31,13 @@ from pydantic import SecretStr
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
 from finance.market.v1 import market_pb2, price_service_pb2, price_service_pb2_grpc
 from finplat.client.candles import MAX_PAGE, candle_request, windows
-from finplat.client.operations import GridAxis, SweepOperation, metrics_dict, sweep_grid
+from finplat.client.operations import (
+    GridAxis,
+    SweepOperation,
+    WalkForwardOperation,
+    metrics_dict,
+    sweep_grid,
+)
 from finplat.core.grpc_security import ChannelSecurity, bearer_metadata
 
 Moment = datetime | pd.Timestamp | str
@@ -245,6 +251,54 @@ class Platform:
         request.data.start_time.FromMilliseconds(_ms(start))
         request.data.end_time.FromMilliseconds(_ms(end))
         return SweepOperation.start(
+            self._channels[1], request, metadata=self._metadata, timeout_s=self._timeout_s
+        )
+
+    def start_walk_forward(
+        self,
+        strategy: str,
+        symbol: str,
+        interval: str,
+        start: Moment,
+        end: Moment,
+        grid: Mapping[str, GridAxis],
+        *,
+        folds: int,
+        in_sample_ratio: float = 1.0,
+        anchored: bool = False,
+        warmup_bars: int = 0,
+        fee_bps: float = 0.0,
+        slippage_bps: float = 0.0,
+        initial_cash: float = 0.0,
+        rank_by: str = "sharpe",
+    ) -> WalkForwardOperation:
+        """Start a walk-forward of `strategy` over the bars of [start, end) as an operation of
+        the service, and return it at once (`wait()` for its folds).
+
+        `folds` out-of-sample windows end at the last bar, each after an in-sample window
+        `in_sample_ratio` times as long (rolling, or from the first bar when `anchored`); each
+        fold's sweep of `grid` (as `start_sweep`'s) picks the parameters by `rank_by`.
+        """
+        request = backtest_service_pb2.StartWalkForwardRequest(
+            strategy=strategy,
+            grid=sweep_grid(grid),
+            data=backtest_pb2.DataRange(symbol=symbol, interval=interval),
+            config=backtest_pb2.BacktestConfig(
+                fee_bps=fee_bps, slippage_bps=slippage_bps, initial_cash=initial_cash
+            ),
+            rank_by=rank_by,
+            folds=folds,
+            in_sample_ratio=in_sample_ratio,
+            mode=(
+                backtest_service_pb2.WINDOW_MODE_ANCHORED
+                if anchored
+                else backtest_service_pb2.WINDOW_MODE_ROLLING
+            ),
+            warmup_bars=warmup_bars,
+        )
+        request.data.start_time.FromMilliseconds(_ms(start))
+        request.data.end_time.FromMilliseconds(_ms(end))
+        return WalkForwardOperation.start(
             self._channels[1], request, metadata=self._metadata, timeout_s=self._timeout_s
         )
 

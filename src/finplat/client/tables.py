@@ -8,7 +8,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from finance.backtest.v1 import backtest_pb2
+from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
+
+TIME = pa.timestamp("ms", tz="UTC")
+"""Times in tables: UTC milliseconds."""
 
 
 class FileFormat(StrEnum):
@@ -70,3 +73,32 @@ def sweep_table(sweep: backtest_pb2.Sweep) -> pa.Table:
     metrics = metric_columns([r.metrics for r in sweep.results])
     parameters = parameter_columns([r.parameters for r in sweep.results], metrics)
     return pa.table({**parameters, **metrics})
+
+
+def equity_points_table(points: Sequence[backtest_pb2.EquityPoint]) -> pa.Table:
+    """One row per point of an equity curve: time (UTC), equity, drawdown."""
+    return pa.table(
+        {
+            "time": pa.array([p.time.ToMilliseconds() for p in points], TIME),
+            "equity": pa.array([p.equity for p in points], pa.float64()),
+            "drawdown": pa.array([p.drawdown for p in points], pa.float64()),
+        }
+    )
+
+
+def folds_table(walk_forward: backtest_service_pb2.WalkForward) -> pa.Table:
+    """One row per fold: its windows, the chosen parameters, then its in-sample metrics
+    (`in_sample.<metric>`) and out-of-sample metrics (`out_of_sample.<metric>`). A parameter
+    named like another column is `parameter.<name>`. The table ExportWalkForward serves."""
+    folds = walk_forward.folds
+    windows = ("in_sample_start_time", "in_sample_last_time", "out_of_sample_start_time",
+               "out_of_sample_last_time")  # fmt: skip
+    fixed = {
+        "fold": pa.array([fold.index for fold in folds], pa.int32()),
+        **{w: pa.array([getattr(f, w).ToMilliseconds() for f in folds], TIME) for w in windows},
+    }
+    in_sample = metric_columns([f.in_sample_metrics for f in folds], "in_sample.")
+    out_of_sample = metric_columns([f.out_of_sample_metrics for f in folds], "out_of_sample.")
+    taken = {*fixed, *in_sample, *out_of_sample}
+    parameters = parameter_columns([f.parameters for f in folds], taken)
+    return pa.table({**fixed, **parameters, **in_sample, **out_of_sample})

@@ -28,6 +28,8 @@ from finplat.client import (
     PortfolioRun,
     SweepProgress,
     SweepRun,
+    WalkForwardProgress,
+    WalkForwardRun,
 )
 from finplat.client.operations import parameter_range
 from finplat.core.grpc_server import ServiceBinding, start_server
@@ -277,3 +279,41 @@ async def test_grid_axes_become_the_services_parameter_ranges() -> None:
     assert axis(7) == (7, 7, 1)
     with pytest.raises(ValueError, match="no values"):
         parameter_range(range(3, 3))
+
+
+async def test_a_walk_forward_is_followed_and_its_folds_come_as_a_frame(
+    addresses: tuple[str, str],
+) -> None:
+    def walk() -> tuple[list[WalkForwardProgress], WalkForwardRun]:
+        with Platform(*addresses) as platform:
+            operation = platform.start_walk_forward(
+                "sma_crossover", "BTCUSDT", "1m", "2024-11-01", "2024-11-02",
+                {"fast": (5, 15, 5), "slow": (20, 60, 20)}, folds=3, in_sample_ratio=2,
+                anchored=True, fee_bps=10,
+            )  # fmt: skip
+            seen = list(operation.follow())
+            return seen, operation.wait(timeout=60)
+
+    seen, result = await asyncio.to_thread(walk)
+    async with grpc.aio.insecure_channel(addresses[1]) as channel:
+        stored = await backtest_service_pb2_grpc.BacktestServiceStub(channel).GetWalkForward(
+            backtest_service_pb2.GetWalkForwardRequest(id=result.id)
+        )
+
+    message = stored.walk_forward
+    assert result.message == message
+    assert [p.done for p in seen] == sorted(p.done for p in seen)
+    assert (seen[-1].done, seen[-1].total, seen[-1].finished) == (3, 3, True)
+    folds = result.folds
+    assert folds["fold"].tolist() == [0, 1, 2]
+    assert folds["fast"].tolist() == [f.parameters["fast"] for f in message.folds]
+    assert folds["out_of_sample.sharpe"].tolist() == [
+        f.out_of_sample_metrics.sharpe for f in message.folds
+    ]
+    assert result.out_of_sample_metrics["final_equity"] == (
+        message.out_of_sample_metrics.final_equity
+    )
+    assert result.out_of_sample_equity["equity"].tolist() == [
+        p.equity for p in message.out_of_sample_equity
+    ]
+    assert result.whole_period_best.parameters == dict(message.whole_period_best.parameters)
