@@ -160,13 +160,11 @@ class Platform:
         request = backtest_service_pb2.RunBacktestRequest(
             strategy=strategy,
             parameters=dict(parameters or {}),
-            data=backtest_pb2.DataRange(symbol=symbol, interval=interval),
+            data=_data_range(symbol, interval, start, end),
             config=backtest_pb2.BacktestConfig(
                 fee_bps=fee_bps, slippage_bps=slippage_bps, initial_cash=initial_cash
             ),
         )
-        request.data.start_time.FromMilliseconds(_ms(start))
-        request.data.end_time.FromMilliseconds(_ms(end))
         return _run(self._call(self._backtests.RunBacktest, request).backtest)
 
     def portfolio(
@@ -241,15 +239,13 @@ class Platform:
         request = backtest_service_pb2.RunSweepRequest(
             strategy=strategy,
             grid=sweep_grid(grid),
-            data=backtest_pb2.DataRange(symbol=symbol, interval=interval),
+            data=_data_range(symbol, interval, start, end),
             config=backtest_pb2.BacktestConfig(
                 fee_bps=fee_bps, slippage_bps=slippage_bps, initial_cash=initial_cash
             ),
             rank_by=rank_by,
             top_n=top_n,
         )
-        request.data.start_time.FromMilliseconds(_ms(start))
-        request.data.end_time.FromMilliseconds(_ms(end))
         return SweepOperation.start(
             self._channels[1], request, metadata=self._metadata, timeout_s=self._timeout_s
         )
@@ -282,7 +278,7 @@ class Platform:
         request = backtest_service_pb2.StartWalkForwardRequest(
             strategy=strategy,
             grid=sweep_grid(grid),
-            data=backtest_pb2.DataRange(symbol=symbol, interval=interval),
+            data=_data_range(symbol, interval, start, end),
             config=backtest_pb2.BacktestConfig(
                 fee_bps=fee_bps, slippage_bps=slippage_bps, initial_cash=initial_cash
             ),
@@ -296,8 +292,6 @@ class Platform:
             ),
             warmup_bars=warmup_bars,
         )
-        request.data.start_time.FromMilliseconds(_ms(start))
-        request.data.end_time.FromMilliseconds(_ms(end))
         return WalkForwardOperation.start(
             self._channels[1], request, metadata=self._metadata, timeout_s=self._timeout_s
         )
@@ -321,6 +315,13 @@ class Platform:
 
     def _call(self, method: Any, request: Any) -> Any:
         return method(request, timeout=self._timeout_s, metadata=self._metadata)
+
+
+def _data_range(symbol: str, interval: str, start: Moment, end: Moment) -> backtest_pb2.DataRange:
+    data = backtest_pb2.DataRange(symbol=symbol, interval=interval)
+    data.start_time.FromMilliseconds(_ms(start))
+    data.end_time.FromMilliseconds(_ms(end))
+    return data
 
 
 def _ms(moment: Moment) -> int:
