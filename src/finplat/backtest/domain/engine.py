@@ -57,27 +57,42 @@ class EngineConfig:
     bars_per_year: float | None = None  # None: derived from the median bar spacing
 
     def __post_init__(self) -> None:
-        def bad(what: str) -> InvalidConfigError:
-            return InvalidConfigError(f"{what}; got {self}")
-
-        if not (math.isfinite(self.initial_capital) and self.initial_capital > 0):
-            raise bad("initial_capital must be > 0")
-        if not 0.0 <= self.fee_bps < 1000.0:
-            raise bad("fee_bps must be in [0, 1000)")
-        if not 0.0 <= self.slippage_bps < 1000.0:
-            raise bad("slippage_bps must be in [0, 1000)")
+        check_costs(self, self.initial_capital, self.fee_bps, self.slippage_bps)
         if not 0.0 < self.fraction <= 1.0:
-            raise bad("fraction must be in (0, 1] (no leverage)")
+            raise config_error(self, "fraction must be in (0, 1] (no leverage)")
         for name in ("stop_loss", "take_profit"):
             value = getattr(self, name)
             if value is not None and not 0.0 < value < 1.0:
-                raise bad(f"{name} must be in (0, 1) or None")
-        if self.bars_per_year is not None and not self.bars_per_year > 0:
-            raise bad("bars_per_year must be > 0 or None")
-        try:
-            object.__setattr__(self, "mode", PositionMode(self.mode))
-        except ValueError:
-            raise bad(f"mode must be one of {[m.value for m in PositionMode]}") from None
+                raise config_error(self, f"{name} must be in (0, 1) or None")
+        object.__setattr__(self, "mode", checked_mode(self, self.bars_per_year, self.mode))
+
+
+def config_error(config: object, what: str) -> InvalidConfigError:
+    return InvalidConfigError(f"{what}; got {config}")
+
+
+def check_costs(
+    config: object, initial_capital: float, fee_bps: float, slippage_bps: float
+) -> None:
+    """The capital and costs every engine's config checks the same way."""
+    if not (math.isfinite(initial_capital) and initial_capital > 0):
+        raise config_error(config, "initial_capital must be > 0")
+    if not 0.0 <= fee_bps < 1000.0:
+        raise config_error(config, "fee_bps must be in [0, 1000)")
+    if not 0.0 <= slippage_bps < 1000.0:
+        raise config_error(config, "slippage_bps must be in [0, 1000)")
+
+
+def checked_mode(config: object, bars_per_year: float | None, mode: str) -> PositionMode:
+    """The year's bars checked, and the position mode read, as every engine's config does."""
+    if bars_per_year is not None and not bars_per_year > 0:
+        raise config_error(config, "bars_per_year must be > 0 or None")
+    try:
+        return PositionMode(mode)
+    except ValueError:
+        raise config_error(
+            config, f"mode must be one of {[m.value for m in PositionMode]}"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,14 @@ import numpy as np
 import numpy.typing as npt
 
 from finplat.backtest.domain.bars import Bars
-from finplat.backtest.domain.engine import BPS, PositionMode
-from finplat.backtest.domain.errors import InvalidBarsError, InvalidConfigError
+from finplat.backtest.domain.engine import (
+    BPS,
+    PositionMode,
+    check_costs,
+    checked_mode,
+    config_error,
+)
+from finplat.backtest.domain.errors import InvalidBarsError
 from finplat.backtest.domain.metrics import Metrics, bars_per_year, compute_metrics
 from finplat.backtest.domain.portfolio_simulation import (
     FF_FEE,
@@ -200,23 +206,10 @@ class PortfolioConfig:
     bars_per_year: float | None = None  # None: derived from the median bar spacing
 
     def __post_init__(self) -> None:
-        def bad(what: str) -> InvalidConfigError:
-            return InvalidConfigError(f"{what}; got {self}")
-
-        if not (math.isfinite(self.initial_capital) and self.initial_capital > 0):
-            raise bad("initial_capital must be > 0")
-        if not 0.0 <= self.fee_bps < 1000.0:
-            raise bad("fee_bps must be in [0, 1000)")
-        if not 0.0 <= self.slippage_bps < 1000.0:
-            raise bad("slippage_bps must be in [0, 1000)")
+        check_costs(self, self.initial_capital, self.fee_bps, self.slippage_bps)
         if not (math.isfinite(self.min_order_units) and self.min_order_units >= 0.0):
-            raise bad("min_order_units must be >= 0")
-        if self.bars_per_year is not None and not self.bars_per_year > 0:
-            raise bad("bars_per_year must be > 0 or None")
-        try:
-            object.__setattr__(self, "mode", PositionMode(self.mode))
-        except ValueError:
-            raise bad(f"mode must be one of {[m.value for m in PositionMode]}") from None
+            raise config_error(self, "min_order_units must be >= 0")
+        object.__setattr__(self, "mode", checked_mode(self, self.bars_per_year, self.mode))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ queue of waiting runs is better than many runs slowing each other down).
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, NoReturn, Protocol, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol, TypeVar
 
 import grpc
 import pyarrow as pa
@@ -27,13 +27,13 @@ from finplat.backtest.service.consumer import PartitionLag
 from finplat.backtest.service.convert import timestamp
 from finplat.backtest.service.ids import new_id
 from finplat.backtest.service.operations import Operations
+from finplat.backtest.service.statuses import Context, abort, answered
 from finplat.backtest.service.validation import RequestError
 from finplat.client.tables import FileFormat, sweep_table, table_bytes
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-Context = grpc.aio.ServicerContext[object, object]
 HTML = "text/html; charset=utf-8"
 
 
@@ -126,21 +126,6 @@ def strategies_response() -> backtest_service_pb2.ListStrategiesResponse:
     )
 
 
-async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoReturn:
-    await context.abort(code, message)
-    raise AssertionError("abort returned")  # grpc.aio's abort always raises
-
-
-async def _stored(context: Context, load: Awaitable[T]) -> T:
-    """What the store gives, NOT_FOUND when it has none, INTERNAL when it fails."""
-    try:
-        return await load
-    except NotFoundError as exc:
-        await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
-    except StoreError as exc:
-        await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
-
-
 def _file(table: pa.Table, file_format: FileFormat) -> httpbody_pb2.HttpBody:
     return httpbody_pb2.HttpBody(
         content_type=file_format.content_type, data=table_bytes(table, file_format)
@@ -208,9 +193,9 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
                 run = await runs.backtest(request, self._bars, self._limits, new_id(now), now)
             await self._results.add_backtest(run.backtest)
         except RequestError as exc:
-            await _abort(context, exc.code, exc.message)
+            await abort(context, exc.code, exc.message)
         except StoreError as exc:
-            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+            await abort(context, grpc.StatusCode.INTERNAL, str(exc))
         metrics = run.backtest.metrics
         logger.info(
             "backtest stored",
@@ -223,11 +208,8 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
     async def CheckLookahead(
         self, request: backtest_service_pb2.CheckLookaheadRequest, context: Context
     ) -> backtest_service_pb2.CheckLookaheadResponse:
-        try:
-            async with self._runs:
-                response = await runs.lookahead(request, self._bars, self._limits)
-        except RequestError as exc:
-            await _abort(context, exc.code, exc.message)
+        async with self._runs:
+            response = await answered(context, runs.lookahead(request, self._bars, self._limits))
         logger.info(
             "look-ahead checked",
             extra={"strategy": request.strategy, "bars": response.bar_count,
@@ -239,14 +221,14 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
     async def GetBacktest(
         self, request: backtest_service_pb2.GetBacktestRequest, context: Context
     ) -> backtest_service_pb2.GetBacktestResponse:
-        backtest = await _stored(context, self._results.get_backtest(request.id))
+        backtest = await answered(context, self._results.get_backtest(request.id))
         return backtest_service_pb2.GetBacktestResponse(backtest=backtest)
 
     @override
     async def GetBacktestChart(
         self, request: backtest_service_pb2.GetBacktestChartRequest, context: Context
     ) -> backtest_service_pb2.GetBacktestChartResponse:
-        page = await _stored(context, self.chart_html(request.id))
+        page = await answered(context, self.chart_html(request.id))
         chart = httpbody_pb2.HttpBody(content_type=HTML, data=page.encode())
         return backtest_service_pb2.GetBacktestChartResponse(chart=chart)
 
@@ -256,14 +238,14 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
     ) -> backtest_service_pb2.ExportBacktestResponse:
         build = exports.TABLES.get(request.table)
         if build is None:
-            await _abort(
+            await abort(
                 context, grpc.StatusCode.INVALID_ARGUMENT,
                 "table must be RESULT_TABLE_TRADES or RESULT_TABLE_EQUITY",
             )  # fmt: skip
         file_format = exports.FORMATS.get(request.format)
         if file_format is None:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unknown format")
-        backtest = await _stored(context, self._results.get_backtest(request.id))
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unknown format")
+        backtest = await answered(context, self._results.get_backtest(request.id))
         return backtest_service_pb2.ExportBacktestResponse(file=_file(build(backtest), file_format))
 
     @override
@@ -272,15 +254,15 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
     ) -> backtest_service_pb2.ExportSweepResponse:
         file_format = exports.FORMATS.get(request.format)
         if file_format is None:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unknown format")
-        sweep = await _stored(context, self._results.get_sweep(request.id))
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unknown format")
+        sweep = await answered(context, self._results.get_sweep(request.id))
         return backtest_service_pb2.ExportSweepResponse(file=_file(sweep_table(sweep), file_format))
 
     @override
     async def GetWalkForward(
         self, request: backtest_service_pb2.GetWalkForwardRequest, context: Context
     ) -> backtest_service_pb2.GetWalkForwardResponse:
-        found = await _stored(context, self._results.get_walk_forward(request.id))
+        found = await answered(context, self._results.get_walk_forward(request.id))
         return backtest_service_pb2.GetWalkForwardResponse(walk_forward=found)
 
     @override
@@ -290,8 +272,8 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         file_format = exports.FORMATS.get(request.format)
         make_table = exports.WALK_FORWARD_TABLES.get(request.table)
         if file_format is None or make_table is None:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unknown table or format")
-        found = await _stored(context, self._results.get_walk_forward(request.id))
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unknown table or format")
+        found = await answered(context, self._results.get_walk_forward(request.id))
         return backtest_service_pb2.ExportWalkForwardResponse(
             file=_file(make_table(found), file_format)
         )
@@ -301,7 +283,7 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         self, request: backtest_service_pb2.ListBacktestsRequest, context: Context
     ) -> backtest_service_pb2.ListBacktestsResponse:
         if request.page_size < 0:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "page_size must be >= 0")
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "page_size must be >= 0")
         try:
             found, token = await self._results.list_backtests(
                 request.page_size,
@@ -310,9 +292,9 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
                 request.symbol.strip().upper(),
             )
         except InvalidPageTokenError as exc:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except StoreError as exc:
-            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+            await abort(context, grpc.StatusCode.INTERNAL, str(exc))
         return backtest_service_pb2.ListBacktestsResponse(backtests=found, next_page_token=token)
 
     @override
@@ -325,9 +307,9 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
                 sweep = await runs.sweep(request, self._bars, self._limits, new_id(now), now)
             await self._results.add_sweep(sweep)
         except RequestError as exc:
-            await _abort(context, exc.code, exc.message)
+            await abort(context, exc.code, exc.message)
         except StoreError as exc:
-            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+            await abort(context, grpc.StatusCode.INTERNAL, str(exc))
         logger.info(
             "sweep stored",
             extra={"id": sweep.id, "strategy": sweep.strategy, "results": len(sweep.results)},
@@ -338,34 +320,23 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
     async def RunPortfolio(
         self, request: backtest_service_pb2.RunPortfolioRequest, context: Context
     ) -> backtest_service_pb2.RunPortfolioResponse:
-        try:
-            async with self._runs:
-                result = await portfolios.portfolio(request, self._bars, self._limits)
-        except RequestError as exc:
-            await _abort(context, exc.code, exc.message)
+        async with self._runs:
+            result = await answered(
+                context, portfolios.portfolio(request, self._bars, self._limits)
+            )
         return backtest_service_pb2.RunPortfolioResponse(portfolio=result)
 
     @override
     async def StartSweep(
         self, request: backtest_service_pb2.StartSweepRequest, context: Context
     ) -> Any:
-        try:
-            return await self._operations.start(request)
-        except RequestError as exc:
-            await _abort(context, exc.code, exc.message)
-        except StoreError as exc:
-            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        return await answered(context, self._operations.start(request))
 
     @override
     async def StartWalkForward(
         self, request: backtest_service_pb2.StartWalkForwardRequest, context: Context
     ) -> Any:
-        try:
-            return await self._operations.start_walk_forward(request)
-        except RequestError as exc:
-            await _abort(context, exc.code, exc.message)
-        except StoreError as exc:
-            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+        return await answered(context, self._operations.start_walk_forward(request))
 
     @override
     async def WatchOperation(
@@ -375,6 +346,6 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
             async for operation in self._operations.watch(request.name):
                 yield operation
         except NotFoundError as exc:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+            await abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
         except StoreError as exc:
-            await _abort(context, grpc.StatusCode.INTERNAL, str(exc))
+            await abort(context, grpc.StatusCode.INTERNAL, str(exc))

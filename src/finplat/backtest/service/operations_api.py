@@ -17,10 +17,9 @@ from google.protobuf import empty_pb2
 from typing_extensions import override
 
 from finplat.backtest.adapters.results_store import InvalidPageTokenError
-from finplat.backtest.errors import NotFoundError, StoreError
 from finplat.backtest.service.operations import PREFIX, Operations
+from finplat.backtest.service.statuses import Context, abort, answered
 
-Context = grpc.aio.ServicerContext[object, object]
 SERVICE_NAME = "google.longrunning.Operations"
 # The collection ListOperations takes as its `name` ("" is accepted, as many servers do).
 COLLECTION = PREFIX.rstrip("/")
@@ -33,17 +32,9 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
     def __init__(self, operations: Operations) -> None:
         self._operations = operations
 
-    async def _abort(self, context: Context, exc: Exception) -> None:
-        if isinstance(exc, NotFoundError):
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        await context.abort(grpc.StatusCode.INTERNAL, str(exc))
-
     @override
     async def GetOperation(self, request: Any, context: Context) -> Any:
-        try:
-            return await self._operations.get(request.name)
-        except (NotFoundError, StoreError) as exc:
-            await self._abort(context, exc)
+        return await answered(context, self._operations.get(request.name))
 
     @override
     async def ListOperations(self, request: Any, context: Context) -> Any:
@@ -56,27 +47,21 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
         if request.page_size < 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size must be >= 0")
         try:
-            found, token = await self._operations.page(request.page_size, request.page_token)
+            found, token = await answered(
+                context, self._operations.page(request.page_size, request.page_token)
+            )
         except InvalidPageTokenError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except StoreError as exc:
-            await self._abort(context, exc)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return operations_pb2.ListOperationsResponse(operations=found, next_page_token=token)
 
     @override
     async def CancelOperation(self, request: Any, context: Context) -> empty_pb2.Empty:
-        try:
-            await self._operations.cancel(request.name)
-        except (NotFoundError, StoreError) as exc:
-            await self._abort(context, exc)
+        await answered(context, self._operations.cancel(request.name))
         return empty_pb2.Empty()
 
     @override
     async def DeleteOperation(self, request: Any, context: Context) -> empty_pb2.Empty:
-        try:
-            await self._operations.delete(request.name)
-        except (NotFoundError, StoreError) as exc:
-            await self._abort(context, exc)
+        await answered(context, self._operations.delete(request.name))
         return empty_pb2.Empty()
 
     @override
@@ -90,7 +75,4 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
         if remaining is not None and not math.isinf(remaining):
             before_deadline = max(0.0, remaining - _DEADLINE_MARGIN_S)
             timeout = before_deadline if timeout is None else min(timeout, before_deadline)
-        try:
-            return await self._operations.wait(request.name, timeout)
-        except (NotFoundError, StoreError) as exc:
-            await self._abort(context, exc)
+        return await answered(context, self._operations.wait(request.name, timeout))
