@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -55,6 +55,24 @@ async def price_address() -> AsyncIterator[str]:
     server = await start_server("127.0.0.1:0", [binding])
     yield f"127.0.0.1:{server.port}"
     await server.stop(0)
+
+
+def _service_env(
+    kafka: KafkaSettings, port: int, tmp_path: Path, settings: Mapping[str, str]
+) -> dict[str, str]:
+    """The environment of a `finplat backtest serve` on `port` with its files in `tmp_path`,
+    and `settings` besides."""
+    return {
+        **os.environ,
+        "FINPLAT_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "FINPLAT_KAFKA_SCHEMA_REGISTRY_URL": kafka.schema_registry_url,
+        "FINPLAT_BACKTEST_GRPC_PORT": str(port),
+        # A platform started by `make up` may hold the default metrics port.
+        "FINPLAT_BACKTEST_METRICS_PORT": "0",
+        "FINPLAT_BACKTEST_RESULTS_PATH": str(tmp_path / "results.sqlite3"),
+        "FINPLAT_BACKTEST_CONSUMER_STATE_PATH": str(tmp_path / "consumer.sqlite3"),
+        **settings,
+    }
 
 
 class Service:
@@ -113,20 +131,15 @@ async def test_serve_stats_backtests_sigterm_and_restart(
     ensure_topic(kafka_settings, topic, partitions=3)
     settings = kafka_settings.model_copy(update={"topic": topic})
     port = free_ports()[0]
-    env = {
-        **os.environ,
-        "FINPLAT_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "FINPLAT_KAFKA_SCHEMA_REGISTRY_URL": kafka_settings.schema_registry_url,
-        "FINPLAT_KAFKA_TOPIC": topic,
-        "FINPLAT_KAFKA_DEAD_LETTER_TOPIC": f"{topic}-dlq",
-        "FINPLAT_BACKTEST_GRPC_PORT": str(port),
-        # A platform started by `make up` may hold the default metrics port.
-        "FINPLAT_BACKTEST_METRICS_PORT": "0",
-        "FINPLAT_BACKTEST_CONSUMER_GROUP_ID": f"test-serve-{uuid.uuid4().hex}",
-        "FINPLAT_BACKTEST_RESULTS_PATH": str(tmp_path / "results.sqlite3"),
-        "FINPLAT_BACKTEST_CONSUMER_STATE_PATH": str(tmp_path / "consumer.sqlite3"),
-        "FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": price_address,
-    }
+    env = _service_env(
+        kafka_settings, port, tmp_path,
+        {
+            "FINPLAT_KAFKA_TOPIC": topic,
+            "FINPLAT_KAFKA_DEAD_LETTER_TOPIC": f"{topic}-dlq",
+            "FINPLAT_BACKTEST_CONSUMER_GROUP_ID": f"test-serve-{uuid.uuid4().hex}",
+            "FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": price_address,
+        },
+    )  # fmt: skip
     with registry_client(settings) as registry:
         producer = PriceUpdateProducer(settings, PriceUpdateSerializer(registry, topic))
         for index in range(20):
@@ -188,22 +201,18 @@ async def test_behind_a_token_and_tls_it_refuses_strangers_and_dials_the_price_s
     guarded = ServerSecurity(api_token=token, tls_cert_file=chain, tls_key_file=key)
     price_server = await start_server("127.0.0.1:0", [binding], security=guarded)
     port = free_ports()[0]
-    env = {
-        **os.environ,
-        "FINPLAT_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "FINPLAT_KAFKA_SCHEMA_REGISTRY_URL": kafka_settings.schema_registry_url,
-        "FINPLAT_BACKTEST_CONSUMER_ENABLED": "false",
-        "FINPLAT_BACKTEST_GRPC_PORT": str(port),
-        "FINPLAT_BACKTEST_METRICS_PORT": "0",
-        "FINPLAT_BACKTEST_RESULTS_PATH": str(tmp_path / "results.sqlite3"),
-        "FINPLAT_BACKTEST_CONSUMER_STATE_PATH": str(tmp_path / "consumer.sqlite3"),
-        "FINPLAT_BACKTEST_API_TOKEN": token.get_secret_value(),
-        "FINPLAT_BACKTEST_TLS_CERT_FILE": str(chain),
-        "FINPLAT_BACKTEST_TLS_KEY_FILE": str(key),
-        "FINPLAT_BACKTEST_TLS_CA_FILE": str(ca),
-        "FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": f"127.0.0.1:{price_server.port}",
-        "FINPLAT_BACKTEST_PRICE_SERVICE_API_TOKEN": token.get_secret_value(),
-    }
+    env = _service_env(
+        kafka_settings, port, tmp_path,
+        {
+            "FINPLAT_BACKTEST_CONSUMER_ENABLED": "false",
+            "FINPLAT_BACKTEST_API_TOKEN": token.get_secret_value(),
+            "FINPLAT_BACKTEST_TLS_CERT_FILE": str(chain),
+            "FINPLAT_BACKTEST_TLS_KEY_FILE": str(key),
+            "FINPLAT_BACKTEST_TLS_CA_FILE": str(ca),
+            "FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": f"127.0.0.1:{price_server.port}",
+            "FINPLAT_BACKTEST_PRICE_SERVICE_API_TOKEN": token.get_secret_value(),
+        },
+    )  # fmt: skip
     service = Service(env, tmp_path / "service.log")
     request = backtest_service_pb2.RunBacktestRequest(
         strategy="sma_crossover", data=backtest_pb2.DataRange(symbol="BTCUSDT", interval="1m")
@@ -271,23 +280,19 @@ async def test_killed_with_sigkill_mid_stream_it_neither_loses_nor_double_counts
     ensure_topic(kafka_settings, topic, partitions=3)
     settings = kafka_settings.model_copy(update={"topic": topic})
     port = free_ports()[0]
-    env = {
-        **os.environ,
-        "FINPLAT_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "FINPLAT_KAFKA_SCHEMA_REGISTRY_URL": kafka_settings.schema_registry_url,
-        "FINPLAT_KAFKA_TOPIC": topic,
-        "FINPLAT_KAFKA_DEAD_LETTER_TOPIC": f"{topic}-dlq",
-        "FINPLAT_BACKTEST_GRPC_PORT": str(port),
-        "FINPLAT_BACKTEST_METRICS_PORT": "0",
-        "FINPLAT_BACKTEST_CONSUMER_GROUP_ID": f"test-kill-{uuid.uuid4().hex}",
-        "FINPLAT_BACKTEST_RESULTS_PATH": str(tmp_path / "results.sqlite3"),
-        "FINPLAT_BACKTEST_CONSUMER_STATE_PATH": str(tmp_path / "consumer.sqlite3"),
-        "FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": price_address,
-        # Small batches: the kill lands between many committed transactions, not after one.
-        "FINPLAT_BACKTEST_POLL_MAX_MESSAGES": "200",
-        # Static membership: the restarted service takes the partitions back at once.
-        "FINPLAT_BACKTEST_CONSUMER_INSTANCE_ID": "test-kill",
-    }
+    env = _service_env(
+        kafka_settings, port, tmp_path,
+        {
+            "FINPLAT_KAFKA_TOPIC": topic,
+            "FINPLAT_KAFKA_DEAD_LETTER_TOPIC": f"{topic}-dlq",
+            "FINPLAT_BACKTEST_CONSUMER_GROUP_ID": f"test-kill-{uuid.uuid4().hex}",
+            "FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": price_address,
+            # Small batches: the kill lands between many committed transactions, not after one.
+            "FINPLAT_BACKTEST_POLL_MAX_MESSAGES": "200",
+            # Static membership: the restarted service takes the partitions back at once.
+            "FINPLAT_BACKTEST_CONSUMER_INSTANCE_ID": "test-kill",
+        },
+    )  # fmt: skip
     sent = _fault_updates(12_000)
     service = Service(env, tmp_path / "service.log")
     try:
@@ -341,17 +346,13 @@ async def test_killed_mid_sweep_the_restart_resumes_from_every_kept_chunk(
 ) -> None:
     port = free_ports()[0]
     results = tmp_path / "results.sqlite3"
-    env = {
-        **os.environ,
-        "FINPLAT_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "FINPLAT_KAFKA_SCHEMA_REGISTRY_URL": kafka_settings.schema_registry_url,
-        "FINPLAT_BACKTEST_CONSUMER_ENABLED": "false",
-        "FINPLAT_BACKTEST_GRPC_PORT": str(port),
-        "FINPLAT_BACKTEST_METRICS_PORT": "0",
-        "FINPLAT_BACKTEST_RESULTS_PATH": str(results),
-        "FINPLAT_BACKTEST_CONSUMER_STATE_PATH": str(tmp_path / "consumer.sqlite3"),
-        "FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": price_address,
-    }
+    env = _service_env(
+        kafka_settings, port, tmp_path,
+        {
+            "FINPLAT_BACKTEST_CONSUMER_ENABLED": "false",
+            "FINPLAT_BACKTEST_PRICE_SERVICE_ADDRESS": price_address,
+        },
+    )  # fmt: skip
     sweep = backtest_service_pb2.RunSweepRequest(
         strategy="sma_crossover",
         grid={"fast": backtest_pb2.ParameterRange(start=1, stop=40, step=1),
