@@ -19,6 +19,7 @@ from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.errors import InvalidBarsError, InvalidConfigError
 from finplat.backtest.domain.metrics import Metrics, bars_per_year, compute_metrics
 from finplat.backtest.domain.simulation import (
+    S_EXPOSED,
     TF_ENTRY_PX,
     TF_EXIT_PX,
     TF_FEES,
@@ -28,7 +29,10 @@ from finplat.backtest.domain.simulation import (
     TI_ENTRY_BAR,
     TI_EXIT_BAR,
     TI_REASON,
-    simulate,
+    advance,
+    finish,
+    new_state,
+    trade_buffers,
 )
 from finplat.backtest.domain.strategies import Indicators, Params, get_strategy
 from finplat.backtest.domain.trades import TradeLog
@@ -107,7 +111,7 @@ class BacktestResult:
     open_time_ms: npt.NDArray[np.int64]
 
 
-def _as_target(bars: Bars, target: npt.ArrayLike, mode: PositionMode) -> Int8Array:
+def as_target(bars: Bars, target: npt.ArrayLike, mode: PositionMode) -> Int8Array:
     raw = np.asarray(target)
     if raw.shape != (len(bars),):
         raise InvalidBarsError(f"target must have shape ({len(bars)},), got {raw.shape}")
@@ -124,13 +128,20 @@ def run_backtest(
     cfg = config or EngineConfig()
     if len(bars) < 2:
         raise InvalidBarsError("need at least 2 bars")
-    t = _as_target(bars, target, cfg.mode)
-    capacity = int(np.count_nonzero(t[1:] != t[:-1])) + 2
-    equity, side, exposed, ti, tf = simulate(
-        bars.open, bars.high, bars.low, bars.close, t,
-        cfg.initial_capital, cfg.fee_bps * BPS, cfg.slippage_bps * BPS, cfg.fraction,
-        cfg.stop_loss or 0.0, cfg.take_profit or 0.0, capacity,
+    t = as_target(bars, target, cfg.mode)
+    n = len(bars)
+    floats, ints = new_state(cfg.initial_capital)
+    equity = np.empty(n)
+    side = np.empty(n, np.int8)
+    ti, tf = trade_buffers(int(np.count_nonzero(t[1:] != t[:-1])) + 2)
+    fee_rate, slippage = cfg.fee_bps * BPS, cfg.slippage_bps * BPS
+    k = advance(
+        bars.open, bars.high, bars.low, bars.close, t, 0, floats, ints,
+        fee_rate, slippage, cfg.fraction, cfg.stop_loss or 0.0, cfg.take_profit or 0.0,
+        equity, side, ti, tf,
     )  # fmt: skip
+    k = finish(n - 1, bars.close[n - 1], floats, ints, slippage, fee_rate, equity, ti, tf, k)
+    ti, tf = ti[:k], tf[:k]
     times = bars.open_time_ms
     entry_bar, exit_bar = ti[:, TI_ENTRY_BAR], ti[:, TI_EXIT_BAR]
     trades = TradeLog(
@@ -148,7 +159,7 @@ def run_backtest(
         exit_reason=ti[:, TI_REASON].astype(np.int8),
     )
     periods = cfg.bars_per_year or bars_per_year(times)
-    metrics = compute_metrics(equity, trades, cfg.initial_capital, exposed, periods)
+    metrics = compute_metrics(equity, trades, cfg.initial_capital, int(ints[S_EXPOSED]), periods)
     return BacktestResult(cfg, metrics, trades, equity, side, times)
 
 

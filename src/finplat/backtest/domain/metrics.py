@@ -50,39 +50,143 @@ def bars_per_year(open_time_ms: IntArray) -> float:
     return MS_PER_YEAR / float(np.median(np.diff(open_time_ms)))
 
 
+# Slots of the running statistics of an equity curve (``add_equity``). The sums of returns,
+# of their squares and of their losses' squares are kept in ``LANES`` partial sums each,
+# bar i going to lane i % LANES: four independent additions per bar instead of one chain.
+LANES = 4
+E_PREV, E_PEAK, E_MAX_DD, E_FLOOR, E_RUN, E_LONGEST, E_COUNT = range(7)
+E_SUM, E_SUM_SQ, E_DOWN_SQ = 7, 7 + LANES, 7 + 2 * LANES
+_EQUITY_SLOTS = 7 + 3 * LANES
+# Slots of the running statistics of closed trades (``add_trades``).
+T_COUNT, T_WINS, T_GAINS, T_LOSSES, T_SUM_PNL, T_SUM_RETURN = range(6)
+# A drawdown is computed (a division) only below peak x (1 - max drawdown) x (1 + this): the
+# margin is far above the rounding of that product, so a bar it skips could not have set a
+# new maximum, and the result is the one of computing every bar.
+_FLOOR_MARGIN = 1e-12
+
+
+def equity_accumulator(capital: float) -> FloatArray:
+    """Running statistics of an equity curve that starts from ``capital``, none added yet."""
+    acc = np.zeros(_EQUITY_SLOTS)
+    acc[E_PREV] = acc[E_PEAK] = capital
+    acc[E_FLOOR] = capital * (1.0 + _FLOOR_MARGIN)
+    return acc
+
+
+def trade_accumulator() -> FloatArray:
+    """Running statistics of closed trades, none added yet."""
+    return np.zeros(6)
+
+
 @njit
-def equity_stats(equity: FloatArray, capital: float) -> tuple[float, float, float, float, int]:
-    """(mean return, sample std, downside deviation, max drawdown, longest underwater run)."""
-    n = equity.shape[0]
-    prev = capital
-    peak = capital
-    mean = 0.0
-    m2 = 0.0
-    down = 0.0
-    max_dd = 0.0
-    run = 0
-    longest = 0
-    for i in range(n):
+def _simple_return(e: float, prev: float) -> float:
+    return e / prev - 1.0 if prev > 0.0 else 0.0
+
+
+@njit
+def _add_return(acc: FloatArray, lane: int, r: float) -> None:
+    acc[E_SUM + lane] += r
+    acc[E_SUM_SQ + lane] += r * r
+    loss = min(r, 0.0)  # branch-free: a return's sign is a coin toss to the CPU
+    acc[E_DOWN_SQ + lane] += loss * loss
+
+
+@njit
+def _add_groups(acc: FloatArray, equity: FloatArray, prev: float) -> None:
+    """Returns of ``equity`` (a whole number of groups of ``LANES`` bars, starting at lane 0)
+    added lane by lane, the partial sums held in registers."""
+    s0, s1, s2, s3 = acc[E_SUM], acc[E_SUM + 1], acc[E_SUM + 2], acc[E_SUM + 3]
+    q0, q1, q2, q3 = acc[E_SUM_SQ], acc[E_SUM_SQ + 1], acc[E_SUM_SQ + 2], acc[E_SUM_SQ + 3]
+    d0, d1, d2, d3 = acc[E_DOWN_SQ], acc[E_DOWN_SQ + 1], acc[E_DOWN_SQ + 2], acc[E_DOWN_SQ + 3]
+    for i in range(0, equity.shape[0], LANES):
+        e0, e1, e2, e3 = equity[i], equity[i + 1], equity[i + 2], equity[i + 3]
+        r0, r1 = _simple_return(e0, prev), _simple_return(e1, e0)
+        r2, r3 = _simple_return(e2, e1), _simple_return(e3, e2)
+        prev = e3
+        s0, s1, s2, s3 = s0 + r0, s1 + r1, s2 + r2, s3 + r3
+        q0, q1, q2, q3 = q0 + r0 * r0, q1 + r1 * r1, q2 + r2 * r2, q3 + r3 * r3
+        l0, l1, l2, l3 = min(r0, 0.0), min(r1, 0.0), min(r2, 0.0), min(r3, 0.0)
+        d0, d1, d2, d3 = d0 + l0 * l0, d1 + l1 * l1, d2 + l2 * l2, d3 + l3 * l3
+    acc[E_SUM], acc[E_SUM + 1], acc[E_SUM + 2], acc[E_SUM + 3] = s0, s1, s2, s3
+    acc[E_SUM_SQ], acc[E_SUM_SQ + 1], acc[E_SUM_SQ + 2], acc[E_SUM_SQ + 3] = q0, q1, q2, q3
+    acc[E_DOWN_SQ], acc[E_DOWN_SQ + 1], acc[E_DOWN_SQ + 2], acc[E_DOWN_SQ + 3] = d0, d1, d2, d3
+
+
+@njit
+def _add_drawdowns(acc: FloatArray, equity: FloatArray) -> None:
+    """The peak, the deepest drawdown from it and the longest run of bars under it.
+
+    Runs are counted in integers, the longest only when a run ends: a float count would be a
+    chain of 4-cycle additions through every bar.
+    """
+    peak, max_dd, floor = acc[E_PEAK], acc[E_MAX_DD], acc[E_FLOOR]
+    run, longest = int(acc[E_RUN]), int(acc[E_LONGEST])
+    for i in range(equity.shape[0]):
         e = equity[i]
-        r = e / prev - 1.0 if prev > 0.0 else 0.0
-        # Welford: stable for tiny per-bar returns over millions of bars.
-        delta = r - mean
-        mean += delta / (i + 1)
-        m2 += delta * (r - mean)
-        if r < 0.0:
-            down += r * r
-        prev = e
         if e >= peak:
-            peak = e
-            run = 0
+            longest = max(longest, run)
+            peak, run = e, 0
+            floor = peak * (1.0 - max_dd) * (1.0 + _FLOOR_MARGIN)
         else:
             run += 1
-            longest = max(longest, run)
-            dd = 1.0 - e / peak
-            max_dd = max(max_dd, dd)
-    std = math.sqrt(m2 / (n - 1)) if n > 1 else math.nan
-    downside = math.sqrt(down / n) if n > 0 else math.nan
-    return mean, std, downside, max_dd, longest
+            if e < floor:
+                dd = 1.0 - e / peak
+                if dd > max_dd:
+                    max_dd = dd
+                    floor = peak * (1.0 - max_dd) * (1.0 + _FLOOR_MARGIN)
+    acc[E_PEAK], acc[E_MAX_DD], acc[E_FLOOR] = peak, max_dd, floor
+    acc[E_RUN], acc[E_LONGEST] = run, longest
+
+
+@njit
+def add_equity(acc: FloatArray, equity: FloatArray) -> None:
+    """Add the equity at each close of ``equity`` (the next bars, in order) to ``acc``.
+
+    Returns are summed (and squared) in lanes rather than averaged by Welford's update: a
+    running mean divides in its dependency chain, several times slower at a sweep's millions
+    of bars per combination, and for returns (mean far below their deviation) the sums lose
+    nothing measurable. A curve may come in pieces (a sweep's tiles): each bar goes to the
+    lane of its position in the whole curve, so the sums are the same however it is cut.
+    """
+    n = equity.shape[0]
+    if n == 0:
+        return
+    offset = int(acc[E_COUNT])
+    head = min(n, (LANES - offset % LANES) % LANES)
+    body = head + (n - head) // LANES * LANES
+    prev = acc[E_PREV]
+    for i in range(head):
+        _add_return(acc, (offset + i) % LANES, _simple_return(equity[i], prev))
+        prev = equity[i]
+    _add_groups(acc, equity[head:body], prev)
+    prev = equity[body - 1] if body > 0 else prev
+    for i in range(body, n):
+        _add_return(acc, i - body, _simple_return(equity[i], prev))
+        prev = equity[i]
+    _add_drawdowns(acc, equity)
+    acc[E_PREV] = equity[n - 1]
+    acc[E_COUNT] += n
+
+
+def _lanes(acc: FloatArray, first: int) -> float:
+    total = 0.0
+    for lane in range(LANES):
+        total += float(acc[first + lane])
+    return total
+
+
+@njit
+def add_trades(acc: FloatArray, pnl: FloatArray, returns: FloatArray) -> None:
+    """Add closed trades (their net pnl and return, in the order they closed) to ``acc``."""
+    for i in range(pnl.shape[0]):
+        acc[T_COUNT] += 1.0
+        acc[T_SUM_PNL] += pnl[i]
+        acc[T_SUM_RETURN] += returns[i]
+        if pnl[i] > 0.0:
+            acc[T_WINS] += 1.0
+            acc[T_GAINS] += pnl[i]
+        elif pnl[i] < 0.0:
+            acc[T_LOSSES] -= pnl[i]
 
 
 def _cagr(growth: float, years: float) -> float:
@@ -109,17 +213,38 @@ def compute_metrics(
     periods_per_year: float,
 ) -> Metrics:
     """Metrics for an equity curve sampled at each bar's close, starting from ``capital``."""
-    n = int(equity.shape[0])
-    mean, std, downside, max_dd, longest = equity_stats(equity, capital)
-    final = float(equity[-1]) if n else capital
+    curve = equity_accumulator(capital)
+    add_equity(curve, equity)
+    closed = trade_accumulator()
+    add_trades(closed, trades.pnl, trades.return_)
+    return metrics_from(curve, closed, capital, exposed_bars, periods_per_year)
+
+
+def metrics_from(
+    curve: FloatArray,
+    closed: FloatArray,
+    capital: float,
+    exposed_bars: int,
+    periods_per_year: float,
+) -> Metrics:
+    """Metrics from the running statistics of an equity curve (``add_equity``) and of its
+    trades (``add_trades``): every backtest's and every sweep combination's, so that they
+    are the same numbers."""
+    n = int(curve[E_COUNT])
+    total, squares = _lanes(curve, E_SUM), _lanes(curve, E_SUM_SQ)
+    mean = total / n if n else math.nan
+    # Sum of squared deviations; rounding can leave a hair below 0 for a constant curve.
+    deviations = max(squares - total * mean, 0.0) if n else math.nan
+    std = math.sqrt(deviations / (n - 1)) if n > 1 else math.nan
+    downside = math.sqrt(_lanes(curve, E_DOWN_SQ) / n) if n else math.nan
+    max_dd = float(curve[E_MAX_DD])
+    final = float(curve[E_PREV]) if n else capital
     growth = final / capital
     years = n / periods_per_year if n else math.nan
     cagr = _cagr(growth, years)
     root = math.sqrt(periods_per_year)
-    pnl = trades.pnl
-    n_trades = len(trades)
-    gains = float(pnl[pnl > 0.0].sum())
-    losses = float(-pnl[pnl < 0.0].sum())
+    n_trades = int(closed[T_COUNT])
+    gains, losses = float(closed[T_GAINS]), float(closed[T_LOSSES])
     if n_trades == 0:
         profit_factor = math.nan
     elif losses > 0.0:
@@ -134,12 +259,12 @@ def compute_metrics(
         sortino=_ratio(mean, downside) * root,
         calmar=_ratio(cagr, max_dd),
         max_drawdown=max_dd,
-        max_drawdown_duration_bars=int(longest),
-        win_rate=float(np.count_nonzero(pnl > 0.0)) / n_trades if n_trades else math.nan,
+        max_drawdown_duration_bars=int(max(curve[E_LONGEST], curve[E_RUN])),
+        win_rate=float(closed[T_WINS]) / n_trades if n_trades else math.nan,
         profit_factor=profit_factor,
         n_trades=n_trades,
-        avg_trade_pnl=float(pnl.mean()) if n_trades else math.nan,
-        avg_trade_return=float(trades.return_.mean()) if n_trades else math.nan,
+        avg_trade_pnl=float(closed[T_SUM_PNL]) / n_trades if n_trades else math.nan,
+        avg_trade_return=float(closed[T_SUM_RETURN]) / n_trades if n_trades else math.nan,
         exposure=exposed_bars / n if n else math.nan,
         final_equity=final,
         bars_per_year=periods_per_year,

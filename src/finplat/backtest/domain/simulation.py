@@ -2,6 +2,10 @@
 
 Sizing by a fraction of *current* equity and intrabar stops make each fill depend on the path
 so far, so this part has no vector form; it is O(n) numba with the broker rules in ``fills``.
+
+The pass is resumable: ``advance`` runs bars ``start..stop`` from a state it leaves for the
+next call, so a sweep can run a tile of bars for many combinations while the tile is in cache
+(``sweep_kernel``) and a single backtest runs all bars in one call, through the same code.
 """
 
 from __future__ import annotations
@@ -30,7 +34,23 @@ _NOT_BLOCKED = 2
 TI_ENTRY_BAR, TI_EXIT_BAR, TI_DIRECTION, TI_REASON = 0, 1, 2, 3
 TF_QTY, TF_ENTRY_PX, TF_EXIT_PX, TF_PNL, TF_FEES = 0, 1, 2, 3, 4
 
-SimOutput = tuple[FloatArray, Int8Array, int, IntArray, FloatArray]
+# Slots of the state between two calls of ``advance``: floats and ints apart.
+S_CASH, S_QTY, S_ENTRY_PX, S_ENTRY_FEE = 0, 1, 2, 3
+S_DIRECTION, S_ENTRY_BAR, S_BLOCKED, S_EXPOSED, S_LAST_TARGET = 0, 1, 2, 3, 4
+
+
+def new_state(capital: float) -> tuple[FloatArray, IntArray]:
+    """The state before the first bar: all cash, flat, no target yet."""
+    floats = np.zeros(4)
+    floats[S_CASH] = capital
+    ints = np.zeros(5, np.int64)
+    ints[S_BLOCKED] = _NOT_BLOCKED
+    return floats, ints
+
+
+def trade_buffers(capacity: int) -> tuple[IntArray, FloatArray]:
+    """Empty int and float trade columns (``TI_*``, ``TF_*``) for ``capacity`` trades."""
+    return np.empty((capacity, 4), np.int64), np.empty((capacity, 5))
 
 
 @njit
@@ -66,45 +86,78 @@ def _book_exit(
 
 
 @njit
-def simulate(
+def _repeats_until(target: Int8Array, i: int, value: int) -> int:
+    """The first bar from ``i`` whose previous bar's target is not ``value`` (or the end)."""
+    end = i
+    while end < target.shape[0] and target[end - 1] == value:
+        end += 1
+    return end
+
+
+@njit
+def _hold(
+    close: FloatArray,
+    side: Int8Array,
+    equity: FloatArray,
+    direction: int,
+    qty: float,
+    entry_px: float,
+    cash: float,
+) -> None:
+    """Bars in which nothing is traded: the side held and the equity at each close."""
+    side[:] = direction
+    if direction == 0:
+        equity[:] = cash
+    else:
+        for i in range(close.shape[0]):
+            equity[i] = cash + direction * qty * (close[i] - entry_px)
+
+
+@njit
+def advance(
     open_: FloatArray,
     high: FloatArray,
     low: FloatArray,
     close: FloatArray,
     target: Int8Array,
-    capital: float,
+    start: int,
+    floats: FloatArray,
+    ints: IntArray,
     fee_rate: float,
     slippage: float,
     fraction: float,
     stop_loss: float,
     take_profit: float,
-    capacity: int,
-) -> SimOutput:
-    """Simulate target positions; ``target[i]`` (decided at bar i's close) fills at bar i+1's open.
+    equity: FloatArray,
+    side: Int8Array,
+    ti: IntArray,
+    tf: FloatArray,
+) -> int:
+    """Simulate bars ``start..start + len(close)``; ``target[i]`` (decided at that bar's close)
+    fills at the next bar's open. Returns the number of trades closed in these bars.
 
-    Returns (equity at each close, side held during each bar, bars exposed, int trade
-    columns ``TI_*``, float trade columns ``TF_*``). ``capacity`` bounds the trade count: the
-    number of target changes plus one is enough. Outputs are kept small (int8 side, trade
-    views instead of copies) because page-faulting fresh memory dominates at 1M bars.
+    Every array is those bars' part (index 0 is bar ``start``); trades record absolute bar
+    numbers. Writes the equity at each close and the side held during each bar (+1/-1/0,
+    after the open's fills) and leaves the state for the next bars in ``floats``/``ints``.
+    ``ti``/``tf`` hold the trades closed here: twice the bars, plus one, is always enough
+    (a bar closes at most a signal exit and a stop). Outputs are kept small (int8 side)
+    because page-faulting fresh memory dominates at 1M bars.
     """
-    n = close.shape[0]
-    equity = np.empty(n)
-    side = np.zeros(n, np.int8)
-    ti = np.empty((capacity, 4), np.int64)
-    tf = np.empty((capacity, 5))
-    cash = capital
-    direction = 0
-    qty = 0.0
-    entry_px = 0.0
-    entry_fee = 0.0
-    entry_bar = 0
-    blocked = _NOT_BLOCKED
-    k = 0
-    exposed = 0
+    cash, qty, entry_px, entry_fee = (
+        floats[S_CASH],
+        floats[S_QTY],
+        floats[S_ENTRY_PX],
+        floats[S_ENTRY_FEE],
+    )
+    direction, entry_bar, blocked = ints[S_DIRECTION], ints[S_ENTRY_BAR], ints[S_BLOCKED]
+    exposed, desired_next = ints[S_EXPOSED], ints[S_LAST_TARGET]
     use_stops = stop_loss > 0.0 or take_profit > 0.0
-
-    for j in range(n):
-        desired = int(target[j - 1]) if j > 0 else 0
+    k = 0
+    m = close.shape[0]
+    i = 0
+    while i < m:
+        desired = desired_next
+        desired_next = int(target[i])
         # After a stop/target exit, stay flat until the strategy changes its mind.
         if blocked != _NOT_BLOCKED:
             if desired == blocked:
@@ -113,43 +166,80 @@ def simulate(
                 blocked = _NOT_BLOCKED
         if direction not in (0, desired):
             cash += _book_exit(
-                ti, tf, k, entry_bar, j, direction, EXIT_SIGNAL,
-                qty, entry_px, entry_fee, open_[j], slippage, fee_rate,
+                ti, tf, k, entry_bar, start + i, direction, EXIT_SIGNAL,
+                qty, entry_px, entry_fee, open_[i], slippage, fee_rate,
             )  # fmt: skip
             k += 1
             direction = 0
         if direction == 0 and desired != 0 and cash > 0.0:
-            entry_px = fill_price(open_[j], desired, slippage)
+            entry_px = fill_price(open_[i], desired, slippage)
             qty = entry_quantity(cash, fraction, entry_px, fee_rate)
             entry_fee = fee(qty, entry_px, fee_rate)
             cash -= entry_fee
             direction = desired
-            entry_bar = j
+            entry_bar = start + i
+        side[i] = direction
         if direction != 0:
             exposed += 1
-            side[j] = direction
             if use_stops:
                 # Checked on the entry bar too: the open is the first price of the bar.
                 reason, ref = stop_trigger(
-                    direction, entry_px, open_[j], high[j], low[j], stop_loss, take_profit
+                    direction, entry_px, open_[i], high[i], low[i], stop_loss, take_profit
                 )
                 if reason >= 0:
                     cash += _book_exit(
-                        ti, tf, k, entry_bar, j, direction, reason,
+                        ti, tf, k, entry_bar, start + i, direction, reason,
                         qty, entry_px, entry_fee, ref, slippage, fee_rate,
                     )  # fmt: skip
                     k += 1
                     blocked = desired
                     direction = 0
-        equity[j] = cash + direction * qty * (close[j] - entry_px) if direction != 0 else cash
+        equity[i] = cash + direction * qty * (close[i] - entry_px) if direction != 0 else cash
+        i += 1
+        if use_stops or not (direction == desired_next or (direction == 0 and not cash > 0.0)):
+            continue
+        # Without stops, the bars whose targets repeat this one's change nothing but the
+        # equity: a run the compiler vectorises, most of the bars of most strategies.
+        end = _repeats_until(target, i, desired_next)
+        _hold(close[i:end], side[i:end], equity[i:end], direction, qty, entry_px, cash)
+        exposed += (end - i) * (direction != 0)
+        desired_next = int(target[end - 1])
+        i = end
 
-    if direction != 0:
-        # Liquidate at the last close so every trade is realised and counted.
-        cash += _book_exit(
-            ti, tf, k, entry_bar, n - 1, direction, EXIT_END_OF_DATA,
-            qty, entry_px, entry_fee, close[n - 1], slippage, fee_rate,
-        )  # fmt: skip
-        k += 1
-        equity[n - 1] = cash
+    floats[S_CASH], floats[S_QTY], floats[S_ENTRY_PX], floats[S_ENTRY_FEE] = (
+        cash,
+        qty,
+        entry_px,
+        entry_fee,
+    )
+    ints[S_DIRECTION], ints[S_ENTRY_BAR], ints[S_BLOCKED] = direction, entry_bar, blocked
+    ints[S_EXPOSED], ints[S_LAST_TARGET] = exposed, desired_next
+    return k
 
-    return equity, side, exposed, ti[:k], tf[:k]
+
+@njit
+def finish(
+    last_bar: int,
+    last_close: float,
+    floats: FloatArray,
+    ints: IntArray,
+    slippage: float,
+    fee_rate: float,
+    equity: FloatArray,
+    ti: IntArray,
+    tf: FloatArray,
+    k: int,
+) -> int:
+    """Liquidate a position still open after the last bar at its close, so every trade is
+    realised and counted: book it as trade ``k``, set the last equity (``equity[-1]``) to the
+    cash, and return the trades now booked."""
+    direction = ints[S_DIRECTION]
+    if direction == 0:
+        return k
+    floats[S_CASH] += _book_exit(
+        ti, tf, k, ints[S_ENTRY_BAR], last_bar, direction, EXIT_END_OF_DATA,
+        floats[S_QTY], floats[S_ENTRY_PX], floats[S_ENTRY_FEE], last_close, slippage, fee_rate,
+    )  # fmt: skip
+    ints[S_DIRECTION] = 0
+    equity[-1] = floats[S_CASH]
+    return k + 1

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 
 from finplat.backtest.domain.bars import Bars
-from finplat.backtest.domain.engine import EngineConfig, run_backtest
+from finplat.backtest.domain.engine import EngineConfig
 from finplat.backtest.domain.errors import (
     InvalidBarsError,
     InvalidConfigError,
@@ -21,6 +21,7 @@ from finplat.backtest.domain.errors import (
 from finplat.backtest.domain.metrics import Metrics, bars_per_year
 from finplat.backtest.domain.strategies import Indicators, Params, get_strategy
 from finplat.backtest.domain.strategies.base import Number
+from finplat.backtest.domain.sweep_kernel import score_chunk
 
 METRIC_NAMES = tuple(f.name for f in fields(Metrics))
 # Metrics where smaller is better; everything else ranks descending.
@@ -87,12 +88,8 @@ class SweepJob:
     indicators: Indicators
 
     def run(self, chunk: Sequence[Params]) -> list[Metrics]:
-        """The metrics of each combination of `chunk`, in its order."""
-        spec = get_strategy(self.strategy)
-        return [
-            run_backtest(self.bars, spec.signal(self.bars, p, self.indicators), self.config).metrics
-            for p in chunk
-        ]
+        """The metrics of each combination of `chunk`, in its order (see ``sweep_kernel``)."""
+        return score_chunk(self.bars, self.strategy, chunk, self.config, self.indicators)
 
 
 @dataclass(frozen=True, slots=True)

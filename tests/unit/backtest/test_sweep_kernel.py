@@ -1,0 +1,178 @@
+"""The sweep kernel against single backtests, on real BTCUSDT 1m bars.
+
+Every combination's metrics must be those of ``run_strategy`` exactly, for random grids of
+every built-in under random engine configs; the running statistics must not depend on how a
+curve is cut into tiles, and must agree with plain numpy formulas of the same figures.
+"""
+
+import math
+from dataclasses import astuple, replace
+from datetime import date
+
+import numpy as np
+import pytest
+
+from finplat.backtest.domain.bars import Bars
+from finplat.backtest.domain.engine import EngineConfig, PositionMode, run_backtest, run_strategy
+from finplat.backtest.domain.metrics import (
+    E_COUNT,
+    E_MAX_DD,
+    add_equity,
+    equity_accumulator,
+    metrics_from,
+    trade_accumulator,
+)
+from finplat.backtest.domain.strategies import REGISTRY, Indicators, Params, get_strategy
+from finplat.backtest.domain.strategies.registry import BUILT_IN
+from finplat.backtest.domain.sweep_kernel import TILE_BARS, score_chunk
+from tests.unit.backtest.conftest import btc_1m
+
+SEED = 20261207
+# Every built-in: the same names as the registry's built-ins (checked below).
+# Values drawn for each built-in's parameters; combos that fail its check are dropped.
+AXES: dict[str, dict[str, list[int] | list[float]]] = {
+    "sma_crossover": {"fast": list(range(1, 60)), "slow": list(range(2, 400))},
+    "ema_crossover": {"fast": list(range(2, 40)), "slow": list(range(3, 200))},
+    "macd_signal_cross": {
+        "fast": list(range(2, 30)),
+        "slow": list(range(3, 80)),
+        "signal": list(range(1, 30)),
+    },
+    "rsi_mean_reversion": {
+        "period": list(range(2, 60)),
+        "lower": [10.0, 20.0, 25.0, 30.0, 35.0, 45.0],
+        "upper": [55.0, 65.0, 70.0, 75.0, 80.0, 90.0],
+    },
+    "bollinger_mean_reversion": {
+        "period": list(range(2, 120)),
+        "nbdev": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
+    },
+}
+
+
+def test_the_grids_cover_every_builtin() -> None:
+    assert sorted(AXES) == sorted(
+        entry.spec.name for entry in REGISTRY.entries() if entry.source == BUILT_IN
+    )
+
+
+@pytest.fixture(scope="module")
+def bars() -> Bars:
+    """A week of real 1m bars: 10,080 bars, three tiles, the last one partial."""
+    return btc_1m(date(2024, 11, 1), date(2024, 11, 7))
+
+
+def random_combos(strategy: str, rng: np.random.Generator, count: int) -> list[Params]:
+    spec = get_strategy(strategy)
+    combos: list[Params] = []
+    while len(combos) < count:
+        raw = {name: values[rng.integers(len(values))] for name, values in AXES[strategy].items()}
+        try:
+            combos.append(spec.parse(raw))
+        except ValueError:
+            continue
+    return combos
+
+
+def random_config(rng: np.random.Generator) -> EngineConfig:
+    stops = rng.random() < 0.5
+    return EngineConfig(
+        initial_capital=float(rng.choice([1_000.0, 10_000.0, 250_000.0])),
+        fee_bps=float(rng.choice([0.0, 1.0, 7.5])),
+        slippage_bps=float(rng.choice([0.0, 2.0])),
+        mode=PositionMode.LONG_ONLY if rng.random() < 0.3 else PositionMode.LONG_SHORT,
+        fraction=float(rng.choice([1.0, 0.5])),
+        stop_loss=float(rng.choice([0.002, 0.01])) if stops else None,
+        take_profit=float(rng.choice([0.004, 0.02])) if stops and rng.random() < 0.5 else None,
+    )
+
+
+def assert_same(kernel: list, singles: list) -> None:  # type: ignore[type-arg]
+    assert len(kernel) == len(singles)
+    for got, want in zip(kernel, singles, strict=True):
+        np.testing.assert_equal(astuple(got), astuple(want))  # NaN equals NaN here
+
+
+@pytest.mark.parametrize("strategy", list(AXES))
+def test_every_builtin_equals_single_runs_on_random_grids(bars: Bars, strategy: str) -> None:
+    rng = np.random.default_rng([SEED, list(AXES).index(strategy)])
+    for _ in range(3):
+        config = random_config(rng)
+        combos = random_combos(strategy, rng, 6)
+        kernel = score_chunk(bars, strategy, combos, config, Indicators(bars))
+        singles = [run_strategy(bars, strategy, p, config).metrics for p in combos]
+        assert_same(kernel, singles)
+
+
+def test_mean_crossover_periods_whose_cross_products_pass_int64(bars: Bars) -> None:
+    # BTC near 9e4 is 9e12 units of 1e-8; a 1,000- and a 2,000-bar sum times the other
+    # period pass 2**63, so the side is decided by whole parts and remainders.
+    combos = [get_strategy("sma_crossover").parse({"fast": f, "slow": s}) for f, s in
+              [(1000, 2000), (1500, 4000), (3, 7)]]  # fmt: skip
+    sums = Indicators(bars).fixed_point_sums
+    assert sums is not None
+    assert sums.largest * 1000 * 2000 >= 2**63
+    config = EngineConfig(fee_bps=4.0)
+    kernel = score_chunk(bars, "sma_crossover", combos, config, Indicators(bars))
+    assert_same(kernel, [run_strategy(bars, "sma_crossover", p, config).metrics for p in combos])
+
+
+def test_closes_that_are_not_8_decimal_prices_take_the_float_path(bars: Bars) -> None:
+    nudged = replace(bars, close=bars.close * (1.0 + 1e-12))
+    assert Indicators(nudged).fixed_point_sums is None
+    combos = random_combos("sma_crossover", np.random.default_rng(SEED), 4)
+    config = EngineConfig()
+    kernel = score_chunk(nudged, "sma_crossover", combos, config, Indicators(nudged))
+    assert_same(kernel, [run_strategy(nudged, "sma_crossover", p, config).metrics for p in combos])
+
+
+def _real_curve(bars: Bars) -> np.ndarray:  # type: ignore[type-arg]
+    return run_strategy(bars, "sma_crossover", {"fast": 5, "slow": 40}).equity
+
+
+def test_equity_statistics_do_not_depend_on_how_the_curve_is_cut(bars: Bars) -> None:
+    curve = _real_curve(bars)
+    whole = equity_accumulator(10_000.0)
+    add_equity(whole, curve)
+    rng = np.random.default_rng(SEED)
+    for _ in range(5):
+        cuts = np.sort(rng.choice(np.arange(1, len(curve)), size=7, replace=False))
+        pieces = equity_accumulator(10_000.0)
+        for piece in np.split(curve, cuts):
+            add_equity(pieces, piece)
+        np.testing.assert_array_equal(pieces, whole)
+    tiles = equity_accumulator(10_000.0)
+    for start in range(0, len(curve), TILE_BARS):
+        add_equity(tiles, curve[start : start + TILE_BARS])
+    np.testing.assert_array_equal(tiles, whole)
+    assert whole[E_COUNT] == len(curve)
+
+
+def test_equity_statistics_equal_the_numpy_formulas(bars: Bars) -> None:
+    capital = 10_000.0
+    curve = _real_curve(bars)
+    acc = equity_accumulator(capital)
+    add_equity(acc, curve)
+    metrics = metrics_from(acc, trade_accumulator(), capital, 0, 525_600.0)
+    returns = curve / np.concatenate(([capital], curve[:-1])) - 1.0
+    peaks = np.maximum.accumulate(np.concatenate(([capital], curve)))[1:]
+    drawdowns = 1.0 - curve / peaks
+    assert acc[E_MAX_DD] == drawdowns.max()  # the floor that skips divisions misses none
+    under = np.concatenate(([0], (curve < peaks).astype(int), [0]))
+    edges = np.flatnonzero(np.diff(under))
+    assert metrics.max_drawdown_duration_bars == (edges[1::2] - edges[::2]).max()
+    root = math.sqrt(525_600.0)
+    assert metrics.annual_volatility == pytest.approx(returns.std(ddof=1) * root, rel=1e-12)
+    assert metrics.sharpe == pytest.approx(returns.mean() / returns.std(ddof=1) * root, rel=1e-10)
+    downside = math.sqrt(np.mean(np.minimum(returns, 0.0) ** 2))
+    assert metrics.sortino == pytest.approx(returns.mean() / downside * root, rel=1e-10)
+
+
+def test_a_backtest_of_the_kernel_targets_is_the_same_backtest(bars: Bars) -> None:
+    # The kernel runs the SMA crossover without materialising its targets; the targets the
+    # strategy gives, backtested, are the same figures.
+    params = get_strategy("sma_crossover").parse({"fast": 7, "slow": 90})
+    config = EngineConfig(fee_bps=2.0, stop_loss=0.01)
+    (kernel,) = score_chunk(bars, "sma_crossover", [params], config, Indicators(bars))
+    targets = get_strategy("sma_crossover").signal(bars, params)
+    np.testing.assert_equal(astuple(kernel), astuple(run_backtest(bars, targets, config).metrics))
