@@ -11,6 +11,7 @@ from google.longrunning import operations_pb2_grpc  # type: ignore[import-untype
 from finance.backtest.v1 import backtest_service_pb2_grpc
 from finplat.backtest.adapters.operation_store import OperationStore
 from finplat.backtest.adapters.results_store import ResultStore
+from finplat.backtest.adapters.sweep_executor import SweepExecutor
 from finplat.backtest.service import runs
 from finplat.backtest.service.api import BacktestServicer, StatsView
 from finplat.backtest.service.operations import Operations
@@ -32,11 +33,17 @@ class BacktestServer:
 
 @asynccontextmanager
 async def backtest_server(
-    stats: StatsView, bars: runs.BarSource, results: ResultStore, path: Path, limits: runs.Limits
+    stats: StatsView,
+    bars: runs.BarSource,
+    results: ResultStore,
+    path: Path,
+    limits: runs.Limits,
+    executor: SweepExecutor | None = None,
 ) -> AsyncIterator[BacktestServer]:
-    """Both services on a free loopback port; operations kept in ``path`` (the results file)."""
+    """Both services on a free loopback port; operations kept in ``path`` (the results file),
+    computed by ``executor`` (threads by default)."""
     store = await OperationStore.open(path)
-    operations = Operations(store, results, bars, limits)
+    operations = Operations(store, results, bars, limits, executor=executor)
     servicer = BacktestServicer(stats, bars, results, limits, operations)
     bindings = [
         ServiceBinding(

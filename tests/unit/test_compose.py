@@ -21,6 +21,7 @@ INFRASTRUCTURE = {"kafka", "schema-registry", "redis", "influxdb"}
 MONITORING = {"prometheus", "grafana"}
 SERVICES = {"replay", "price-service", "backtest-service", "gateway"}
 JOBS = {"kafka-topics"}
+RAY = {"ray-head", "ray-worker"}  # the `ray` profile's cluster, for sweeps
 SETTINGS: dict[str, type[BaseSettings]] = {
     "FINPLAT_KAFKA_": KafkaSettings,
     "FINPLAT_REDIS_": RedisSettings,
@@ -132,7 +133,7 @@ def test_every_published_port_binds_loopback_only(compose: dict[str, Any]) -> No
         for port in service.get("ports", [])
     ]
 
-    assert len(ports) == 12
+    assert len(ports) == 13
     for name, port in ports:
         # "HOST:PUBLISHED:TARGET"; without HOST, Docker binds every interface.
         parts = port.split(":")
@@ -143,8 +144,8 @@ def test_every_published_port_binds_loopback_only(compose: dict[str, Any]) -> No
 def test_every_service_has_the_restart_policy_operators_expect(compose: dict[str, Any]) -> None:
     restart = {name: service.get("restart") for name, service in _services(compose).items()}
 
-    assert restart.keys() == INFRASTRUCTURE | MONITORING | SERVICES | JOBS
-    for name in INFRASTRUCTURE | MONITORING:
+    assert restart.keys() == INFRASTRUCTURE | MONITORING | SERVICES | JOBS | RAY
+    for name in INFRASTRUCTURE | MONITORING | RAY:
         assert restart[name] == "unless-stopped", name
     for name in SERVICES:
         assert restart[name] == "on-failure", name
@@ -192,3 +193,26 @@ def test_the_image_user_owns_what_our_services_write(compose: dict[str, Any]) ->
     assert "groupadd --system --gid 10001 finplat" in runs
     assert "useradd --system --uid 10001 --gid finplat" in runs
     assert "chown finplat:finplat /var/lib/finplat" in runs
+
+
+def test_the_ray_profile_is_a_cluster_the_backtest_service_can_be_pointed_at(
+    compose: dict[str, Any],
+) -> None:
+    services = _services(compose)
+    head, worker = services["ray-head"], services["ray-worker"]
+    environment = services["backtest-service"]["environment"]
+
+    # Only with `--profile ray`; our image, so every node has finplat and the service's Ray.
+    assert {name for name, s in services.items() if "ray" in s.get("profiles", [])} == RAY
+    assert head["build"] == worker["build"] == "."
+    assert head["entrypoint"] == worker["entrypoint"] == ["ray"]
+    assert "--ray-client-server-port=10001" in head["command"]
+    assert 10001 in _published(head)
+    assert "--address=ray-head:6379" in worker["command"]
+    assert "--port=6379" in head["command"]
+    # Local unless asked for; the head's Ray Client port when it is.
+    assert (
+        environment["FINPLAT_BACKTEST_SWEEP_EXECUTOR"]
+        == "${FINPLAT_BACKTEST_SWEEP_EXECUTOR:-local}"
+    )
+    assert environment["FINPLAT_BACKTEST_RAY_ADDRESS"].endswith(":-ray://ray-head:10001}")

@@ -17,6 +17,7 @@ from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_ser
 from finance.market.v1 import price_service_pb2_grpc
 from finplat.backtest.adapters.history import PriceServiceBars
 from finplat.backtest.adapters.results_store import ResultStore
+from finplat.backtest.adapters.sweep_executor import SweepExecutor
 from finplat.backtest.domain.stats import StatsSnapshot, SymbolSnapshot
 from finplat.backtest.service.api import BacktestServicer
 from finplat.backtest.service.consumer import PartitionLag
@@ -53,8 +54,11 @@ class Harness:
 
 
 @asynccontextmanager
-async def serve_harness(tmp_path: Path, limits: Limits) -> AsyncIterator[Harness]:
-    """The service on ``tmp_path``'s results file: twice on one path is a restart."""
+async def serve_harness(
+    tmp_path: Path, limits: Limits, executor: SweepExecutor | None = None
+) -> AsyncIterator[Harness]:
+    """The service on ``tmp_path``'s results file: twice on one path is a restart. Operations
+    compute on ``executor`` (threads by default)."""
     candles = btc_candles(market_data_dir(), date(2024, 11, 1), date(2024, 11, 3))
     eth = eth_candles(market_data_dir(), NOV_1_MS, NOV_1_MS + 3 * DAY_MS)
     prices = FakePriceService({"BTCUSDT": candles, "ETHUSDT": eth})
@@ -68,7 +72,7 @@ async def serve_harness(tmp_path: Path, limits: Limits) -> AsyncIterator[Harness
         bars = PriceServiceBars(price_service_pb2_grpc.PriceServiceStub(price_channel), chunk=1000)
         path = tmp_path / "results.sqlite3"
         async with (
-            backtest_server(FakeStats(), bars, store, path, limits) as served,
+            backtest_server(FakeStats(), bars, store, path, limits, executor) as served,
             grpc.aio.insecure_channel(served.address) as channel,
         ):
             stub = backtest_service_pb2_grpc.BacktestServiceStub(channel)

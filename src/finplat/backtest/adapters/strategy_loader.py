@@ -23,6 +23,9 @@ from finplat.backtest.domain.errors import InvalidStrategyError
 from finplat.backtest.domain.strategies import REGISTRY, Registered, StrategyRegistry, StrategySpec
 
 ENTRY_POINT_GROUP = "finplat.strategies"
+# The package a strategy file's module is named under (it exists only in `sys.modules`): such
+# a module cannot be imported elsewhere by its name, so the Ray executor ships it by value.
+FILE_MODULES = "finplat_user_strategies"
 
 
 def load_user_strategies(
@@ -75,7 +78,7 @@ def _specs_in(loaded: object, registry: StrategyRegistry) -> list[StrategySpec]:
 def _import_file(path: Path) -> ModuleType:
     """The module of strategy file ``path``, imported once per process."""
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
-    name = f"finplat_user_strategies.{path.stem}_{digest}"
+    name = f"{FILE_MODULES}.{path.stem}_{digest}"
     module = sys.modules.get(name)
     if module is not None:
         return module

@@ -1,11 +1,17 @@
-"""Runs a sweep's chunks of combinations on a pool of threads or processes, or in line."""
+"""Where a sweep's chunks of combinations run: threads of this process, a Ray cluster
+(`ray_executor`), or in line.
+
+A chunk is the unit of work, of progress and of what a stop waits for: `SweepJob.run`
+computes a whole chunk at once, so an executor hands each chunk over when it is finished and
+never part of one. `run_sweep` is the one-call sweep of RunSweep and the benchmarks.
+"""
 
 import math
 import multiprocessing
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Literal
+from typing import Literal, Protocol
 
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import EngineConfig
@@ -15,9 +21,82 @@ from finplat.backtest.domain.strategies import Indicators, Params
 from finplat.backtest.domain.sweep import SweepJob, SweepPlan, SweepReport, plan_sweep
 
 Backend = Literal["process", "thread", "serial"]
+OnChunk = Callable[[int, list[Metrics]], None]
 
 # Set only inside process-pool workers (each process has its own copy).
 _PROCESS_JOB: list[SweepJob] = []
+
+
+class SweepExecutor(Protocol):
+    """Runs chunks of a sweep's combinations; `LocalExecutor` and `RayExecutor` are the two."""
+
+    def parallelism(self) -> int:
+        """Chunks it computes at once: what a plan is cut into when it needs no finer chunks."""
+        ...
+
+    def run_chunks(
+        self,
+        job: SweepJob,
+        chunks: Mapping[int, Sequence[Params]],
+        stop: threading.Event,
+        on_chunk: OnChunk,
+    ) -> None:
+        """Compute each of ``chunks`` (by index) with ``job``, handing its metrics to
+        ``on_chunk(index, metrics)`` as it finishes (from any thread).
+
+        Returns once every chunk was handed over, or soon after ``stop`` is set: the chunks not
+        handed over by then are dropped, and none is handed over afterwards. The first error of
+        any chunk stops the others and is raised.
+        """
+        ...
+
+    def close(self) -> None:
+        """Let go of what it holds (a cluster connection); the service calls it when it stops."""
+        ...
+
+
+class LocalExecutor:
+    """Chunks on ``workers`` threads of this process, sharing the job's indicator memo.
+
+    numba kernels are ``nogil`` and numpy releases the GIL, so the threads use the cores. A
+    stop is seen between chunks: the chunks being computed finish first (and are dropped).
+    """
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise InvalidConfigError(f"workers must be >= 1, got {workers}")
+        self._workers = workers
+
+    def parallelism(self) -> int:
+        return self._workers
+
+    def run_chunks(
+        self,
+        job: SweepJob,
+        chunks: Mapping[int, Sequence[Params]],
+        stop: threading.Event,
+        on_chunk: OnChunk,
+    ) -> None:
+        failed = threading.Event()
+
+        def run(index: int) -> None:
+            if stop.is_set() or failed.is_set():
+                return
+            try:
+                metrics = job.run(chunks[index])
+                if not stop.is_set():
+                    on_chunk(index, metrics)
+            except BaseException:
+                failed.set()
+                raise
+
+        with ThreadPoolExecutor(self._workers, thread_name_prefix="sweep") as threads:
+            futures = [threads.submit(run, index) for index in sorted(chunks)]
+            for future in futures:
+                future.result()
+
+    def close(self) -> None:
+        pass
 
 
 def _init_process(bars: Bars, strategy: str, config: EngineConfig) -> None:
@@ -82,39 +161,3 @@ def run_sweep(
             parts = procs.map(_run_in_process, split(combos, workers).values())
             metrics = [m for part in parts for m in part]
     return plan.report(metrics)
-
-
-def run_chunks(
-    job: SweepJob,
-    chunks: Mapping[int, Sequence[Params]],
-    workers: int,
-    stop: threading.Event,
-    on_combination: Callable[[Params, Metrics], None],
-    on_chunk: Callable[[int, list[Metrics]], None],
-) -> None:
-    """Run ``chunks`` (by index) on ``workers`` threads, one combination at a time.
-
-    ``stop`` is looked at before every combination, so setting it ends the work within one
-    backtest; a chunk is handed to ``on_chunk`` only once all its combinations finished (and
-    then in full). The first error of any chunk stops the others and is raised.
-    """
-    failed = threading.Event()
-
-    def run(index: int) -> None:
-        metrics: list[Metrics] = []
-        try:
-            for params in chunks[index]:
-                if stop.is_set() or failed.is_set():
-                    return
-                (result,) = job.run([params])
-                metrics.append(result)
-                on_combination(params, result)
-            on_chunk(index, metrics)
-        except BaseException:
-            failed.set()
-            raise
-
-    with ThreadPoolExecutor(workers, thread_name_prefix="sweep") as threads:
-        futures = [threads.submit(run, index) for index in sorted(chunks)]
-        for future in futures:
-            future.result()

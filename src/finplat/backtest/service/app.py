@@ -25,6 +25,7 @@ from finplat.backtest.adapters.history import PriceServiceBars
 from finplat.backtest.adapters.operation_store import OperationStore
 from finplat.backtest.adapters.results_store import ResultStore
 from finplat.backtest.adapters.strategy_loader import load_user_strategies
+from finplat.backtest.adapters.sweep_executor import LocalExecutor, SweepExecutor
 from finplat.backtest.domain.stats import StatsSnapshot, StreamStats
 from finplat.backtest.service.api import BacktestServicer
 from finplat.backtest.service.consumer import PartitionLag, StatsConsumer
@@ -188,6 +189,16 @@ async def _run_until_signal(
     log_snapshot(*view())
 
 
+def sweep_executor(settings: BacktestSettings) -> SweepExecutor:
+    """Where the sweep and walk-forward operations compute (a Ray cluster connects on use)."""
+    if settings.sweep_executor == "ray":
+        # Imported only then: ray takes a second to import, and the local executor needs none.
+        from finplat.backtest.adapters.ray_executor import RayExecutor  # noqa: PLC0415
+
+        return RayExecutor(settings.ray_address)
+    return LocalExecutor(settings.sweep_workers)
+
+
 async def serve(settings: BacktestSettings, kafka: KafkaSettings) -> None:
     """Run the service until SIGTERM or SIGINT."""
     # First: a strategy file that does not load stops the start, before anything is opened.
@@ -225,7 +236,9 @@ async def serve(settings: BacktestSettings, kafka: KafkaSettings) -> None:
                 settings.price_service_timeout_s,
                 metadata=bearer_metadata(token),
             )
-            operations = Operations(operation_store, stored, bars, limits)
+            operations = Operations(
+                operation_store, stored, bars, limits, executor=sweep_executor(settings)
+            )
             servicer = BacktestServicer(
                 view, bars, stored, limits, operations, settings.max_concurrent_runs
             )

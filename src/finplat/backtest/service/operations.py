@@ -3,19 +3,20 @@ in the background, kept across restarts.
 
 StartSweep checks the request (a bad one is refused there and then, as RunSweep would), stores
 the operation and returns it; a task then fetches the bars and runs the combinations in
-chunks. Each finished chunk is stored with the progress it makes, so a restarted service
+chunks on the service's executor (`FINPLAT_BACKTEST_SWEEP_EXECUTOR`: its own threads, or a
+Ray cluster). Each finished chunk is stored, and only then counted, so a restarted service
 resumes every unfinished operation from the chunks it kept. Progress (done and total
-combinations, best so far, elapsed) is the operation's `SweepProgress` metadata, updated after
-every combination and pushed to watchers. One operation computes at a time, with the
-service's sweep workers; the others wait their turn (their progress stands still), and a
-cancel ends a waiting one at once.
+combinations, best so far, elapsed) is the operation's `SweepProgress` metadata, updated as
+each chunk finishes and pushed to watchers. One operation computes at a time; the others wait
+their turn (their progress stands still), and a cancel ends a waiting one at once.
 
 A walk-forward (StartWalkForward) runs the same way, its progress the folds done; its chunks
 are its sweeps (the whole period's, then each fold's in-sample one), so a restart reruns only
 the out-of-sample backtests of the folds it had finished.
 
-A cancel stops the work before the next combination (within one backtest) and ends the
-operation with CANCELLED; a shutdown stops it the same way but leaves it unfinished, to resume.
+A cancel stops the work (threads finish the chunks they compute and drop them; a Ray cluster's
+tasks are cancelled) and ends the operation with CANCELLED; a shutdown stops it the same way
+but leaves it unfinished, to resume.
 """
 
 import asyncio
@@ -25,7 +26,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,7 +39,7 @@ from google.rpc import status_pb2  # type: ignore[import-untyped]
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finplat.backtest.adapters.operation_store import OperationStore
-from finplat.backtest.adapters.sweep_executor import run_chunks, split
+from finplat.backtest.adapters.sweep_executor import LocalExecutor, SweepExecutor, split
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.metrics import Metrics
 from finplat.backtest.domain.strategies import Params
@@ -52,8 +53,8 @@ from finplat.backtest.service.validation import DataQuery, RequestError
 logger = logging.getLogger(__name__)
 
 PREFIX = "operations/"
-# Watchers get at most this many updates a second: progress moves per combination, which can
-# be thousands a second, while a progress bar needs a few.
+# Watchers get at most ten updates a second: progress moves per chunk, which can be hundreds a
+# second, while a progress bar needs a few.
 _WATCH_INTERVAL_S = 0.1
 # Chunks an operation is cut into (fewer when it has fewer combinations): each is a row and a
 # durable write, and what a crash can lose at most.
@@ -80,8 +81,8 @@ class _Running:
     operation: Any  # google.longrunning.Operation, its metadata kept in `progress`
     progress: Any  # SweepProgress or WalkForwardProgress
     elapsed_before_s: float
-    # Set to stop the work: read by the worker threads between combinations; the asyncio
-    # twin wakes a task waiting for its turn or between retries.
+    # Set to stop the work: read by the executor between chunks; the asyncio twin wakes a task
+    # waiting for its turn or between retries.
     stop: threading.Event = field(default_factory=threading.Event)
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: bool = False
@@ -117,11 +118,14 @@ class Operations:
         bars: runs.BarSource,
         limits: runs.Limits,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        executor: SweepExecutor | None = None,
     ) -> None:
         self._store = store
         self._results = results
         self._bars = bars
         self._limits = limits
+        # Where the chunks run: threads of this process unless the composition root says.
+        self._executor = executor or LocalExecutor(limits.sweep_workers)
         self._now_ms = now_ms
         self._running: dict[str, _Running] = {}
         self._turn = asyncio.Semaphore(1)
@@ -249,11 +253,13 @@ class Operations:
             await asyncio.sleep(_WATCH_INTERVAL_S)
 
     async def close(self) -> None:
-        """Stop every running operation, leaving it unfinished so the next start resumes it."""
+        """Stop every running operation, leaving it unfinished so the next start resumes it;
+        then close the executor (a cluster connection)."""
         tasks = [entry.task for entry in self._running.values() if entry.task is not None]
         for entry in self._running.values():
             entry.request_stop(cancel=False)
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(self._executor.close)
 
     async def _run(self, entry: _Running, request: Message) -> None:
         name = entry.operation.name
@@ -342,22 +348,19 @@ class Operations:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
 
-        def on_combination(params: Params, result: Metrics) -> None:
-            loop.call_soon_threadsafe(self._count, entry, params, result, rank, started)
+        async def keep_and_count(index: int, metrics: list[Metrics]) -> None:
+            # A chunk counted done is a chunk kept: on disk first.
+            await self._keep(entry, index, key, metrics)
+            kept[index] = metrics
+            self._count(entry, chunks[index], metrics, rank, started)
 
         def on_chunk(index: int, metrics: list[Metrics]) -> None:
-            kept[index] = metrics
-            # Waits until the chunk is on disk: a chunk counted done is a chunk kept.
-            keep = self._keep(entry, index, key, metrics)
-            asyncio.run_coroutine_threadsafe(keep, loop).result()
+            asyncio.run_coroutine_threadsafe(keep_and_count(index, metrics), loop).result()
 
         pending = {i: chunk for i, chunk in chunks.items() if i not in kept}
         await runs.compute(
-            lambda: run_chunks(
-                plan.job, pending, self._limits.sweep_workers, entry.stop,
-                on_combination, on_chunk,
-            )
-        )  # fmt: skip
+            lambda: self._executor.run_chunks(plan.job, pending, entry.stop, on_chunk)
+        )
         if entry.stop.is_set():
             await self._end_stopped(entry)
             return
@@ -390,11 +393,10 @@ class Operations:
             stored = kept.get(index)
             if stored is not None and stored.plan == key:
                 return stored.metrics
-            # Combination by combination with the stop flag looked at, as a sweep's.
+            # In as many chunks as the executor computes at once, stopped as a sweep's.
             parts: dict[int, list[Metrics]] = {}
-            workers = self._limits.sweep_workers
-            run_chunks(plan.job, split(plan.combos, workers), workers, entry.stop,
-                       lambda params, result: None, parts.__setitem__)  # fmt: skip
+            chunks = split(plan.combos, self._executor.parallelism())
+            self._executor.run_chunks(plan.job, chunks, entry.stop, parts.__setitem__)
             if entry.stop.is_set():
                 raise _StoppedError
             metrics = [m for i in sorted(parts) for m in parts[i]]
@@ -436,13 +438,14 @@ class Operations:
     def _count(
         self,
         entry: _Running,
-        params: Params,
-        result: Metrics,
+        chunk: Sequence[Params],
+        metrics: list[Metrics],
         key: Callable[[Metrics], Any],
         started: float,
     ) -> None:
-        entry.progress.done_combinations += 1
-        self._count_best(entry, params, result, key)
+        entry.progress.done_combinations += len(metrics)
+        for params, result in zip(chunk, metrics, strict=True):
+            self._count_best(entry, params, result, key)
         entry.progress.elapsed.CopyFrom(
             _duration(entry.elapsed_before_s + time.monotonic() - started)
         )

@@ -1,6 +1,7 @@
 """Settings of the backtest service, read once from `FINPLAT_BACKTEST_*` by the composition root."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,7 +60,17 @@ class BacktestSettings(BaseSettings, ServerSecurity, ChannelSecurity):
 
     # Backtests and sweeps run at once (2 cores: more would only queue inside numba).
     max_concurrent_runs: int = Field(default=2, ge=1)
+    # Threads of a sweep here: RunSweep's, and the operations' with the local executor.
     sweep_workers: int = Field(default=2, ge=1)
+    # Where sweep and walk-forward operations compute their chunks: `local`, `sweep_workers`
+    # threads of this process; `ray`, one task per chunk on the Ray cluster at `ray_address`
+    # (each node needs finplat and the operator's strategy packages; strategy files travel
+    # with the sweep). The results are the same either way.
+    sweep_executor: Literal["local", "ray"] = "local"
+    # The Ray cluster: `auto` (the one `ray start` runs on this machine), `HOST:6379` (its
+    # head's GCS, from a node of the cluster) or `ray://HOST:10001` (Ray Client, from anywhere;
+    # e.g. a KubeRay cluster's head service).
+    ray_address: str = "auto"
     max_sweep_combinations: int = Field(default=10_000, ge=1)
     # Bars one backtest may ask for (a year of 1m bars is 525,600).
     max_bars: int = Field(default=5_000_000, ge=2)
