@@ -10,6 +10,7 @@ from dataclasses import astuple, replace
 from datetime import date
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from finplat.backtest.domain.bars import Bars
@@ -17,6 +18,7 @@ from finplat.backtest.domain.engine import EngineConfig, PositionMode, run_backt
 from finplat.backtest.domain.metrics import (
     E_COUNT,
     E_MAX_DD,
+    Metrics,
     add_equity,
     equity_accumulator,
     metrics_from,
@@ -87,7 +89,7 @@ def random_config(rng: np.random.Generator) -> EngineConfig:
     )
 
 
-def assert_same(kernel: list, singles: list) -> None:  # type: ignore[type-arg]
+def assert_same(kernel: list[Metrics], singles: list[Metrics]) -> None:
     assert len(kernel) == len(singles)
     for got, want in zip(kernel, singles, strict=True):
         np.testing.assert_equal(astuple(got), astuple(want))  # NaN equals NaN here
@@ -126,7 +128,7 @@ def test_closes_that_are_not_8_decimal_prices_take_the_float_path(bars: Bars) ->
     assert_same(kernel, [run_strategy(nudged, "sma_crossover", p, config).metrics for p in combos])
 
 
-def _real_curve(bars: Bars) -> np.ndarray:  # type: ignore[type-arg]
+def _real_curve(bars: Bars) -> npt.NDArray[np.float64]:
     return run_strategy(bars, "sma_crossover", {"fast": 5, "slow": 40}).equity
 
 
