@@ -99,18 +99,18 @@ def _hold(
     close: FloatArray,
     side: Int8Array,
     equity: FloatArray,
+    bars: tuple[int, int],
     direction: int,
     qty: float,
     entry_px: float,
     cash: float,
 ) -> None:
-    """Bars in which nothing is traded: the side held and the equity at each close."""
-    side[:] = direction
-    if direction == 0:
-        equity[:] = cash
-    else:
-        for i in range(close.shape[0]):
-            equity[i] = cash + direction * qty * (close[i] - entry_px)
+    """Bars ``bars`` (first, end) in which nothing is traded: the side held and the equity at
+    each close. Bounds, not slices: a view costs reference counting, per run of bars."""
+    first, end = bars
+    for i in range(first, end):
+        side[i] = direction
+        equity[i] = cash + direction * qty * (close[i] - entry_px) if direction != 0 else cash
 
 
 @njit
@@ -201,7 +201,7 @@ def advance(
         # Without stops, the bars whose targets repeat this one's change nothing but the
         # equity: a run the compiler vectorises, most of the bars of most strategies.
         end = _repeats_until(target, i, desired_next)
-        _hold(close[i:end], side[i:end], equity[i:end], direction, qty, entry_px, cash)
+        _hold(close, side, equity, (i, end), direction, qty, entry_px, cash)
         exposed += (end - i) * (direction != 0)
         desired_next = int(target[end - 1])
         i = end
