@@ -1,8 +1,10 @@
 """Sweeps as long-running operations (AIP-151) on the real in-process service: started at once,
 followed, cancelled, deleted, and resumed after a stop from the chunks kept."""
 
+import math
 import time
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ from google.protobuf.duration_pb2 import Duration
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finplat.backtest.adapters.operation_store import OperationStore
+from finplat.backtest.domain.sweep import plan_sweep
+from finplat.backtest.service.convert import engine_config
 from finplat.backtest.service.runs import Limits
 from tests.unit.backtest.api_harness import (
     DAY_MS,
@@ -22,6 +26,7 @@ from tests.unit.backtest.api_harness import (
     run_request,
     serve_harness,
 )
+from tests.unit.backtest.conftest import btc_1m
 
 pytestmark = pytest.mark.asyncio
 
@@ -296,3 +301,35 @@ async def test_chunks_of_another_plan_are_computed_again_when_resumed(tmp_path: 
     (only,) = listed.operations
     assert only.done
     assert not only.HasField("response")
+
+
+async def test_a_grid_beyond_the_results_a_sweep_keeps_ranks_its_best_top_n(
+    tmp_path: Path,
+) -> None:
+    # 110 x 99 = 10,890 combinations (4,950 valid): more than a sweep stores whole.
+    request = _sweep(fast=110, slow=100)
+    async with serve_harness(tmp_path, Limits(max_sweep_combinations=20_000)) as service:
+        refused = await rpc_error(service.stub.StartSweep(request))
+        request.sweep.top_n = 5
+        started = await service.stub.StartSweep(request)
+        ended = await _wait(service, started.name)
+    # The same day's bars and the same config, every combination run here in grid order.
+    plan = plan_sweep(
+        btc_1m(date(2024, 11, 1), date(2024, 11, 1)), "sma_crossover",
+        {"fast": range(1, 111), "slow": range(2, 101)}, engine_config(request.sweep.config),
+    )  # fmt: skip
+    sharpes = [m.sharpe for m in plan.job.run(plan.combos)]
+
+    assert refused == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "a grid of 10,890 combinations needs top_n between 1 and 10,000: the sweep stores and "
+        "returns its best results, not all of them",
+    )
+    # Sorted here: the five best by sharpe, ties by grid order.
+    combos = [(f, s) for f in range(1, 111) for s in range(2, 101) if f < s]
+    assert len(sharpes) == len(combos) == _progress(ended).total_combinations == 4950
+    best = sorted(range(len(combos)), key=lambda i: (math.isnan(sharpes[i]), -sharpes[i], i))[:5]
+    assert [
+        (r.parameters["fast"], r.parameters["slow"], r.metrics.sharpe)
+        for r in _response(ended).results
+    ] == [(*combos[i], sharpes[i]) for i in best]

@@ -160,4 +160,4 @@ def run_sweep(
         ) as procs:
             parts = procs.map(_run_in_process, split(combos, workers).values())
             metrics = [m for part in parts for m in part]
-    return plan.report(metrics)
+    return plan.report_all(metrics)

@@ -260,8 +260,12 @@ def run_serially(plan: SweepPlan) -> Sequence[Metrics]:
 def _best(plan: SweepPlan, run_plan: RunPlan, where: str) -> SweepResult:
     """The plan's winner by its ``rank_by``; InvalidConfigError when nothing can win."""
     if not plan.combos:
-        raise InvalidConfigError(f"the grid has no valid combination ({len(plan.skipped)} skipped)")
-    best = plan.report(run_plan(plan)).results[0]
+        raise InvalidConfigError(
+            f"the grid has no valid combination ({plan.grid.skipped_count} skipped)"
+        )
+    ranking = plan.ranking(top_n=1)
+    ranking.add(0, plan.combos, run_plan(plan))
+    (best,) = ranking.best()
     # The report ranks NaN last, so a NaN winner means every combo's metric is NaN.
     if math.isnan(float(getattr(best.metrics, plan.rank_by))):
         raise InvalidConfigError(
@@ -419,5 +423,5 @@ def walk_forward(
         whole_period=PeriodOptimum(
             BarWindow.of(bars, range(len(bars))), whole_best.params.as_dict(), whole_best.metrics
         ),
-        skipped=tuple(whole.skipped),
+        skipped=tuple(whole.grid.skipped),
     )

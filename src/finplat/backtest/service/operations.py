@@ -135,14 +135,14 @@ class Operations:
         checked = runs.check_sweep(request.sweep, self._limits)
         # The grid against the strategy's schema now, so a value out of range is refused here
         # and the total is known from the first answer.
-        combos, _ = await runs.compute(lambda: expand_grid(checked.strategy, checked.grid))
+        grid = await runs.compute(lambda: expand_grid(checked.strategy, checked.grid))
         now = self._now_ms()
         progress = backtest_service_pb2.SweepProgress(
             sweep_id=new_id(now),
             strategy=checked.strategy,
             rank_by=checked.rank_name,
             create_time=convert.timestamp(now),
-            total_combinations=len(combos),
+            total_combinations=len(grid.combos),
         )
         return await self._add(progress.sweep_id, progress, request, now)
 
@@ -152,8 +152,8 @@ class Operations:
         """Check the walk-forward, store its operation and start it; the operation, at once."""
         checked = walk_forwards.check_walk_forward(request, self._limits)
         sweep = checked.sweep
-        combos, _ = await runs.compute(lambda: expand_grid(sweep.strategy, sweep.grid))
-        walk_forwards.check_work(checked, len(combos), self._limits)
+        grid = await runs.compute(lambda: expand_grid(sweep.strategy, sweep.grid))
+        walk_forwards.check_work(checked, len(grid.combos), self._limits)
         now = self._now_ms()
         progress = backtest_service_pb2.WalkForwardProgress(
             walk_forward_id=new_id(now),
@@ -334,16 +334,24 @@ class Operations:
             )
         )
         chunks = split(plan.combos, _CHUNKS)
+        # Where each chunk starts in the grid: the ranking breaks ties by grid order.
+        sizes = [len(chunk) for chunk in chunks.values()]
+        firsts = dict(zip(chunks, itertools.accumulate(sizes[:-1], initial=0), strict=True))
         key = await asyncio.to_thread(_plan_key, plan)
+        # Ranked as chunks finish and then let go, so memory holds the best `top_n`, not
+        # every result of a grid of a million.
+        ranking = plan.ranking(checked.top_n)
         # Chunks of another plan (the range's bars changed, a strategy's check did) are stale.
-        kept = {i: c.metrics for i, c in (await self._store.chunks(entry.operation.name)).items()
-                if c.plan == key and i in chunks and len(c.metrics) == len(chunks[i])}  # fmt: skip
+        done = set()
+        for index, chunk in (await self._store.chunks(entry.operation.name)).items():
+            if chunk.plan == key and index in chunks and len(chunk.metrics) == len(chunks[index]):
+                done.add(index)
+                ranking.add(firsts[index], chunks[index], chunk.metrics)
         entry.progress.total_combinations = len(plan.combos)
-        entry.progress.done_combinations = sum(len(m) for m in kept.values())
+        entry.progress.done_combinations = sum(len(chunks[index]) for index in done)
         rank = rank_key(checked.rank_attribute)
-        for index, metrics in kept.items():
-            for params, result in zip(chunks[index], metrics, strict=True):
-                self._count_best(entry, params, result, rank)
+        for result in ranking.best()[:1]:
+            self._count_best(entry, result.params, result.metrics, rank)
         entry.touch()
         loop = asyncio.get_running_loop()
         started = time.monotonic()
@@ -351,20 +359,20 @@ class Operations:
         async def keep_and_count(index: int, metrics: list[Metrics]) -> None:
             # A chunk counted done is a chunk kept: on disk first.
             await self._keep(entry, index, key, metrics)
-            kept[index] = metrics
+            ranking.add(firsts[index], chunks[index], metrics)
             self._count(entry, chunks[index], metrics, rank, started)
 
         def on_chunk(index: int, metrics: list[Metrics]) -> None:
             asyncio.run_coroutine_threadsafe(keep_and_count(index, metrics), loop).result()
 
-        pending = {i: chunk for i, chunk in chunks.items() if i not in kept}
+        pending = {i: chunk for i, chunk in chunks.items() if i not in done}
         await runs.compute(
             lambda: self._executor.run_chunks(plan.job, pending, entry.stop, on_chunk)
         )
         if entry.stop.is_set():
             await self._end_stopped(entry)
             return
-        report = plan.report([m for i in range(len(chunks)) for m in kept[i]])
+        report = plan.report(ranking)
         sweep = runs.sweep_message(
             checked, report, entry.progress.sweep_id, entry.progress.create_time.ToMilliseconds()
         )
@@ -498,7 +506,8 @@ def _plan_key(plan: SweepPlan) -> str:
     for column in (bars.open_time_ms, bars.open, bars.high, bars.low, bars.close):
         digest.update(column.tobytes())
     digest.update(repr((plan.job.strategy, plan.job.config)).encode())
-    digest.update(repr([sorted(p.items()) for p in plan.combos]).encode())
+    for params in plan.combos:  # one at a time: a million combinations make no big string
+        digest.update(repr(sorted(params.items())).encode())
     return digest.hexdigest()
 
 

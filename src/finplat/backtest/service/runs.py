@@ -7,6 +7,7 @@ serving while a run computes.
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -41,6 +42,11 @@ class BarSource(Protocol):
     async def load(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> Bars:
         """Bars opening in [start_ms, end_ms); `NoDataError` when there are none."""
         ...
+
+
+# Results a sweep may store and return: a sweep message of 10,000 results is about 2 MB,
+# within gRPC's 4 MB default message size.
+MAX_RESULTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +149,13 @@ def check_sweep(request: backtest_service_pb2.RunSweepRequest, limits: Limits) -
     query = validation.data_range(request.data, limits.max_bars)
     if request.top_n < 0:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "top_n must not be negative")
+    combos = math.prod(len(values) for values in grid.values())
+    if combos > MAX_RESULTS and not 0 < request.top_n <= MAX_RESULTS:
+        raise RequestError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"a grid of {combos:,} combinations needs top_n between 1 and {MAX_RESULTS:,}: "
+            "the sweep stores and returns its best results, not all of them",
+        )
     return CheckedSweep(spec.name, grid, rank_name, rank_attribute, config, query, request.top_n)
 
 

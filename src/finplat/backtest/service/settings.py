@@ -71,7 +71,9 @@ class BacktestSettings(BaseSettings, ServerSecurity, ChannelSecurity):
     # head's GCS, from a node of the cluster) or `ray://HOST:10001` (Ray Client, from anywhere;
     # e.g. a KubeRay cluster's head service).
     ray_address: str = "auto"
-    max_sweep_combinations: int = Field(default=10_000, ge=1)
+    # Combinations a sweep's grid may have. Up to a million: ranked on a bounded heap (a grid
+    # above 10,000 must ask for its best `top_n`), at the executor's speed (a Ray cluster's).
+    max_sweep_combinations: int = Field(default=10_000, ge=1, le=1_000_000)
     # Bars one backtest may ask for (a year of 1m bars is 525,600).
     max_bars: int = Field(default=5_000_000, ge=2)
     # Points kept of an equity curve in a stored backtest.
