@@ -16,6 +16,7 @@ import pytest
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import EngineConfig, PositionMode, run_backtest, run_strategy
 from finplat.backtest.domain.metrics import (
+    BLOCK,
     E_COUNT,
     E_MAX_DD,
     Metrics,
@@ -138,9 +139,9 @@ def test_equity_statistics_do_not_depend_on_how_the_curve_is_cut(bars: Bars) -> 
     add_equity(whole, curve)
     rng = np.random.default_rng(SEED)
     for _ in range(5):
-        cuts = np.sort(rng.choice(np.arange(1, len(curve)), size=7, replace=False))
+        blocks = rng.choice(np.arange(1, len(curve) // BLOCK + 1), size=3, replace=False)
         pieces = equity_accumulator(10_000.0)
-        for piece in np.split(curve, cuts):
+        for piece in np.split(curve, np.sort(blocks) * BLOCK):
             add_equity(pieces, piece)
         np.testing.assert_array_equal(pieces, whole)
     tiles = equity_accumulator(10_000.0)
@@ -148,6 +149,13 @@ def test_equity_statistics_do_not_depend_on_how_the_curve_is_cut(bars: Bars) -> 
         add_equity(tiles, curve[start : start + TILE_BARS])
     np.testing.assert_array_equal(tiles, whole)
     assert whole[E_COUNT] == len(curve)
+
+
+def test_a_piece_of_a_curve_off_the_blocks_is_refused(bars: Bars) -> None:
+    acc = equity_accumulator(10_000.0)
+    add_equity(acc, _real_curve(bars)[: BLOCK + 1])
+    with pytest.raises(ValueError, match="multiple of BLOCK"):
+        add_equity(acc, _real_curve(bars)[BLOCK + 1 :])
 
 
 def test_equity_statistics_equal_the_numpy_formulas(bars: Bars) -> None:

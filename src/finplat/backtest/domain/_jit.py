@@ -15,6 +15,13 @@ def njit(func: F) -> F:
     return cast(F, numba.njit(cache=True, nogil=True)(func))
 
 
+def njit_reassociating(func: F) -> F:
+    """``njit`` allowing floating-point additions to be reordered, so that the compiler
+    vectorises a sum. The order then depends on the compiled code and the length summed, the
+    same for the same inputs: callers sum the same blocks to get the same result."""
+    return cast(F, numba.njit(cache=True, nogil=True, fastmath={"reassoc"})(func))
+
+
 def njit_parallel(func: F) -> F:
     """``numba.njit(cache=True, parallel=True)`` for kernels that use ``prange``."""
     return cast(F, numba.njit(cache=True, nogil=True, parallel=True)(func))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from finplat.backtest.domain._jit import njit
+from finplat.backtest.domain._jit import njit, njit_reassociating
 from finplat.backtest.domain.trades import TradeLog
 
 FloatArray = npt.NDArray[np.float64]
@@ -50,13 +50,12 @@ def bars_per_year(open_time_ms: IntArray) -> float:
     return MS_PER_YEAR / float(np.median(np.diff(open_time_ms)))
 
 
-# Slots of the running statistics of an equity curve (``add_equity``). The sums of returns,
-# of their squares and of their losses' squares are kept in ``LANES`` partial sums each,
-# bar i going to lane i % LANES: four independent additions per bar instead of one chain.
-LANES = 4
-E_PREV, E_PEAK, E_MAX_DD, E_FLOOR, E_RUN, E_LONGEST, E_COUNT = range(7)
-E_SUM, E_SUM_SQ, E_DOWN_SQ = 7, 7 + LANES, 7 + 2 * LANES
-_EQUITY_SLOTS = 7 + 3 * LANES
+# Slots of the running statistics of an equity curve (``add_equity``).
+E_PREV, E_PEAK, E_MAX_DD, E_FLOOR, E_RUN, E_LONGEST, E_COUNT, E_SUM, E_SUM_SQ, E_DOWN_SQ = range(10)
+# Bars whose returns are summed together, by a vectorised loop, before they are added to the
+# running sums: a curve's pieces start at multiples of it, so every caller sums the same
+# blocks in the same way and gets the same result (see ``add_equity``).
+BLOCK = 1024
 # Slots of the running statistics of closed trades (``add_trades``).
 T_COUNT, T_WINS, T_GAINS, T_LOSSES, T_SUM_PNL, T_SUM_RETURN = range(6)
 # A drawdown is computed (a division) only below peak x (1 - max drawdown) x (1 + this): the
@@ -67,7 +66,7 @@ _FLOOR_MARGIN = 1e-12
 
 def equity_accumulator(capital: float) -> FloatArray:
     """Running statistics of an equity curve that starts from ``capital``, none added yet."""
-    acc = np.zeros(_EQUITY_SLOTS)
+    acc = np.zeros(10)
     acc[E_PREV] = acc[E_PEAK] = capital
     acc[E_FLOOR] = capital * (1.0 + _FLOOR_MARGIN)
     return acc
@@ -79,37 +78,25 @@ def trade_accumulator() -> FloatArray:
 
 
 @njit
-def _simple_return(e: float, prev: float) -> float:
-    return e / prev - 1.0 if prev > 0.0 else 0.0
+def _returns(equity: FloatArray, prev: float, out: FloatArray) -> None:
+    """Simple returns of ``equity`` after ``prev``; independent bars, so a vectorised loop."""
+    out[0] = equity[0] / prev - 1.0 if prev > 0.0 else 0.0
+    for i in range(1, equity.shape[0]):
+        before = equity[i - 1]
+        out[i] = equity[i] / before - 1.0 if before > 0.0 else 0.0
 
 
-@njit
-def _add_return(acc: FloatArray, lane: int, r: float) -> None:
-    acc[E_SUM + lane] += r
-    acc[E_SUM_SQ + lane] += r * r
-    loss = min(r, 0.0)  # branch-free: a return's sign is a coin toss to the CPU
-    acc[E_DOWN_SQ + lane] += loss * loss
-
-
-@njit
-def _add_groups(acc: FloatArray, equity: FloatArray, prev: float) -> None:
-    """Returns of ``equity`` (a whole number of groups of ``LANES`` bars, starting at lane 0)
-    added lane by lane, the partial sums held in registers."""
-    s0, s1, s2, s3 = acc[E_SUM], acc[E_SUM + 1], acc[E_SUM + 2], acc[E_SUM + 3]
-    q0, q1, q2, q3 = acc[E_SUM_SQ], acc[E_SUM_SQ + 1], acc[E_SUM_SQ + 2], acc[E_SUM_SQ + 3]
-    d0, d1, d2, d3 = acc[E_DOWN_SQ], acc[E_DOWN_SQ + 1], acc[E_DOWN_SQ + 2], acc[E_DOWN_SQ + 3]
-    for i in range(0, equity.shape[0], LANES):
-        e0, e1, e2, e3 = equity[i], equity[i + 1], equity[i + 2], equity[i + 3]
-        r0, r1 = _simple_return(e0, prev), _simple_return(e1, e0)
-        r2, r3 = _simple_return(e2, e1), _simple_return(e3, e2)
-        prev = e3
-        s0, s1, s2, s3 = s0 + r0, s1 + r1, s2 + r2, s3 + r3
-        q0, q1, q2, q3 = q0 + r0 * r0, q1 + r1 * r1, q2 + r2 * r2, q3 + r3 * r3
-        l0, l1, l2, l3 = min(r0, 0.0), min(r1, 0.0), min(r2, 0.0), min(r3, 0.0)
-        d0, d1, d2, d3 = d0 + l0 * l0, d1 + l1 * l1, d2 + l2 * l2, d3 + l3 * l3
-    acc[E_SUM], acc[E_SUM + 1], acc[E_SUM + 2], acc[E_SUM + 3] = s0, s1, s2, s3
-    acc[E_SUM_SQ], acc[E_SUM_SQ + 1], acc[E_SUM_SQ + 2], acc[E_SUM_SQ + 3] = q0, q1, q2, q3
-    acc[E_DOWN_SQ], acc[E_DOWN_SQ + 1], acc[E_DOWN_SQ + 2], acc[E_DOWN_SQ + 3] = d0, d1, d2, d3
+@njit_reassociating
+def _block_sums(returns: FloatArray) -> tuple[float, float, float]:
+    """(sum, sum of squares, sum of squared losses) of a block of returns."""
+    total = squares = losses = 0.0
+    for i in range(returns.shape[0]):
+        r = returns[i]
+        total += r
+        squares += r * r
+        loss = min(r, 0.0)
+        losses += loss * loss
+    return total, squares, losses
 
 
 @njit
@@ -142,37 +129,31 @@ def _add_drawdowns(acc: FloatArray, equity: FloatArray) -> None:
 def add_equity(acc: FloatArray, equity: FloatArray) -> None:
     """Add the equity at each close of ``equity`` (the next bars, in order) to ``acc``.
 
-    Returns are summed (and squared) in lanes rather than averaged by Welford's update: a
-    running mean divides in its dependency chain, several times slower at a sweep's millions
-    of bars per combination, and for returns (mean far below their deviation) the sums lose
-    nothing measurable. A curve may come in pieces (a sweep's tiles): each bar goes to the
-    lane of its position in the whole curve, so the sums are the same however it is cut.
+    Returns are summed (and squared) block by block rather than averaged by Welford's update,
+    whose running mean divides in its dependency chain, several times slower at a sweep's
+    millions of bars per combination; for returns (mean far below their deviation) the sums
+    lose nothing measurable. A curve may come in pieces (a sweep's tiles), each starting at a
+    multiple of ``BLOCK`` bars: the sums are then the same however it is cut.
     """
     n = equity.shape[0]
     if n == 0:
         return
-    offset = int(acc[E_COUNT])
-    head = min(n, (LANES - offset % LANES) % LANES)
-    body = head + (n - head) // LANES * LANES
+    if acc[E_COUNT] % BLOCK != 0:
+        raise ValueError("a piece of an equity curve must start at a multiple of BLOCK bars")
+    returns = np.empty(BLOCK)
     prev = acc[E_PREV]
-    for i in range(head):
-        _add_return(acc, (offset + i) % LANES, _simple_return(equity[i], prev))
-        prev = equity[i]
-    _add_groups(acc, equity[head:body], prev)
-    prev = equity[body - 1] if body > 0 else prev
-    for i in range(body, n):
-        _add_return(acc, i - body, _simple_return(equity[i], prev))
-        prev = equity[i]
+    for start in range(0, n, BLOCK):
+        block = equity[start : start + BLOCK]
+        m = block.shape[0]
+        _returns(block, prev, returns)
+        total, squares, losses = _block_sums(returns[:m])
+        acc[E_SUM] += total
+        acc[E_SUM_SQ] += squares
+        acc[E_DOWN_SQ] += losses
+        prev = block[m - 1]
     _add_drawdowns(acc, equity)
-    acc[E_PREV] = equity[n - 1]
+    acc[E_PREV] = prev
     acc[E_COUNT] += n
-
-
-def _lanes(acc: FloatArray, first: int) -> float:
-    total = 0.0
-    for lane in range(LANES):
-        total += float(acc[first + lane])
-    return total
 
 
 @njit
@@ -231,12 +212,12 @@ def metrics_from(
     trades (``add_trades``): every backtest's and every sweep combination's, so that they
     are the same numbers."""
     n = int(curve[E_COUNT])
-    total, squares = _lanes(curve, E_SUM), _lanes(curve, E_SUM_SQ)
+    total, squares = float(curve[E_SUM]), float(curve[E_SUM_SQ])
     mean = total / n if n else math.nan
     # Sum of squared deviations; rounding can leave a hair below 0 for a constant curve.
     deviations = max(squares - total * mean, 0.0) if n else math.nan
     std = math.sqrt(deviations / (n - 1)) if n > 1 else math.nan
-    downside = math.sqrt(_lanes(curve, E_DOWN_SQ) / n) if n else math.nan
+    downside = math.sqrt(float(curve[E_DOWN_SQ]) / n) if n else math.nan
     max_dd = float(curve[E_MAX_DD])
     final = float(curve[E_PREV]) if n else capital
     growth = final / capital
