@@ -118,6 +118,7 @@ test: lint system-deps ## Everything CI runs: lint, type checks, freshness, unit
 bench: install system-deps ## Benchmarks: each prints a table beside a peer measured in the same run
 	$(BIN)/finplat stack up
 	$(BIN)/python bench/backtest_bench.py
+	$(BIN)/python bench/sweep_bench.py
 	$(BIN)/python bench/portfolio_bench.py
 	$(BIN)/python bench/walk_forward_bench.py
 	$(BIN)/python bench/price_decode_bench.py

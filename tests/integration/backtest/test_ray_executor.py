@@ -7,16 +7,8 @@ executor's. The sweeps run a strategy *file* (the numpy example, 20 ms slower a 
 that a sweep lasts seconds whatever the engine's speed), which the workers get by value.
 """
 
-import contextlib
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +25,9 @@ from finplat.backtest.adapters.strategy_loader import load_user_strategies
 from finplat.backtest.adapters.sweep_executor import LocalExecutor, SweepExecutor
 from finplat.backtest.domain.strategies import REGISTRY
 from finplat.backtest.service.runs import Limits
+from finplat.stack.ray_nodes import LocalRayCluster, local_ray_cluster
 from tests.paths import REPO_ROOT
-from tests.support import eventually_async, free_ports
+from tests.support import eventually_async
 from tests.unit.backtest.api_harness import (
     DAY_MS,
     NOV_1_MS,
@@ -46,88 +39,17 @@ from tests.unit.backtest.api_harness import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
-RAY = Path(sys.executable).parent / "ray"
 STRATEGY = "slow_numpy_sma_crossover"
 FAILING_STRATEGY = "failing_strategy"
 DELAY_S = 0.02
-_OBJECT_STORE_BYTES = 200_000_000
 LIMITS = Limits(max_bars=100_000)
 
 
-@dataclass
-class RayCluster:
-    """Two nodes of one CPU each; each node's processes share the group of its `ray start`."""
-
-    address: str
-    head_group: int
-    second_group: int
-
-    def kill_second_node(self) -> None:
-        """SIGKILL the second node's raylet and every process of it, its workers included."""
-        _kill(_processes_of(self.second_group))
-
-
-def _processes_of(group: int) -> set[int]:
-    """The processes of a node: its process group, and their descendants (Ray's workers each
-    run in a process group of their own)."""
-    table: dict[int, tuple[int, int]] = {}  # pid: (parent, group)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:  # gone meanwhile
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            table[int(entry.name)] = (int(fields[1]), int(fields[2]))
-    found = {pid for pid, (_, pgid) in table.items() if pgid == group}
-    while True:
-        children = {pid for pid, (parent, _) in table.items() if parent in found} - found
-        if not children:
-            return found
-        found |= children
-
-
-def _kill(pids: set[int]) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):  # ended meanwhile
-            os.kill(pid, signal.SIGKILL)
-
-
-def _ray_start(groups: list[int], *args: str) -> None:
-    """Run `ray start` as the leader of a new session, and add the process group its daemons
-    keep to ``groups`` (first: what a failed start left is killed too)."""
-    # One CPU, a small object store, and no log monitor (it only forwards workers' output).
-    command = [str(RAY), "start", "--num-cpus=1", f"--object-store-memory={_OBJECT_STORE_BYTES}",
-               "--include-log-monitor=false", "--disable-usage-stats", *args]  # fmt: skip
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    groups.append(process.pid)
-    try:
-        output, _ = process.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        _kill(_processes_of(process.pid))
-        output, _ = process.communicate()
-    if process.returncode != 0:
-        pytest.fail(f"{' '.join(command)} failed:\n{output}")
-
-
 @pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[RayCluster]:
-    # Short: Ray's unix sockets live under it, and a socket path has at most 107 bytes.
-    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
-    port, client_port = free_ports(2)
-    groups: list[int] = []
-    try:
-        _ray_start(groups, "--head", f"--port={port}", f"--ray-client-server-port={client_port}",
-                   "--include-dashboard=false", f"--temp-dir={temp / 'head'}")  # fmt: skip
-        _ray_start(groups, f"--address=127.0.0.1:{port}", f"--temp-dir={temp / 'second'}")
-        yield RayCluster(f"127.0.0.1:{port}", *groups)
-    finally:
-        for group in groups:
-            _kill(_processes_of(group))
-        shutil.rmtree(temp, ignore_errors=True)
+def ray_cluster() -> Iterator[LocalRayCluster]:
+    """A head and a second node of one CPU each on this machine."""
+    with local_ray_cluster(nodes=2, cpus_per_node=1, object_store_bytes=200_000_000) as cluster:
+        yield cluster
 
 
 FAILING = f'''"""A strategy whose signal always raises."""
@@ -176,7 +98,7 @@ def user_strategies(strategy_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest_asyncio.fixture
-async def on_ray(ray_cluster: RayCluster, tmp_path: Path) -> AsyncIterator[Harness]:
+async def on_ray(ray_cluster: LocalRayCluster, tmp_path: Path) -> AsyncIterator[Harness]:
     """The backtest service, its operations on the Ray cluster (closed with the service)."""
     async with serve_harness(tmp_path, LIMITS, RayExecutor(ray_cluster.address)) as harness:
         yield harness
@@ -261,7 +183,7 @@ async def test_a_cancel_stops_the_clusters_tasks(on_ray: Harness) -> None:
 
 @pytest.mark.usefixtures("user_strategies")
 async def test_a_sweep_survives_a_node_killed_in_its_middle(
-    ray_cluster: RayCluster, on_ray: Harness
+    ray_cluster: LocalRayCluster, on_ray: Harness
 ) -> None:
     request = _sweep(STRATEGY, fast=11, slow=49)  # 10 x 30 combinations of 20 ms
     started = await on_ray.stub.StartSweep(request)
@@ -271,7 +193,7 @@ async def test_a_sweep_survives_a_node_killed_in_its_middle(
     killed_at = await on_ray.operations.GetOperation(
         operations_pb2.GetOperationRequest(name=started.name)
     )
-    ray_cluster.kill_second_node()
+    ray_cluster.kill_node(1)
     killed = time.monotonic()
 
     ended = await _wait(on_ray, started.name, seconds=120)
@@ -291,7 +213,7 @@ async def test_a_sweep_survives_a_node_killed_in_its_middle(
 
 
 async def test_a_walk_forward_on_the_cluster_equals_the_local_one(
-    ray_cluster: RayCluster, tmp_path: Path
+    ray_cluster: LocalRayCluster, tmp_path: Path
 ) -> None:
     base = run_request()
     request = backtest_service_pb2.StartWalkForwardRequest(
