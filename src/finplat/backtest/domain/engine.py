@@ -33,6 +33,7 @@ from finplat.backtest.domain.simulation import (
     finish,
     new_state,
     trade_buffers,
+    trade_returns,
 )
 from finplat.backtest.domain.strategies import Indicators, Params, get_strategy
 from finplat.backtest.domain.trades import TradeLog
@@ -154,7 +155,7 @@ def run_backtest(
         entry_price=tf[:, TF_ENTRY_PX],
         exit_price=tf[:, TF_EXIT_PX],
         pnl=tf[:, TF_PNL],
-        return_=tf[:, TF_PNL] / (tf[:, TF_QTY] * tf[:, TF_ENTRY_PX]),
+        return_=trade_returns(tf),
         fees=tf[:, TF_FEES],
         exit_reason=ti[:, TI_REASON].astype(np.int8),
     )

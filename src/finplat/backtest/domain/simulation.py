@@ -54,6 +54,13 @@ def trade_buffers(capacity: int) -> tuple[IntArray, FloatArray]:
 
 
 @njit
+def trade_returns(tf: FloatArray) -> FloatArray:
+    """Each trade's net pnl over its entry notional (``tf``: float trade columns)."""
+    returns: FloatArray = tf[:, TF_PNL] / (tf[:, TF_QTY] * tf[:, TF_ENTRY_PX])
+    return returns
+
+
+@njit
 def _book_exit(
     ti: IntArray,
     tf: FloatArray,

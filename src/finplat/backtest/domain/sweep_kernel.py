@@ -27,6 +27,7 @@ from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import BPS, EngineConfig, PositionMode, as_target
 from finplat.backtest.domain.errors import InvalidBarsError
 from finplat.backtest.domain.metrics import (
+    BLOCK,
     Metrics,
     add_equity,
     add_trades,
@@ -37,13 +38,12 @@ from finplat.backtest.domain.metrics import (
 )
 from finplat.backtest.domain.simulation import (
     S_EXPOSED,
-    TF_ENTRY_PX,
     TF_PNL,
-    TF_QTY,
     advance,
     finish,
     new_state,
     trade_buffers,
+    trade_returns,
 )
 from finplat.backtest.domain.strategies import Indicators, Params, get_strategy
 from finplat.backtest.domain.strategies.crossovers import SMA_SPEC
@@ -53,8 +53,9 @@ IntArray = npt.NDArray[np.int64]
 Int8Array = npt.NDArray[np.int8]
 
 # Bars per tile: open, close and the running sums of a tile (3 x 32 KiB) stay in the L2 cache
-# while a chunk's combinations run over them; larger tiles measured no faster.
-TILE_BARS = 4096
+# while a chunk's combinations run over them. A multiple of BLOCK: each tile's equity is a
+# piece of its curve, and the pieces must start at multiples of BLOCK.
+TILE_BARS = 4 * BLOCK
 _INT64_LIMIT = 2**63
 
 
@@ -98,8 +99,7 @@ def _run_tile(
             stop - 1, close[stop - 1], floats, ints, slippage, fee_rate, equity[:m], ti, tf, k
         )
     add_equity(curve, equity[:m])
-    pnl = tf[:k, TF_PNL]
-    add_trades(closed, pnl, pnl / (tf[:k, TF_QTY] * tf[:k, TF_ENTRY_PX]))
+    add_trades(closed, tf[:k, TF_PNL], trade_returns(tf[:k]))
 
 
 @njit
