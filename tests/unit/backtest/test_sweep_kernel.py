@@ -186,3 +186,16 @@ def test_a_backtest_of_the_kernel_targets_is_the_same_backtest(bars: Bars) -> No
     (kernel,) = score_chunk(bars, "sma_crossover", [params], config, Indicators(bars))
     targets = get_strategy("sma_crossover").signal(bars, params)
     np.testing.assert_equal(astuple(kernel), astuple(run_backtest(bars, targets, config).metrics))
+
+
+def test_a_memo_over_its_budget_lets_series_go_and_results_stay(bars: Bars) -> None:
+    series_bytes = len(bars) * 8
+    memo = Indicators(bars, budget=3 * series_bytes)
+    combos = random_combos("ema_crossover", np.random.default_rng(SEED), 12)
+    config = EngineConfig(fee_bps=3.0)
+    kernel = []
+    for params in combos:  # one at a time, as a sweep's chunks go, looking at the memo after each
+        kernel += score_chunk(bars, "ema_crossover", [params], config, memo)
+        assert memo.kept_bytes <= 3 * series_bytes
+    assert_same(kernel, [run_strategy(bars, "ema_crossover", p, config).metrics for p in combos])
+    assert memo.kept_bytes == 3 * series_bytes  # full: 12 combos use more than 3 EMAs
