@@ -18,10 +18,10 @@ from finplat.backtest.domain.engine import EngineConfig, PositionMode, run_backt
 from finplat.backtest.domain.metrics import (
     BLOCK,
     E_COUNT,
-    E_MAX_DD,
     Metrics,
     add_equity,
     equity_accumulator,
+    max_drawdown,
     metrics_from,
     trade_accumulator,
 )
@@ -167,7 +167,7 @@ def test_equity_statistics_equal_the_numpy_formulas(bars: Bars) -> None:
     returns = curve / np.concatenate(([capital], curve[:-1])) - 1.0
     peaks = np.maximum.accumulate(np.concatenate(([capital], curve)))[1:]
     drawdowns = 1.0 - curve / peaks
-    assert acc[E_MAX_DD] == drawdowns.max()  # the floor that skips divisions misses none
+    assert max_drawdown(acc) == drawdowns.max()  # a peak's trough gives its deepest, exactly
     under = np.concatenate(([0], (curve < peaks).astype(int), [0]))
     edges = np.flatnonzero(np.diff(under))
     assert metrics.max_drawdown_duration_bars == (edges[1::2] - edges[::2]).max()

@@ -51,24 +51,21 @@ def bars_per_year(open_time_ms: IntArray) -> float:
 
 
 # Slots of the running statistics of an equity curve (``add_equity``).
-E_PREV, E_PEAK, E_MAX_DD, E_FLOOR, E_RUN, E_LONGEST, E_COUNT, E_SUM, E_SUM_SQ, E_DOWN_SQ = range(10)
+E_PREV, E_PEAK, E_MAX_DD, E_TROUGH, E_RUN, E_LONGEST, E_COUNT = range(7)
+E_SUM, E_SUM_SQ, E_DOWN_SQ = 7, 8, 9
 # Bars whose returns are summed together, by a vectorised loop, before they are added to the
 # running sums: a curve's pieces start at multiples of it, so every caller sums the same
 # blocks in the same way and gets the same result (see ``add_equity``).
 BLOCK = 1024
 # Slots of the running statistics of closed trades (``add_trades``).
 T_COUNT, T_WINS, T_GAINS, T_LOSSES, T_SUM_PNL, T_SUM_RETURN = range(6)
-# A drawdown is computed (a division) only below peak x (1 - max drawdown) x (1 + this): the
-# margin is far above the rounding of that product, so a bar it skips could not have set a
-# new maximum, and the result is the one of computing every bar.
-_FLOOR_MARGIN = 1e-12
 
 
 def equity_accumulator(capital: float) -> FloatArray:
     """Running statistics of an equity curve that starts from ``capital``, none added yet."""
     acc = np.zeros(10)
     acc[E_PREV] = acc[E_PEAK] = capital
-    acc[E_FLOOR] = capital * (1.0 + _FLOOR_MARGIN)
+    acc[E_TROUGH] = capital
     return acc
 
 
@@ -101,28 +98,38 @@ def _block_sums(returns: FloatArray) -> tuple[float, float, float]:
 
 @njit
 def _add_drawdowns(acc: FloatArray, equity: FloatArray) -> None:
-    """The peak, the deepest drawdown from it and the longest run of bars under it.
+    """The peak, the lowest equity since it (its trough), the deepest drawdown of the peaks
+    before it, and the runs of bars under a peak.
 
-    Runs are counted in integers, the longest only when a run ends: a float count would be a
-    chain of 4-cycle additions through every bar.
+    A peak's drawdown is computed once, from its trough, when a new peak ends it (and for the
+    last peak in ``max_drawdown``): ``1 - e / peak`` only grows as ``e`` falls, so that is the
+    largest of its bars' drawdowns, bit for bit, without a division per bar, which on a curve
+    making new lows bar after bar would sit in the loop's dependency chain. Runs are counted
+    in integers, the longest only when a run ends, for the same reason.
     """
-    peak, max_dd, floor = acc[E_PEAK], acc[E_MAX_DD], acc[E_FLOOR]
+    peak, trough, max_dd = acc[E_PEAK], acc[E_TROUGH], acc[E_MAX_DD]
     run, longest = int(acc[E_RUN]), int(acc[E_LONGEST])
     for i in range(equity.shape[0]):
         e = equity[i]
         if e >= peak:
+            if trough < peak:
+                max_dd = max(max_dd, 1.0 - trough / peak)
             longest = max(longest, run)
-            peak, run = e, 0
-            floor = peak * (1.0 - max_dd) * (1.0 + _FLOOR_MARGIN)
+            peak = trough = e
+            run = 0
         else:
+            trough = min(trough, e)
             run += 1
-            if e < floor:
-                dd = 1.0 - e / peak
-                if dd > max_dd:
-                    max_dd = dd
-                    floor = peak * (1.0 - max_dd) * (1.0 + _FLOOR_MARGIN)
-    acc[E_PEAK], acc[E_MAX_DD], acc[E_FLOOR] = peak, max_dd, floor
+    acc[E_PEAK], acc[E_TROUGH], acc[E_MAX_DD] = peak, trough, max_dd
     acc[E_RUN], acc[E_LONGEST] = run, longest
+
+
+def max_drawdown(curve: FloatArray) -> float:
+    """The deepest drawdown of a curve's running statistics: its finished peaks' and the
+    last one's, as a positive fraction of the peak."""
+    peak, trough = float(curve[E_PEAK]), float(curve[E_TROUGH])
+    last = 1.0 - trough / peak if trough < peak else 0.0
+    return max(float(curve[E_MAX_DD]), last)
 
 
 @njit
@@ -218,7 +225,7 @@ def metrics_from(
     deviations = max(squares - total * mean, 0.0) if n else math.nan
     std = math.sqrt(deviations / (n - 1)) if n > 1 else math.nan
     downside = math.sqrt(float(curve[E_DOWN_SQ]) / n) if n else math.nan
-    max_dd = float(curve[E_MAX_DD])
+    max_dd = max_drawdown(curve)
     final = float(curve[E_PREV]) if n else capital
     growth = final / capital
     years = n / periods_per_year if n else math.nan
