@@ -1,9 +1,7 @@
 """Small helpers shared by tests: readiness waits instead of sleeps, free ports, certificates."""
 
 import asyncio
-import contextlib
 import inspect
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -37,15 +35,6 @@ async def eventually_async(
                 return
             # Polling is the point: the condition is state of the code under test.
             await asyncio.sleep(interval_s)
-
-
-def free_ports(count: int = 1) -> list[int]:
-    """`count` distinct loopback ports free right now (all held at once while choosing)."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 def write_certificates(folder: Path, *names: str) -> tuple[Path, Path, Path]:

@@ -29,9 +29,9 @@ import pytest
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
 from finplat.kafka.admin import delete_topic
 from finplat.kafka.errors import KafkaAdapterError
+from finplat.stack.process import free_ports
 from tests.paths import FINPLAT, REPO_ROOT
 from tests.stores import delete_keys, influx_bucket
-from tests.support import free_ports
 
 _GATEWAY_VARIABLE = "FINPLAT_E2E_GATEWAY_URL"
 _REPLAY_VARIABLE = "FINPLAT_E2E_REPLAY_URL"

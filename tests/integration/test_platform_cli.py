@@ -22,8 +22,8 @@ import pytest
 
 from finplat.core.connections import InfluxSettings, KafkaSettings
 from finplat.kafka.admin import ensure_topic
-from finplat.stack.process import is_alive, port_is_free
-from tests.support import eventually, free_ports
+from finplat.stack.process import free_ports, is_alive, port_is_free
+from tests.support import eventually
 from tests.unit.platform.helpers import pids_in_session
 
 pytestmark = pytest.mark.integration

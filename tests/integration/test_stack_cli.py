@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_ports
+from finplat.stack.process import free_ports
 
 pytestmark = pytest.mark.integration
 

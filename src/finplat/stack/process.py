@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +89,7 @@ def exclusive(path: Path, busy: Exception) -> Iterator[None]:
         yield
 
 
-def _proc_stat(pid: int) -> list[str] | None:
+def proc_stat(pid: int) -> list[str] | None:
     """Fields of /proc/<pid>/stat from the state (field 3) on, or None when it does not exist."""
     try:
         stat = (_PROC / str(pid) / "stat").read_text()
@@ -101,13 +101,13 @@ def _proc_stat(pid: int) -> list[str] | None:
 
 def is_alive(pid: int) -> bool:
     """True while the process exists and has not exited (a zombie has)."""
-    fields = _proc_stat(pid)
+    fields = proc_stat(pid)
     return fields is not None and fields[0] not in {"Z", "X"}
 
 
 def _start_time(pid: int) -> str | None:
     """Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
-    fields = _proc_stat(pid)
+    fields = proc_stat(pid)
     return fields[19] if fields is not None else None
 
 
@@ -184,12 +184,12 @@ def stop(pids: Sequence[int], timeout_s: float) -> list[int]:
     """SIGTERM each process group, SIGKILL what is left after `timeout_s`; returns survivors."""
     for pid in pids:
         _signal_group(pid, signal.SIGTERM)
-    remaining = _wait_gone(pids, timeout_s)
+    remaining = wait_gone(pids, timeout_s)
     if remaining:
         logger.warning("SIGKILL after %.0f s", timeout_s, extra={"pids": remaining})
         for pid in remaining:
             _signal_group(pid, signal.SIGKILL)
-        remaining = _wait_gone(remaining, 10.0)
+        remaining = wait_gone(remaining, 10.0)
     return remaining
 
 
@@ -205,7 +205,8 @@ def _signal_group(pid: int, signum: signal.Signals) -> None:
             os.kill(pid, signum)
 
 
-def _wait_gone(pids: Sequence[int], timeout_s: float) -> list[int]:
+def wait_gone(pids: Collection[int], timeout_s: float) -> list[int]:
+    """The processes of ``pids`` still alive after waiting up to ``timeout_s`` for them to end."""
     deadline = time.monotonic() + timeout_s
     while True:
         remaining = [pid for pid in pids if is_alive(pid)]
@@ -264,6 +265,15 @@ def port_is_free(host: str, port: int) -> bool:
                 return False
             raise StackError(f"cannot check port {host}:{port}: {exc}") from exc
     return True
+
+
+def free_ports(count: int = 1) -> list[int]:
+    """``count`` distinct loopback ports free right now (all held at once while choosing)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def port_holder(port: int) -> str:

@@ -16,17 +16,15 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from finplat.stack.errors import StackError
-from finplat.stack.process import is_alive
+from finplat.stack.process import free_ports, proc_stat, wait_gone
 
 _PROC = Path("/proc")
 # The `ray` command of the environment finplat runs in, the same Ray version as its workers.
@@ -34,7 +32,6 @@ RAY_CLI = Path(sys.executable).parent / "ray"
 START_TIMEOUT_S = 180.0
 # How long cleanup waits for SIGKILLed processes to be gone before it removes their files.
 _GONE_TIMEOUT_S = 10.0
-_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -58,13 +55,8 @@ def group_and_descendants(group: int) -> set[int]:
     their own group (a process that leaves the group stays its parent's descendant)."""
     table: dict[int, tuple[int, int]] = {}  # pid: (parent, group)
     for entry in _PROC.iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:  # gone meanwhile
-                continue
-            # The command name in parentheses may contain spaces; the state follows the last ')'.
-            fields = stat.rsplit(")", 1)[1].split()
+        fields = proc_stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None:  # None: not a process, or gone meanwhile
             table[int(entry.name)] = (int(fields[1]), int(fields[2]))
     found = {pid for pid, (_, pgid) in table.items() if pgid == group}
     while True:
@@ -79,21 +71,6 @@ def kill(pids: set[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-
-
-def _wait_gone(pids: set[int], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while any(is_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(_POLL_S)
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct loopback ports free right now (all held at once while choosing)."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 def _ray_start(groups: list[int], cpus: int, object_store_bytes: int, *args: str) -> None:
@@ -137,7 +114,7 @@ def local_ray_cluster(
         raise ValueError(f"need nodes >= 1 and cpus_per_node >= 1, got {nodes}, {cpus_per_node}")
     # Short: Ray's unix sockets live under it, and a socket path has at most 107 bytes.
     temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
-    port, client_port = _free_ports(2)
+    port, client_port = free_ports(2)
     groups: list[int] = []
     try:
         _ray_start(groups, cpus_per_node, object_store_bytes, "--head", f"--port={port}",
@@ -153,5 +130,5 @@ def local_ray_cluster(
             pids = group_and_descendants(group)
             kill(pids)
             killed |= pids
-        _wait_gone(killed, _GONE_TIMEOUT_S)
+        wait_gone(killed, _GONE_TIMEOUT_S)
         shutil.rmtree(temp, ignore_errors=True)

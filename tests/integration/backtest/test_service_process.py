@@ -30,8 +30,9 @@ from finplat.core.grpc_server import ServiceBinding, start_server
 from finplat.kafka.admin import ensure_topic
 from finplat.kafka.producer import PriceUpdateProducer
 from finplat.kafka.serde import PriceUpdateSerializer, registry_client
+from finplat.stack.process import free_ports
 from tests.paths import market_data_dir
-from tests.support import free_ports, write_certificates
+from tests.support import write_certificates
 from tests.unit.backtest.fake_price_service import FakePriceService, btc_candles
 
 pytestmark = pytest.mark.integration

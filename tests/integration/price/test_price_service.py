@@ -25,10 +25,11 @@ from finance.market.v1 import market_pb2, price_service_pb2
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
 from finplat.kafka.consumer import PriceUpdateConsumer
 from finplat.kafka.serde import PriceUpdateDeserializer, registry_client
+from finplat.stack.process import free_ports
 from tests.integration.conftest import StartReplay
 from tests.integration.price.harness import price_service
 from tests.proxy import TcpProxy
-from tests.support import eventually_async, free_ports
+from tests.support import eventually_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

@@ -18,7 +18,7 @@ from finplat.backtest.service.metrics import (
     CountingResults,
     metrics_server,
 )
-from tests.support import free_ports
+from finplat.stack.process import free_ports
 from tests.unit.backtest.service_support import FakeClock, update
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

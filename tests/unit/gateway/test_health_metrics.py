@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2
 from websockets.asyncio.client import connect
 
 from finplat.gateway.service.app import create_app
-from tests.support import free_ports
+from finplat.stack.process import free_ports
 from tests.unit.gateway.conftest import serve, settings, upstreams_at
 from tests.unit.gateway.fakes import FakeUpstream
 

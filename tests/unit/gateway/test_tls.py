@@ -15,7 +15,8 @@ import pytest
 import pytest_asyncio
 from google.protobuf import descriptor
 
-from tests.support import eventually_async, free_ports, write_certificates
+from finplat.stack.process import free_ports
+from tests.support import eventually_async, write_certificates
 from tests.unit.gateway.fakes import FakeUpstream, start_fake_upstream
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

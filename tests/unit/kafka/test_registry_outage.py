@@ -10,7 +10,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from finance.market.v1 import market_pb2
 from finplat.kafka.errors import RegistryUnavailableError
 from finplat.kafka.serde import PriceUpdateDeserializer, PriceUpdateSerializer
-from tests.support import free_ports
+from finplat.stack.process import free_ports
 from tests.unit.backtest.service_support import encode
 
 UPDATE = market_pb2.PriceUpdate(symbol="BTCUSDT", price="1.00000000", timestamp=1, volume="1")
