@@ -26,6 +26,7 @@ from finplat.backtest.domain._jit import njit
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import BPS, EngineConfig, PositionMode, as_target
 from finplat.backtest.domain.errors import InvalidBarsError
+from finplat.backtest.domain.indicators.fixed_point import compare_means
 from finplat.backtest.domain.metrics import (
     BLOCK,
     Metrics,
@@ -136,8 +137,8 @@ def _mean_sides(
     (``hold_last``), 0 until both means exist. Returns the side held after the last bar.
 
     ``small``: every cross product ``sum x period`` fits in int64, so the side is one
-    comparison of them (a loop the compiler vectorises); otherwise the whole parts of the
-    means decide first, as ``FixedPointSums.decide_ties`` does.
+    comparison of them (a loop the compiler vectorises); otherwise ``compare_means`` decides,
+    as it does ``FixedPointSums.decide_ties``'s ties.
     """
     m = out.shape[0]
     # Bars before both means exist have no side; from ``first`` on, index the sums directly.
@@ -153,13 +154,7 @@ def _mean_sides(
             sides[i] = (diff > 0) - (diff < 0)
     else:
         for i in range(sides.shape[0]):
-            sum_fast, sum_slow = now[i] - ago_fast[i], now[i] - ago_slow[i]
-            whole_fast, whole_slow = sum_fast // fast, sum_slow // slow
-            if whole_fast != whole_slow:
-                diff = whole_fast - whole_slow
-            else:
-                diff = (sum_fast - whole_fast * fast) * slow - (sum_slow - whole_slow * slow) * fast
-            sides[i] = (diff > 0) - (diff < 0)
+            sides[i] = compare_means(now[i] - ago_fast[i], fast, now[i] - ago_slow[i], slow)
     for i in range(m):
         side = out[i]
         held = side if side != 0 else held

@@ -114,21 +114,27 @@ class FixedPointSums:
 
 
 @njit
+def compare_means(sum_a: int, period_a: int, sum_b: int, period_b: int) -> int:
+    """The sign of ``sum_a / period_a - sum_b / period_b``, exactly (sums of fitting periods).
+
+    The cross products sum_a * period_b can overflow int64, so the floor parts decide first;
+    only when they are equal do the remainders, whose cross products stay below
+    period_a * period_b.
+    """
+    whole_a = sum_a // period_a
+    whole_b = sum_b // period_b
+    if whole_a != whole_b:
+        return 1 if whole_a > whole_b else -1
+    part = (sum_a - whole_a * period_a) * period_b - (sum_b - whole_b * period_b) * period_a
+    return (part > 0) - (part < 0)
+
+
+@njit
 def _decide_ties(cumulative: IntArray, period_a: int, period_b: int, side: SignArray) -> None:
     # Compiled, one pass: finding the ties costs about a numpy comparison, and a flat market
     # makes every bar one.
     for i in range(max(period_a, period_b) - 1, side.shape[0]):
-        if side[i] != 0:
-            continue
-        sum_a = cumulative[i + 1] - cumulative[i + 1 - period_a]
-        sum_b = cumulative[i + 1] - cumulative[i + 1 - period_b]
-        # The cross products sum_a * period_b can overflow int64, so the floor parts decide
-        # first; only when they are equal do the remainders, whose cross products stay below
-        # period_a * period_b.
-        whole_a = sum_a // period_a
-        whole_b = sum_b // period_b
-        if whole_a != whole_b:
-            side[i] = 1 if whole_a > whole_b else -1
-        else:
-            part = (sum_a - whole_a * period_a) * period_b - (sum_b - whole_b * period_b) * period_a
-            side[i] = (part > 0) - (part < 0)
+        if side[i] == 0:
+            sum_a = cumulative[i + 1] - cumulative[i + 1 - period_a]
+            sum_b = cumulative[i + 1] - cumulative[i + 1 - period_b]
+            side[i] = compare_means(sum_a, period_a, sum_b, period_b)
