@@ -122,6 +122,22 @@ def as_target(bars: Bars, target: npt.ArrayLike, mode: PositionMode) -> Int8Arra
     return np.maximum(t, 0) if mode is PositionMode.LONG_ONLY else t
 
 
+Costs = tuple[float, float, float, float, float]
+"""A config's terms as the simulation takes them: fee and slippage rates, fraction of equity
+per entry, stop-loss and take-profit fractions (0 when off)."""
+
+
+def simulation_costs(config: EngineConfig) -> Costs:
+    """``config``'s terms for ``simulation.advance`` (see ``Costs``)."""
+    return (
+        config.fee_bps * BPS,
+        config.slippage_bps * BPS,
+        config.fraction,
+        config.stop_loss or 0.0,
+        config.take_profit or 0.0,
+    )
+
+
 def run_backtest(
     bars: Bars, target: npt.ArrayLike, config: EngineConfig | None = None
 ) -> BacktestResult:
@@ -135,11 +151,10 @@ def run_backtest(
     equity = np.empty(n)
     side = np.empty(n, np.int8)
     ti, tf = trade_buffers(int(np.count_nonzero(t[1:] != t[:-1])) + 2)
-    fee_rate, slippage = cfg.fee_bps * BPS, cfg.slippage_bps * BPS
+    fee_rate, slippage, fraction, stop_loss, take_profit = simulation_costs(cfg)
     k = advance(
         bars.open, bars.high, bars.low, bars.close, t, 0, floats, ints,
-        fee_rate, slippage, cfg.fraction, cfg.stop_loss or 0.0, cfg.take_profit or 0.0,
-        equity, side, ti, tf,
+        fee_rate, slippage, fraction, stop_loss, take_profit, equity, side, ti, tf,
     )  # fmt: skip
     k = finish(n - 1, bars.close[n - 1], floats, ints, slippage, fee_rate, equity, ti, tf, k)
     ti, tf = ti[:k], tf[:k]

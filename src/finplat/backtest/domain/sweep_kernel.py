@@ -24,7 +24,13 @@ import numpy.typing as npt
 
 from finplat.backtest.domain._jit import njit
 from finplat.backtest.domain.bars import Bars
-from finplat.backtest.domain.engine import BPS, EngineConfig, PositionMode, as_target
+from finplat.backtest.domain.engine import (
+    Costs,
+    EngineConfig,
+    PositionMode,
+    as_target,
+    simulation_costs,
+)
 from finplat.backtest.domain.errors import InvalidBarsError
 from finplat.backtest.domain.indicators.fixed_point import compare_means
 from finplat.backtest.domain.metrics import (
@@ -61,7 +67,6 @@ _INT64_LIMIT = 2**63
 
 
 Columns = tuple[FloatArray, FloatArray, FloatArray, FloatArray]
-Costs = tuple[float, float, float, float, float]
 Scratch = tuple[FloatArray, Int8Array, IntArray, FloatArray]
 """A tile's equity and sides, and the trades it closes (at most two a bar), reused."""
 
@@ -194,16 +199,6 @@ def _score_mean_crossovers(
             )
 
 
-def _costs(config: EngineConfig) -> Costs:
-    return (
-        config.fee_bps * BPS,
-        config.slippage_bps * BPS,
-        config.fraction,
-        config.stop_loss or 0.0,
-        config.take_profit or 0.0,
-    )
-
-
 def score_chunk(
     bars: Bars,
     strategy: str,
@@ -222,7 +217,7 @@ def score_chunk(
     closeds = np.tile(trade_accumulator(), (len(chunk), 1))
     columns, costs, scratch = (
         (bars.open, bars.high, bars.low, bars.close),
-        _costs(config),
+        simulation_costs(config),
         _scratch(),
     )
     periods = [(int(p.fast), int(p.slow)) for p in chunk] if spec is SMA_SPEC else []
