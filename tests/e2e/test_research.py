@@ -1,12 +1,15 @@
 """Research through the gateway's REST routes: a 10,000-combination sweep as a long-running
 operation followed over Server-Sent Events, a cancelled one, and a portfolio of two symbols."""
 
+import io
 import json
+import math
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -86,6 +89,16 @@ def test_a_ten_thousand_combination_sweep_runs_as_an_operation_past_any_deadline
     exported = gateway.get(f"/api/sweeps/{response['id']}:export")
     assert exported.status_code == httpx.codes.OK
     assert exported.content.startswith(b"PAR1")
+    # The whole table, streamed: every combination, the five kept its five best.
+    whole = gateway.get(f"/api/sweeps/{response['id']}:download")
+    assert whole.status_code == httpx.codes.OK
+    assert whole.headers["content-type"] == "application/vnd.apache.parquet"
+    table = pq.read_table(io.BytesIO(whole.content))
+    assert table.num_rows == 10_000
+    sharpes = [value for value in table["sharpe"].to_pylist() if not math.isnan(value)]
+    assert sorted(sharpes, reverse=True)[:5] == [
+        r["metrics"]["sharpe"] for r in response["results"]
+    ]
 
 
 def test_a_cancelled_sweep_stops_within_a_second(gateway: httpx.Client) -> None:

@@ -5,13 +5,14 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar, cast
 
 import click
 import grpc
+from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
@@ -530,6 +531,7 @@ _EXPORTS = {
     "backtest-trades": ("ExportBacktest", backtest_service_pb2.RESULT_TABLE_TRADES),
     "backtest-equity": ("ExportBacktest", backtest_service_pb2.RESULT_TABLE_EQUITY),
     "sweep": ("ExportSweep", None),
+    "sweep-all": ("DownloadSweepTable", None),
     "walk-forward-folds": ("ExportWalkForward", backtest_service_pb2.WALK_FORWARD_TABLE_FOLDS),
     "walk-forward-equity": ("ExportWalkForward", backtest_service_pb2.WALK_FORWARD_TABLE_EQUITY),
 }
@@ -548,7 +550,9 @@ def export(
     table: str, result_id: str, output: Path,
 ) -> None:  # fmt: skip
     """Write a stored result's TABLE as Parquet or CSV (by the file's suffix): a backtest's
-    trades or equity curve, a sweep's combinations, a walk-forward's folds or stitched curve.
+    trades or equity curve, a sweep's ranked results (`sweep`) or every combination of its
+    grid (`sweep-all`, streamed to the file as it comes), a walk-forward's folds or stitched
+    curve.
     """
     try:
         file_format = FileFormat(output.suffix.lower())
@@ -569,8 +573,26 @@ def export(
     with security.open_blocking_channel(server) as channel:
         stub = backtest_service_pb2_grpc.BacktestServiceStub(channel)
         try:
-            answer = getattr(stub, method)(request, metadata=metadata, timeout=120)
+            if method == "DownloadSweepTable":
+                written = _write_stream(stub.DownloadSweepTable(request, metadata=metadata), output)
+            else:
+                answer = getattr(stub, method)(request, metadata=metadata, timeout=120)
+                written = output.write_bytes(answer.file.data)
         except grpc.RpcError as exc:
             raise _rpc_failed(method, exc) from exc
-    output.write_bytes(answer.file.data)
-    click.echo(f"{table} of {result_id} written to {output} ({len(answer.file.data):,} bytes)")
+    click.echo(f"{table} of {result_id} written to {output} ({written:,} bytes)")
+
+
+def _write_stream(pieces: Iterable[httpbody_pb2.HttpBody], output: Path) -> int:
+    """Write a file streamed in pieces to `output`; its size. A stream that fails leaves no
+    file behind: the pieces go to a temporary file renamed once the last one has come."""
+    partial = output.with_name(output.name + ".partial")
+    written = 0
+    try:
+        with partial.open("wb") as file:
+            for piece in pieces:
+                written += file.write(piece.data)
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
+    return written

@@ -37,6 +37,73 @@ def table_bytes(table: pa.Table, file_format: FileFormat) -> bytes:
     return data
 
 
+class TableFileWriter:
+    """One Parquet or CSV file written a table at a time, its bytes handed out as they are
+    written, so a file of a million rows never sits whole in memory.
+
+    Tables are gathered into Parquet row groups of at least `row_group_rows` rows (small
+    pieces would make a file slow to read); every table must have the first one's schema.
+    """
+
+    def __init__(self, file_format: FileFormat, row_group_rows: int = 65_536) -> None:
+        self._format = file_format
+        self._row_group_rows = row_group_rows
+        self._sink = _Collected()
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._writer: pq.ParquetWriter | pa_csv.CSVWriter | None = None
+
+    def add(self, table: pa.Table) -> bytes:
+        """Take `table`; the file's bytes that are ready (b"" until a row group fills)."""
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= self._row_group_rows:
+            self._write_pending()
+        return self._sink.take()
+
+    def close(self) -> bytes:
+        """The file's last bytes (for Parquet, its footer); an empty table makes a valid file."""
+        if self._pending or self._writer is None:
+            self._write_pending()
+        assert self._writer is not None
+        self._writer.close()
+        return self._sink.take()
+
+    def _write_pending(self) -> None:
+        table = pa.concat_tables(self._pending) if self._pending else pa.table({})
+        if self._writer is None:
+            self._writer = (
+                pq.ParquetWriter(self._sink, table.schema)
+                if self._format is FileFormat.PARQUET
+                else pa_csv.CSVWriter(self._sink, table.schema)
+            )
+        self._writer.write_table(table)
+        self._pending, self._pending_rows = [], 0
+
+
+class _Collected:
+    """A write-only file that keeps what is written until it is taken."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing to flush: the bytes are kept until taken."""
+
+    def close(self) -> None:
+        self.closed = True
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
 def metric_columns(
     metrics: Sequence[backtest_pb2.Metrics], prefix: str = ""
 ) -> dict[str, pa.Array]:

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 import httpx
+import pyarrow as pa
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
@@ -46,6 +47,7 @@ class FakeResults:
     backtests: list[backtest_pb2.Backtest] = field(default_factory=list)
     sweeps: list[backtest_pb2.Sweep] = field(default_factory=list)
     walk_forwards: list[backtest_service_pb2.WalkForward] = field(default_factory=list)
+    sweep_rows: dict[tuple[str, int], pa.Table] = field(default_factory=dict)
     fail: bool = False
 
     async def add_backtest(self, backtest: backtest_pb2.Backtest) -> None:
@@ -68,6 +70,15 @@ class FakeResults:
 
     async def get_sweep(self, sweep_id: str) -> backtest_pb2.Sweep:
         return next(s for s in self.sweeps if s.id == sweep_id)
+
+    async def add_sweep_rows(self, sweep_id: str, piece: int, rows: pa.Table) -> None:
+        self.sweep_rows[sweep_id, piece] = rows
+
+    async def sweep_row_pieces(self, sweep_id: str) -> list[int]:
+        return sorted(piece for (kept, piece) in self.sweep_rows if kept == sweep_id)
+
+    async def get_sweep_rows(self, sweep_id: str, piece: int) -> pa.Table:
+        return self.sweep_rows[sweep_id, piece]
 
     async def add_walk_forward(self, walk_forward: backtest_service_pb2.WalkForward) -> None:
         self.walk_forwards.append(walk_forward)

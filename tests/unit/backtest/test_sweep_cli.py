@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 import pytest
 import pytest_asyncio
 from click.testing import CliRunner, Result
@@ -186,7 +188,12 @@ async def test_export_writes_a_stored_sweeps_and_backtests_tables_by_suffix(
     trades_out = await asyncio.to_thread(
         export, "backtest-trades", stored.id, "-o", str(trades_file)
     )
+    whole_file = tmp_path / "whole.csv"
+    whole_out = await asyncio.to_thread(export, "sweep-all", swept.id, "-o", str(whole_file))
     unknown = await asyncio.to_thread(export, "sweep", "nope", "-o", str(tmp_path / "x.csv"))
+    unknown_whole = await asyncio.to_thread(
+        export, "sweep-all", "nope", "-o", str(tmp_path / "y.csv")
+    )
     badly_named = await asyncio.to_thread(export, "sweep", swept.id, "-o", str(tmp_path / "x.xls"))
 
     assert sweep_out.exit_code == 0, sweep_out.output
@@ -195,6 +202,18 @@ async def test_export_writes_a_stored_sweeps_and_backtests_tables_by_suffix(
     lines = trades_file.read_text().splitlines()
     assert lines[0].startswith('"side","entry_time","exit_time"')
     assert len(lines) == 1 + len(stored.trades)
+    # Every combination of fast 5, 10 x slow 20, 40, in grid order; the ranked table's rows.
+    whole = pa_csv.read_csv(whole_file)
+    ranked = pq.read_table(sweep_file)
+    assert whole_out.exit_code == 0, whole_out.output
+    assert list(zip(whole["fast"].to_pylist(), whole["slow"].to_pylist(), strict=True)) == [
+        (5, 20), (5, 40), (10, 20), (10, 40),
+    ]  # fmt: skip
+    assert sorted(whole.to_pylist(), key=str) == sorted(ranked.to_pylist(), key=str)
+    assert unknown_whole.exit_code == 1
+    assert "DownloadSweepTable: NOT_FOUND: no sweep with id 'nope'" in unknown_whole.output
+    assert not (tmp_path / "y.csv").exists()
+    assert not (tmp_path / "y.csv.partial").exists()
     assert unknown.exit_code == 1
     assert "ExportSweep: NOT_FOUND: no sweep with id 'nope'" in unknown.output
     assert badly_named.exit_code == 2

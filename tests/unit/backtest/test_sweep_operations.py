@@ -1,6 +1,7 @@
 """Sweeps as long-running operations (AIP-151) on the real in-process service: started at once,
 followed, cancelled, deleted, and resumed after a stop from the chunks kept."""
 
+import io
 import math
 import time
 from dataclasses import replace
@@ -9,12 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 import pytest
 from google.longrunning import operations_pb2  # type: ignore[import-untyped]
 from google.protobuf.duration_pb2 import Duration
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finplat.backtest.adapters.operation_store import OperationStore
+from finplat.backtest.adapters.results_store import ResultStore
 from finplat.backtest.domain.sweep import plan_sweep
 from finplat.backtest.service.convert import engine_config
 from finplat.backtest.service.runs import Limits
@@ -41,6 +46,26 @@ def _sweep(fast: int, slow: int, days: int = 1) -> backtest_service_pb2.StartSwe
         data=base.data, config=base.config, rank_by="sharpe",
     )  # fmt: skip
     return backtest_service_pb2.StartSweepRequest(sweep=sweep)
+
+
+_PARQUET = backtest_service_pb2.FILE_FORMAT_PARQUET
+
+
+async def _download(
+    service: Harness,
+    sweep_id: str,
+    file_format: "backtest_service_pb2.FileFormat.ValueType" = _PARQUET,
+) -> pa.Table:
+    """A sweep's whole table as DownloadSweepTable streams it, read back from the file."""
+    request = backtest_service_pb2.DownloadSweepTableRequest(id=sweep_id, format=file_format)
+    pieces = [piece async for piece in service.stub.DownloadSweepTable(request)]
+    assert all(len(piece.data) <= 1 << 20 for piece in pieces)
+    data = io.BytesIO(b"".join(piece.data for piece in pieces))
+    if file_format == backtest_service_pb2.FILE_FORMAT_CSV:
+        assert {piece.content_type for piece in pieces} == {"text/csv"}
+        return pa_csv.read_csv(data)
+    assert {piece.content_type for piece in pieces} == {"application/vnd.apache.parquet"}
+    return pq.read_table(data)
 
 
 def _progress(operation: Any) -> backtest_service_pb2.SweepProgress:
@@ -245,6 +270,12 @@ async def test_a_stopped_service_resumes_the_sweep_from_the_chunks_it_kept(
     assert [(dict(r.parameters), r.metrics) for r in _response(ended).results] == [
         (dict(r.parameters), r.metrics) for r in direct.results
     ]
+    # The whole table holds the chunks kept before the stop and those run after it.
+    async with serve_harness(tmp_path, limits) as third:
+        resumed_table = await _download(third, _progress(ended).sweep_id)
+        direct_table = await _download(third, direct.id)
+    assert resumed_table.num_rows == total
+    assert resumed_table.equals(direct_table)
 
 
 async def test_a_waiting_sweep_cancelled_ends_at_once_while_the_running_one_goes_on(
@@ -313,6 +344,10 @@ async def test_a_grid_beyond_the_results_a_sweep_keeps_ranks_its_best_top_n(
         request.sweep.top_n = 5
         started = await service.stub.StartSweep(request)
         ended = await _wait(service, started.name)
+        whole = await _download(service, _progress(ended).sweep_id)
+        whole_csv = await _download(
+            service, _progress(ended).sweep_id, backtest_service_pb2.FILE_FORMAT_CSV
+        )
     # The same day's bars and the same config, every combination run here in grid order.
     plan = plan_sweep(
         btc_1m(date(2024, 11, 1), date(2024, 11, 1)), "sma_crossover",
@@ -333,3 +368,34 @@ async def test_a_grid_beyond_the_results_a_sweep_keeps_ranks_its_best_top_n(
         (r.parameters["fast"], r.parameters["slow"], r.metrics.sharpe)
         for r in _response(ended).results
     ] == [(*combos[i], sharpes[i]) for i in best]
+    # Every combination, not only the five kept, in grid order.
+    assert whole.num_rows == 4950
+    assert list(zip(whole["fast"].to_pylist(), whole["slow"].to_pylist(), strict=True)) == combos
+    assert whole["sharpe"].to_pylist() == pytest.approx(sharpes, nan_ok=True, rel=0, abs=0)
+    assert whole.equals(whole_csv.cast(whole.schema))
+
+
+async def test_a_sweep_run_directly_keeps_its_whole_table_and_one_stored_without_is_refused(
+    tmp_path: Path,
+) -> None:
+    request = _sweep(fast=6, slow=8).sweep
+    request.top_n = 2
+    # As a sweep stored before whole tables were kept: the sweep, no table.
+    store = await ResultStore.open(tmp_path / "results.sqlite3")
+    await store.add_sweep(backtest_pb2.Sweep(id="older", strategy="sma_crossover"))
+    await store.close()
+    async with serve_harness(tmp_path, Limits()) as service:
+        swept = (await service.stub.RunSweep(request)).sweep
+        whole = await _download(service, swept.id)
+        refused = await rpc_error(_download(service, "older"))
+        missing = await rpc_error(_download(service, "nope"))
+
+    combos = [(f, s) for f in range(1, 7) for s in range(2, 9) if f < s]
+    assert len(swept.results) == 2
+    assert list(zip(whole["fast"].to_pylist(), whole["slow"].to_pylist(), strict=True)) == combos
+    # The two kept are the table's two best, with the same figures.
+    best = whole.sort_by([("sharpe", "descending")]).slice(0, 2)
+    assert best["sharpe"].to_pylist() == [r.metrics.sharpe for r in swept.results]
+    assert refused[0] == grpc.StatusCode.FAILED_PRECONDITION
+    assert "ExportSweep" in refused[1]
+    assert missing[0] == grpc.StatusCode.NOT_FOUND

@@ -186,6 +186,15 @@ class FakeBacktestService(backtest_service_pb2_grpc.BacktestServiceServicer):
         csv = httpbody_pb2.HttpBody(content_type="text/csv", data=EXPORTED_CSV)
         return backtest_service_pb2.ExportSweepResponse(file=csv)
 
+    async def DownloadSweepTable(self, request: Any, context: Any) -> AsyncIterator[Any]:  # noqa: N802 - the RPC's name
+        self.recorder.record(request, context)
+        if request.id not in ("known", "breaks"):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no sweep with id {request.id!r}")
+        for piece in DOWNLOADED_PIECES:
+            yield httpbody_pb2.HttpBody(content_type="text/csv", data=piece)
+            if request.id == "breaks":
+                await context.abort(grpc.StatusCode.INTERNAL, "results store: disk I/O error")
+
     async def CheckLookahead(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
         self.recorder.record(request, context)
         return backtest_service_pb2.CheckLookaheadResponse(clean=True, bar_count=1440)
@@ -265,6 +274,8 @@ class FakeOperations(operations_pb2_grpc.OperationsServicer):  # type: ignore[mi
 
 
 CHART_PAGE = b"<!doctype html><title>known</title><svg></svg>"
+# DownloadSweepTable's file, in the pieces it streams: bytes cut anywhere, not on rows.
+DOWNLOADED_PIECES = (b'"fast","slow","sharpe"\n1,2,0.5\n1,', b"3,0.25\n")
 EXPORTED_CSV = b'"time","equity","drawdown"\n2024-11-01 00:00:00Z,10000,0\n'
 
 

@@ -141,7 +141,7 @@ def test_a_new_annotated_rpc_gets_a_route_with_no_gateway_code() -> None:
 
     routes = [(r.binding.rpc_path, r.path) for r in app.routes if isinstance(r, GrpcRoute)]
     assert (f"/{added.full_name}/Brand", "/v1/brand/{name}") in routes
-    assert len(routes) == 26 + 1  # the product protos' bindings, and the new one
+    assert len(routes) == 27 + 1  # the product protos' bindings, and the new one
 
 
 def test_later_registered_patterns_win_as_in_grpc_gateways_serve_mux() -> None:

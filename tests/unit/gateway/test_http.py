@@ -1,6 +1,7 @@
 """REST requests through the gateway (real uvicorn) to a real grpc.aio server of fakes."""
 
 import base64
+import json
 from typing import Any
 
 import httpx
@@ -8,7 +9,7 @@ import pytest
 from google.protobuf import json_format
 
 from finance.backtest.v1 import backtest_service_pb2
-from tests.unit.gateway.fakes import CHART_PAGE, EXPORTED_CSV, FakeUpstream
+from tests.unit.gateway.fakes import CHART_PAGE, DOWNLOADED_PIECES, EXPORTED_CSV, FakeUpstream
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -532,6 +533,37 @@ async def test_http_body_response_is_sent_as_is_with_its_content_type(
     assert found.headers["content-type"] == "text/html; charset=utf-8"
     assert found.content == CHART_PAGE
     assert missing.status_code == 404
+
+
+async def test_a_stream_of_http_bodies_is_one_file_sent_as_it_comes(
+    client: httpx.AsyncClient, upstream: FakeUpstream
+) -> None:
+    """grpc-gateway's ForwardResponseStream with HttpBody: each message's bytes as they are,
+    no envelope or delimiter, the first message's content type; event streams too."""
+    found = await client.get("/api/sweeps/known:download", params={"format": "2"})
+    asked = json_format.MessageToDict(last_request(upstream))
+    as_events = await client.get(
+        "/api/sweeps/known:download", headers={"Accept": "text/event-stream"}
+    )
+    missing = await client.get("/api/sweeps/nope:download")
+    broken = await client.get("/api/sweeps/breaks:download")
+
+    assert found.status_code == 200
+    assert found.headers["content-type"] == "text/csv"
+    assert found.content == b"".join(DOWNLOADED_PIECES)
+    assert asked == {"id": "known", "format": "FILE_FORMAT_CSV"}
+    assert (as_events.headers["content-type"], as_events.content) == (
+        "text/csv", b"".join(DOWNLOADED_PIECES),
+    )  # fmt: skip
+    # Refused before any byte: the status, as a unary call's.
+    assert missing.status_code == 404
+    assert missing.json()["error"]["message"] == "no sweep with id 'nope'"
+    # Failed after the first piece: the status is sent, the body ends with the error line.
+    assert broken.status_code == 200
+    assert broken.content.startswith(DOWNLOADED_PIECES[0])
+    error_line = broken.content.removeprefix(DOWNLOADED_PIECES[0])
+    assert error_line.endswith(b"\n")
+    assert json.loads(error_line)["error"]["message"] == "results store: disk I/O error"
 
 
 async def test_an_exported_table_is_a_file_with_its_type_and_the_query_reaches_the_rpc(

@@ -28,6 +28,7 @@ PRODUCT_ROUTES = {
     ("/api/strategies/{strategy}:checkLookahead", "post"): "BacktestService_CheckLookahead",
     ("/api/backtests/{id}:export", "get"): "BacktestService_ExportBacktest",
     ("/api/sweeps/{id}:export", "get"): "BacktestService_ExportSweep",
+    ("/api/sweeps/{id}:download", "get"): "BacktestService_DownloadSweepTable",
     ("/api/portfolios", "post"): "BacktestService_RunPortfolio",
     ("/api/sweeps:start", "post"): "BacktestService_StartSweep",
     ("/api/walkForwards:start", "post"): "BacktestService_StartWalkForward",

@@ -664,6 +664,32 @@ class ExportSweepResponse(_message.Message):
 Global___ExportSweepResponse: _TypeAlias = ExportSweepResponse  # noqa: Y015
 
 @_typing.final
+class DownloadSweepTableRequest(_message.Message):
+    """Request of DownloadSweepTable."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Identifier of the sweep."""
+    format: Global___FileFormat.ValueType
+    """Which file format."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        format: Global___FileFormat.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DownloadSweepTableRequest: _TypeAlias = DownloadSweepTableRequest  # noqa: Y015
+
+@_typing.final
 class ListBacktestsRequest(_message.Message):
     """Request of ListBacktests."""
 

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from finance.backtest.v1 import backtest_service_pb2 as finance_dot_backtest_dot_v1_dot_backtest__service__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -81,6 +82,11 @@ class BacktestServiceStub:
                 '/finance.backtest.v1.BacktestService/ExportSweep',
                 request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportSweepRequest.SerializeToString,
                 response_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportSweepResponse.FromString,
+                _registered_method=True)
+        self.DownloadSweepTable = channel.unary_stream(
+                '/finance.backtest.v1.BacktestService/DownloadSweepTable',
+                request_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.DownloadSweepTableRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
         self.RunSweep = channel.unary_unary(
                 '/finance.backtest.v1.BacktestService/RunSweep',
@@ -187,6 +193,18 @@ class BacktestServiceServicer:
     def ExportSweep(self, request, context):
         """Returns a stored sweep's results, one row per combination (its parameters
         and metrics, in rank order), as a Parquet or CSV file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadSweepTable(self, request, context):
+        """Streams a sweep's whole table: every combination of its grid, not only the
+        ranked results the sweep holds, one row each (its parameters and metrics,
+        the columns of ExportSweep) in grid order, as a Parquet or CSV file sent in
+        pieces of at most 1 MiB. A table of a million rows is never whole in memory.
+        A stream of HttpBody itself, as grpc-gateway needs to send the bytes as they are.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -311,6 +329,11 @@ def add_BacktestServiceServicer_to_server(servicer, server):
                     servicer.ExportSweep,
                     request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportSweepRequest.FromString,
                     response_serializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportSweepResponse.SerializeToString,
+            ),
+            'DownloadSweepTable': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadSweepTable,
+                    request_deserializer=finance_dot_backtest_dot_v1_dot_backtest__service__pb2.DownloadSweepTableRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'RunSweep': grpc.unary_unary_rpc_method_handler(
                     servicer.RunSweep,
@@ -593,6 +616,33 @@ class BacktestService:
             '/finance.backtest.v1.BacktestService/ExportSweep',
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportSweepRequest.SerializeToString,
             finance_dot_backtest_dot_v1_dot_backtest__service__pb2.ExportSweepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadSweepTable(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/finance.backtest.v1.BacktestService/DownloadSweepTable',
+            finance_dot_backtest_dot_v1_dot_backtest__service__pb2.DownloadSweepTableRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from finance.backtest.v1 import backtest_service_pb2 as _backtest_service_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.longrunning import operations_pb2 as _operations_pb2
 from grpc import aio as _aio
 import abc as _abc_1
@@ -62,6 +63,14 @@ class BacktestServiceStub:
     ExportSweep: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.ExportSweepRequest, _backtest_service_pb2.ExportSweepResponse]
     """Returns a stored sweep's results, one row per combination (its parameters
     and metrics, in rank order), as a Parquet or CSV file.
+    """
+    DownloadSweepTable: _grpc.UnaryStreamMultiCallable[_backtest_service_pb2.DownloadSweepTableRequest, _httpbody_pb2.HttpBody]
+    """Streams a sweep's whole table: every combination of its grid, not only the
+    ranked results the sweep holds, one row each (its parameters and metrics,
+    the columns of ExportSweep) in grid order, as a Parquet or CSV file sent in
+    pieces of at most 1 MiB. A table of a million rows is never whole in memory.
+    A stream of HttpBody itself, as grpc-gateway needs to send the bytes as they are.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     """
     RunSweep: _grpc.UnaryUnaryMultiCallable[_backtest_service_pb2.RunSweepRequest, _backtest_service_pb2.RunSweepResponse]
     """Runs a backtest for every combination of a parameter grid, stores the
@@ -140,6 +149,14 @@ class BacktestServiceAsyncStub(BacktestServiceStub):
     ExportSweep: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.ExportSweepRequest, _backtest_service_pb2.ExportSweepResponse]  # type: ignore[assignment]
     """Returns a stored sweep's results, one row per combination (its parameters
     and metrics, in rank order), as a Parquet or CSV file.
+    """
+    DownloadSweepTable: _aio.UnaryStreamMultiCallable[_backtest_service_pb2.DownloadSweepTableRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """Streams a sweep's whole table: every combination of its grid, not only the
+    ranked results the sweep holds, one row each (its parameters and metrics,
+    the columns of ExportSweep) in grid order, as a Parquet or CSV file sent in
+    pieces of at most 1 MiB. A table of a million rows is never whole in memory.
+    A stream of HttpBody itself, as grpc-gateway needs to send the bytes as they are.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     """
     RunSweep: _aio.UnaryUnaryMultiCallable[_backtest_service_pb2.RunSweepRequest, _backtest_service_pb2.RunSweepResponse]  # type: ignore[assignment]
     """Runs a backtest for every combination of a parameter grid, stores the
@@ -269,6 +286,20 @@ class BacktestServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_backtest_service_pb2.ExportSweepResponse, _abc.Awaitable[_backtest_service_pb2.ExportSweepResponse]]:
         """Returns a stored sweep's results, one row per combination (its parameters
         and metrics, in rank order), as a Parquet or CSV file.
+        """
+
+    @_abc_1.abstractmethod
+    def DownloadSweepTable(
+        self,
+        request: _backtest_service_pb2.DownloadSweepTableRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_httpbody_pb2.HttpBody], _abc.AsyncIterator[_httpbody_pb2.HttpBody]]:
+        """Streams a sweep's whole table: every combination of its grid, not only the
+        ranked results the sweep holds, one row each (its parameters and metrics,
+        the columns of ExportSweep) in grid order, as a Parquet or CSV file sent in
+        pieces of at most 1 MiB. A table of a million rows is never whole in memory.
+        A stream of HttpBody itself, as grpc-gateway needs to send the bytes as they are.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
 
     @_abc_1.abstractmethod

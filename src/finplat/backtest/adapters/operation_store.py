@@ -24,7 +24,7 @@ from finplat.backtest.adapters.results_store import (
     decode_page_token,
     encode_page_token,
 )
-from finplat.backtest.adapters.sqlite import connect
+from finplat.backtest.adapters.sqlite import connect, transaction
 from finplat.backtest.domain.metrics import Metrics
 from finplat.backtest.errors import NotFoundError, StoreError
 
@@ -70,18 +70,6 @@ def _encode_metrics(metrics: Sequence[Metrics]) -> str:
 
 def _decode_metrics(text: str) -> list[Metrics]:
     return [Metrics(*row) for row in json.loads(text)]
-
-
-def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    """``work`` in one transaction, rolled back if it fails (the connection stays usable)."""
-    db.execute("BEGIN")
-    try:
-        result = work(db)
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-    return result
 
 
 class OperationStore:
@@ -139,7 +127,7 @@ class OperationStore:
             if operation.done:
                 db.execute("DELETE FROM operation_chunks WHERE name = ?", (operation.name,))
 
-        await self._call(lambda db: _transaction(db, write))
+        await self._call(lambda db: transaction(db, write))
 
     async def add_chunk(
         self,
@@ -156,13 +144,21 @@ class OperationStore:
             db.execute("INSERT OR REPLACE INTO operation_chunks VALUES (?, ?, ?, ?)", row)
             db.execute("UPDATE operations SET operation = ? WHERE name = ?", (state, row[0]))
 
-        await self._call(lambda db: _transaction(db, write))
+        await self._call(lambda db: transaction(db, write))
 
     async def chunks(self, name: str) -> dict[int, KeptChunk]:
         """The finished chunks of an operation by index."""
         sql = "SELECT chunk, plan, metrics FROM operation_chunks WHERE name = ?"
         rows = await self._call(lambda db: db.execute(sql, (name,)).fetchall())
         return {int(chunk): KeptChunk(plan, _decode_metrics(text)) for chunk, plan, text in rows}
+
+    async def chunk(self, name: str, index: int) -> KeptChunk:
+        """One finished chunk of an operation; `NotFoundError` when it is not kept."""
+        sql = "SELECT plan, metrics FROM operation_chunks WHERE name = ? AND chunk = ?"
+        row = await self._call(lambda db: db.execute(sql, (name, index)).fetchone())
+        if row is None:
+            raise NotFoundError(f"operation {name!r} has no chunk {index}")
+        return KeptChunk(row[0], _decode_metrics(row[1]))
 
     async def get(self, name: str) -> operations_pb2.Operation:
         """The stored operation; `NotFoundError` when there is none."""
@@ -200,7 +196,7 @@ class OperationStore:
             db.execute("DELETE FROM operation_chunks WHERE name = ?", (name,))
             return int(db.execute("DELETE FROM operations WHERE name = ?", (name,)).rowcount)
 
-        if await self._call(lambda db: _transaction(db, delete)) == 0:
+        if await self._call(lambda db: transaction(db, delete)) == 0:
             raise NotFoundError(f"no operation named {name!r}")
 
     async def close(self) -> None:

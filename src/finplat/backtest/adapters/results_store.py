@@ -1,5 +1,6 @@
 """Stored backtests, sweeps and walk-forwards in SQLite: the proto bytes plus the columns we
-filter and sort by.
+filter and sort by; a sweep's whole table (every combination, not only the ranked results its
+proto holds) as pieces of rows in Arrow's IPC format, zstd-compressed, read back one at a time.
 
 One connection on one worker thread: every call is queued to it, so the event loop never
 blocks on disk (the operation store has its own connection to the same file; WAL lets both
@@ -16,8 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+import pyarrow as pa
+
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
-from finplat.backtest.adapters.sqlite import connect
+from finplat.backtest.adapters.sqlite import connect, transaction
 from finplat.backtest.errors import NotFoundError, StoreError
 
 T = TypeVar("T")
@@ -34,6 +37,8 @@ _SCHEMA = (
     " ON backtests (symbol, create_time_ms DESC, id DESC)",
     "CREATE TABLE IF NOT EXISTS sweeps (id TEXT PRIMARY KEY, create_time_ms INTEGER NOT NULL,"
     " strategy TEXT NOT NULL, symbol TEXT NOT NULL, full BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS sweep_rows (sweep_id TEXT NOT NULL, piece INTEGER NOT NULL,"
+    " rows BLOB NOT NULL, PRIMARY KEY (sweep_id, piece))",
     "CREATE TABLE IF NOT EXISTS walk_forwards (id TEXT PRIMARY KEY,"
     " create_time_ms INTEGER NOT NULL, strategy TEXT NOT NULL, symbol TEXT NOT NULL,"
     " full BLOB NOT NULL)",
@@ -61,6 +66,23 @@ def decode_page_token(token: str) -> tuple[int, str]:
         return int(ms), run_id
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidPageTokenError(f"invalid page token {token!r}") from None
+
+
+_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=_IPC_OPTIONS) as writer:
+        writer.write_table(table)
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
+
+
+def _ipc_table(data: bytes) -> pa.Table:
+    with pa.ipc.open_stream(data) as reader:
+        table: pa.Table = reader.read_all()
+    return table
 
 
 def _summary(backtest: backtest_pb2.Backtest) -> bytes:
@@ -167,6 +189,33 @@ class ResultStore:
         if row is None:
             raise NotFoundError(f"no sweep with id {sweep_id!r}")
         return backtest_pb2.Sweep.FromString(row[0])
+
+    async def add_sweep_rows(self, sweep_id: str, piece: int, rows: pa.Table) -> None:
+        """Store a piece of a sweep's whole table. Pieces are stored in order from 0, and
+        piece 0 replaces whatever the sweep had (a resumed sweep stores its table again)."""
+        data = await asyncio.to_thread(_ipc_bytes, rows)
+
+        def write(db: sqlite3.Connection) -> None:
+            if piece == 0:
+                db.execute("DELETE FROM sweep_rows WHERE sweep_id = ?", (sweep_id,))
+            db.execute("INSERT INTO sweep_rows VALUES (?, ?, ?)", (sweep_id, piece, data))
+
+        # One transaction: the old pieces never outlive a new piece 0.
+        await self._call(lambda: transaction(self._conn(), write))
+
+    async def sweep_row_pieces(self, sweep_id: str) -> list[int]:
+        """The pieces of a sweep's whole table, in order (none for a sweep stored without)."""
+        sql = "SELECT piece FROM sweep_rows WHERE sweep_id = ? ORDER BY piece"
+        rows = await self._call(lambda: self._conn().execute(sql, (sweep_id,)).fetchall())
+        return [int(piece) for (piece,) in rows]
+
+    async def get_sweep_rows(self, sweep_id: str, piece: int) -> pa.Table:
+        """One piece of a sweep's whole table; `NotFoundError` when there is none."""
+        sql = "SELECT rows FROM sweep_rows WHERE sweep_id = ? AND piece = ?"
+        row = await self._call(lambda: self._conn().execute(sql, (sweep_id, piece)).fetchone())
+        if row is None:
+            raise NotFoundError(f"sweep {sweep_id!r} has no piece {piece} of its table")
+        return await asyncio.to_thread(_ipc_table, row[0])
 
     async def add_walk_forward(self, walk_forward: backtest_service_pb2.WalkForward) -> None:
         """Store a walk-forward (again, if its id is taken, as `add_sweep`)."""

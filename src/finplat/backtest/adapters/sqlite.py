@@ -1,10 +1,13 @@
-"""Opening the service's SQLite files the same way everywhere."""
+"""Opening the service's SQLite files, and writing a transaction, the same way everywhere."""
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from finplat.backtest.errors import StoreError
+
+T = TypeVar("T")
 
 
 def connect(path: Path, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> sqlite3.Connection:
@@ -22,3 +25,15 @@ def connect(path: Path, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> sq
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open {path}: {exc}") from exc
     return connection
+
+
+def transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """``work`` in one transaction, rolled back if it fails (the connection stays usable)."""
+    db.execute("BEGIN")
+    try:
+        result = work(db)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result

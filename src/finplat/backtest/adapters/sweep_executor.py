@@ -3,7 +3,7 @@
 
 A chunk is the unit of work, of progress and of what a stop waits for: `SweepJob.run`
 computes a whole chunk at once, so an executor hands each chunk over when it is finished and
-never part of one. `run_sweep` is the one-call sweep of RunSweep and the benchmarks.
+never part of one. `run_sweep` is the one-call sweep of scripts and the benchmarks.
 """
 
 import math

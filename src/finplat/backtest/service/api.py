@@ -7,7 +7,7 @@ queue of waiting runs is better than many runs slowing each other down).
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -18,8 +18,9 @@ from typing_extensions import override
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
 from finplat.backtest.adapters.results_store import InvalidPageTokenError
+from finplat.backtest.domain.metrics import Metrics
 from finplat.backtest.domain.stats import StatsSnapshot
-from finplat.backtest.domain.strategies import REGISTRY
+from finplat.backtest.domain.strategies import REGISTRY, Params
 from finplat.backtest.errors import BarsUnavailableError, NoDataError, NotFoundError, StoreError
 from finplat.backtest.service import exports, portfolios, runs
 from finplat.backtest.service.charts import render_backtest_html
@@ -29,7 +30,7 @@ from finplat.backtest.service.ids import new_id
 from finplat.backtest.service.operations import Operations
 from finplat.backtest.service.statuses import Context, abort, answered
 from finplat.backtest.service.validation import RequestError
-from finplat.client.tables import FileFormat, sweep_table, table_bytes
+from finplat.client.tables import FileFormat, TableFileWriter, sweep_table, table_bytes
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,6 +54,9 @@ class Results(Protocol):
     ) -> tuple[list[backtest_pb2.Backtest], str]: ...
     async def add_sweep(self, sweep: backtest_pb2.Sweep) -> None: ...
     async def get_sweep(self, sweep_id: str) -> backtest_pb2.Sweep: ...
+    async def add_sweep_rows(self, sweep_id: str, piece: int, rows: pa.Table) -> None: ...
+    async def sweep_row_pieces(self, sweep_id: str) -> list[int]: ...
+    async def get_sweep_rows(self, sweep_id: str, piece: int) -> pa.Table: ...
     async def add_walk_forward(self, walk_forward: backtest_service_pb2.WalkForward) -> None: ...
     async def get_walk_forward(self, walk_forward_id: str) -> backtest_service_pb2.WalkForward: ...
 
@@ -130,6 +134,15 @@ def _file(table: pa.Table, file_format: FileFormat) -> httpbody_pb2.HttpBody:
     return httpbody_pb2.HttpBody(
         content_type=file_format.content_type, data=table_bytes(table, file_format)
     )
+
+
+async def _slices(
+    combos: Sequence[Params], metrics: Sequence[Metrics]
+) -> AsyncIterator[tuple[Sequence[Params], Sequence[Metrics]]]:
+    # A piece's worth at a time, so the table is built one piece at a time too.
+    for start in range(0, len(combos), exports.ROWS_PER_PIECE):
+        end = start + exports.ROWS_PER_PIECE
+        yield combos[start:end], metrics[start:end]
 
 
 class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
@@ -259,6 +272,32 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         return backtest_service_pb2.ExportSweepResponse(file=_file(sweep_table(sweep), file_format))
 
     @override
+    async def DownloadSweepTable(
+        self, request: backtest_service_pb2.DownloadSweepTableRequest, context: Context
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        file_format = exports.FORMATS.get(request.format)
+        if file_format is None:
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unknown format")
+        await answered(context, self._results.get_sweep(request.id))
+        pieces = await answered(context, self._results.sweep_row_pieces(request.id))
+        if not pieces:
+            await abort(
+                context, grpc.StatusCode.FAILED_PRECONDITION,
+                f"sweep {request.id} was stored without its whole table (by an older version):"
+                " ExportSweep has its ranked results",
+            )  # fmt: skip
+        writer = TableFileWriter(file_format)
+        sent = False
+        for piece in pieces:
+            rows = await answered(context, self._results.get_sweep_rows(request.id, piece))
+            for data in exports.messages(await asyncio.to_thread(writer.add, rows)):
+                yield httpbody_pb2.HttpBody(content_type=file_format.content_type, data=data)
+                sent = True
+        last = await asyncio.to_thread(writer.close)
+        for data in exports.messages(last) if last or sent else [b""]:
+            yield httpbody_pb2.HttpBody(content_type=file_format.content_type, data=data)
+
+    @override
     async def GetWalkForward(
         self, request: backtest_service_pb2.GetWalkForwardRequest, context: Context
     ) -> backtest_service_pb2.GetWalkForwardResponse:
@@ -304,7 +343,10 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         now = self._now_ms()
         try:
             async with self._runs:
-                sweep = await runs.sweep(request, self._bars, self._limits, new_id(now), now)
+                run = await runs.sweep(request, self._bars, self._limits, new_id(now), now)
+            sweep = run.sweep
+            # The whole table first: a stored sweep always has it.
+            await runs.keep_rows(self._results, sweep.id, _slices(run.combos, run.metrics))
             await self._results.add_sweep(sweep)
         except RequestError as exc:
             await abort(context, exc.code, exc.message)

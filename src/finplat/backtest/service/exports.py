@@ -1,15 +1,25 @@
 """A stored backtest's tables (trades, equity curve) and a walk-forward's (folds, stitched
 equity curve) as Arrow tables, for ExportBacktest and ExportWalkForward (a sweep's table is
-`finplat.client.tables.sweep_table`).
+`finplat.client.tables.sweep_table`); a sweep's whole table in pieces, for DownloadSweepTable.
 
 Columns are named as in the API's JSON (snake case here, as in the proto), times are UTC
 timestamps in ms, the side is its enum name.
 """
 
+from collections.abc import Iterator, Mapping, Sequence
+
 import pyarrow as pa
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
-from finplat.client.tables import TIME, FileFormat, equity_points_table, folds_table
+from finplat.backtest.domain.metrics import Metrics
+from finplat.backtest.service.convert import sweep_result_proto
+from finplat.client.tables import TIME, FileFormat, equity_points_table, folds_table, sweep_table
+
+# Rows of a sweep's whole table stored together: pieces large enough to compress well and to
+# make Parquet row groups of, small enough to hold one at a time.
+ROWS_PER_PIECE = 8192
+# Bytes of a file per streamed message, well under gRPC's default 4 MiB receive limit.
+BYTES_PER_MESSAGE = 1 << 20
 
 _TRADE_NUMBERS = ("entry_price", "exit_price", "size", "pnl", "return_fraction", "fees")
 FORMATS = {
@@ -56,3 +66,46 @@ WALK_FORWARD_TABLES = {
     backtest_service_pb2.WALK_FORWARD_TABLE_FOLDS: folds_table,
     backtest_service_pb2.WALK_FORWARD_TABLE_EQUITY: stitched_equity_table,
 }
+
+
+class SweepRows:
+    """A sweep's whole table cut into pieces of `ROWS_PER_PIECE` rows (the last one shorter),
+    from its combinations and their metrics given in grid order, a chunk at a time: the
+    columns of ExportSweep's table."""
+
+    def __init__(self) -> None:
+        self._params: list[Mapping[str, float]] = []
+        self._metrics: list[Metrics] = []
+
+    def add(
+        self, params: Sequence[Mapping[str, float]], metrics: Sequence[Metrics]
+    ) -> list[pa.Table]:
+        """Take the next combinations; the pieces they complete."""
+        self._params.extend(params)
+        self._metrics.extend(metrics)
+        pieces = []
+        while len(self._params) >= ROWS_PER_PIECE:
+            pieces.append(
+                _rows_table(self._params[:ROWS_PER_PIECE], self._metrics[:ROWS_PER_PIECE])
+            )
+            del self._params[:ROWS_PER_PIECE], self._metrics[:ROWS_PER_PIECE]
+        return pieces
+
+    def rest(self) -> list[pa.Table]:
+        """The last, shorter piece, if rows are left."""
+        if not self._params:
+            return []
+        last = _rows_table(self._params, self._metrics)
+        self._params, self._metrics = [], []
+        return [last]
+
+
+def _rows_table(params: Sequence[Mapping[str, float]], metrics: Sequence[Metrics]) -> pa.Table:
+    results = [sweep_result_proto(p, m) for p, m in zip(params, metrics, strict=True)]
+    return sweep_table(backtest_pb2.Sweep(results=results))
+
+
+def messages(data: bytes) -> Iterator[bytes]:
+    """`data` cut into messages of at most `BYTES_PER_MESSAGE` bytes."""
+    for start in range(0, len(data), BYTES_PER_MESSAGE):
+        yield data[start : start + BYTES_PER_MESSAGE]

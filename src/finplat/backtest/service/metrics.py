@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
+import pyarrow as pa
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -55,6 +56,15 @@ class CountingResults:
 
     async def get_sweep(self, sweep_id: str) -> backtest_pb2.Sweep:
         return await self._store.get_sweep(sweep_id)
+
+    async def add_sweep_rows(self, sweep_id: str, piece: int, rows: pa.Table) -> None:
+        await self._store.add_sweep_rows(sweep_id, piece, rows)
+
+    async def sweep_row_pieces(self, sweep_id: str) -> list[int]:
+        return await self._store.sweep_row_pieces(sweep_id)
+
+    async def get_sweep_rows(self, sweep_id: str, piece: int) -> pa.Table:
+        return await self._store.get_sweep_rows(sweep_id, piece)
 
     async def add_walk_forward(self, walk_forward: backtest_service_pb2.WalkForward) -> None:
         await self._store.add_walk_forward(walk_forward)

@@ -63,8 +63,9 @@ _CHUNKS = 200
 _RETRY_FIRST_S, _RETRY_MAX_S = 1.0, 30.0
 
 
-class ResultSink(Protocol):
-    """Where finished sweeps and walk-forwards are stored (the result store)."""
+class ResultSink(runs.SweepRowSink, Protocol):
+    """Where finished sweeps (and their whole tables) and walk-forwards are stored (the
+    result store)."""
 
     async def add_sweep(self, sweep: backtest_pb2.Sweep) -> None: ...
     async def add_walk_forward(self, walk_forward: backtest_service_pb2.WalkForward) -> None: ...
@@ -376,6 +377,15 @@ class Operations:
         sweep = runs.sweep_message(
             checked, report, entry.progress.sweep_id, entry.progress.create_time.ToMilliseconds()
         )
+
+        async def kept_chunks() -> AsyncIterator[tuple[Sequence[Params], list[Metrics]]]:
+            # Read back one at a time, in grid order: the whole table is never in memory.
+            for index, chunk in chunks.items():
+                yield chunk, (await self._store.chunk(entry.operation.name, index)).metrics
+
+        # The whole table first: a stored sweep always has it (a restart in between stores
+        # both again, its chunks are kept until the operation ends).
+        await runs.keep_rows(self._results, sweep.id, kept_chunks())
         await self._results.add_sweep(sweep)
         logger.info(
             "sweep operation done",

@@ -8,14 +8,15 @@ serving while a run computes.
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import grpc
+import pyarrow as pa
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
-from finplat.backtest.adapters.sweep_executor import run_sweep
+from finplat.backtest.adapters.sweep_executor import run_plan_in_threads
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.engine import BacktestResult, EngineConfig, run_strategy
 from finplat.backtest.domain.errors import BacktestError, InvalidBarsError, StrategyFailedError
@@ -27,9 +28,11 @@ from finplat.backtest.domain.lookahead import (
     check_lookahead,
     cut_points,
 )
-from finplat.backtest.domain.sweep import SweepReport
+from finplat.backtest.domain.metrics import Metrics
+from finplat.backtest.domain.strategies import Params
+from finplat.backtest.domain.sweep import SweepReport, plan_sweep
 from finplat.backtest.errors import BarsUnavailableError, NoDataError
-from finplat.backtest.service import convert, validation
+from finplat.backtest.service import convert, exports, validation
 from finplat.backtest.service.validation import DataQuery, RequestError
 
 log = logging.getLogger(__name__)
@@ -175,23 +178,60 @@ def sweep_message(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class SweepRun:
+    """A sweep run by RunSweep: the message to store, and every combination's metrics in
+    grid order, for its whole table."""
+
+    sweep: backtest_pb2.Sweep
+    combos: Sequence[Params]
+    metrics: Sequence[Metrics]
+
+
 async def sweep(
     request: backtest_service_pb2.RunSweepRequest,
     source: BarSource,
     limits: Limits,
     run_id: str,
     now_ms: int,
-) -> backtest_pb2.Sweep:
+) -> SweepRun:
     """Validate, fetch the bars once, run every combination and rank them."""
     checked = check_sweep(request, limits)
     bars = await fetch_bars(source, checked.query)
-    report = await compute(
-        lambda: run_sweep(
-            bars, checked.strategy, checked.grid, checked.config, checked.rank_attribute,
-            workers=limits.sweep_workers, backend="thread",
+
+    def run() -> tuple[SweepReport, Sequence[Params], list[Metrics]]:
+        plan = plan_sweep(
+            bars, checked.strategy, checked.grid, checked.config, checked.rank_attribute
         )
-    )  # fmt: skip
-    return sweep_message(checked, report, run_id, now_ms)
+        metrics = run_plan_in_threads(plan, limits.sweep_workers)
+        return plan.report_all(metrics), plan.combos, metrics
+
+    report, combos, metrics = await compute(run)
+    return SweepRun(sweep_message(checked, report, run_id, now_ms), combos, metrics)
+
+
+class SweepRowSink(Protocol):
+    """Where a sweep's whole table is kept (the result store)."""
+
+    async def add_sweep_rows(self, sweep_id: str, piece: int, rows: pa.Table) -> None: ...
+
+
+async def keep_rows(
+    results: SweepRowSink,
+    sweep_id: str,
+    chunks: AsyncIterable[tuple[Sequence[Mapping[str, float]], Sequence[Metrics]]],
+) -> None:
+    """Store a sweep's whole table a piece at a time, from its combinations and metrics in
+    grid order, given a chunk at a time (never all in memory for a grid of a million)."""
+    rows = exports.SweepRows()
+    piece = 0
+    async for params, metrics in chunks:
+        for table in await asyncio.to_thread(rows.add, params, metrics):
+            await results.add_sweep_rows(sweep_id, piece, table)
+            piece += 1
+    for table in rows.rest():
+        await results.add_sweep_rows(sweep_id, piece, table)
+        piece += 1
 
 
 async def lookahead(

@@ -6,6 +6,10 @@ in grpc-gateway, the HTTP status is decided by the first thing the upstream send
 before any message is answered with the mapped HTTP status, a failure after it ends the 200
 stream with an error line. SSE carries the same envelopes as `data:` events, plus comment lines
 while the stream is quiet so proxies do not time it out. A client that goes away cancels the call.
+
+A stream of `google.api.HttpBody` is a file sent in pieces: as grpc-gateway does, each
+message's bytes are written as they are, with no envelope or delimiter, under the first
+message's content type (a failure after it still ends the body with an error line).
 """
 
 import asyncio
@@ -14,6 +18,7 @@ import logging
 from typing import Any
 
 import grpc
+from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from google.protobuf import message
 from starlette.types import Receive, Scope, Send
 
@@ -28,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 StreamCall = grpc.aio.UnaryStreamCall[message.Message, message.Message]
 
+_HTTP_BODY = "google.api.HttpBody"
 _NDJSON_HEADERS = [(b"content-type", b"application/json")]
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -85,6 +91,9 @@ async def _relay(
 ) -> None:
     started = False
     error: GatewayError | None = None
+    # grpc-gateway keeps HttpBody streams raw whatever the client accepts: no SSE framing.
+    raw = binding.response_field is None and binding.method.output_type.full_name == _HTTP_BODY
+    sse = sse and not raw
     while True:
         try:
             item = await (
@@ -96,6 +105,13 @@ async def _relay(
         if item is grpc.aio.EOF:
             break
         assert isinstance(item, message.Message)
+        if isinstance(item, httpbody_pb2.HttpBody) and raw:
+            if not started:
+                content_type = (b"content-type", item.content_type.encode())
+                await _start(call, send, 200, [content_type])
+                started = True
+            await send({"type": "http.response.body", "body": item.data, "more_body": True})
+            continue
         try:
             chunk = _chunk(binding, item, sse)
         except marshal.MARSHAL_ERRORS as exc:
