@@ -67,12 +67,16 @@ def config_proto(config: EngineConfig) -> backtest_pb2.BacktestConfig:
     )
 
 
+def drawdown_duration_ms(metrics: Metrics) -> int:
+    """The longest drawdown in milliseconds: its bars at the median bar spacing (0 unknown)."""
+    bar_ms = MS_PER_YEAR / metrics.bars_per_year if metrics.bars_per_year > 0 else 0.0
+    return round(metrics.max_drawdown_duration_bars * bar_ms) if math.isfinite(bar_ms) else 0
+
+
 def metrics_proto(metrics: Metrics) -> backtest_pb2.Metrics:
     """Proto metrics; the drawdown duration goes from bars to time at the median bar spacing."""
-    bar_ms = MS_PER_YEAR / metrics.bars_per_year if metrics.bars_per_year > 0 else 0.0
     duration = Duration()
-    if math.isfinite(bar_ms):
-        duration.FromMilliseconds(round(metrics.max_drawdown_duration_bars * bar_ms))
+    duration.FromMilliseconds(drawdown_duration_ms(metrics))
     return backtest_pb2.Metrics(
         total_return=metrics.total_return,
         cagr=metrics.cagr,

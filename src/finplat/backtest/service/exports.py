@@ -12,8 +12,18 @@ import pyarrow as pa
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finplat.backtest.domain.metrics import Metrics
-from finplat.backtest.service.convert import sweep_result_proto
-from finplat.client.tables import TIME, FileFormat, equity_points_table, folds_table, sweep_table
+from finplat.backtest.service.convert import (
+    PROTO_METRICS,
+    PROTO_TO_DOMAIN_METRIC,
+    drawdown_duration_ms,
+)
+from finplat.client.tables import (
+    TIME,
+    FileFormat,
+    equity_points_table,
+    folds_table,
+    parameter_columns,
+)
 
 # Rows of a sweep's whole table stored together: pieces large enough to compress well and to
 # make Parquet row groups of, small enough to hold one at a time.
@@ -101,8 +111,17 @@ class SweepRows:
 
 
 def _rows_table(params: Sequence[Mapping[str, float]], metrics: Sequence[Metrics]) -> pa.Table:
-    results = [sweep_result_proto(p, m) for p, m in zip(params, metrics, strict=True)]
-    return sweep_table(backtest_pb2.Sweep(results=results))
+    # Column by column from the domain's metrics, as `metric_columns` reads the proto's (its
+    # fields, the same values): a message per row would cost 28 us, this about 2.
+    columns = {}
+    for name in PROTO_METRICS:
+        if name == "max_drawdown_duration":
+            values = [drawdown_duration_ms(m) / 1000 for m in metrics]
+        else:
+            attribute = PROTO_TO_DOMAIN_METRIC.get(name, name)
+            values = [getattr(m, attribute) for m in metrics]
+        columns[name] = pa.array(values, pa.float64())
+    return pa.table({**parameter_columns(params, columns), **columns})
 
 
 def messages(data: bytes) -> Iterator[bytes]:
