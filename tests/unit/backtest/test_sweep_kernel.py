@@ -178,6 +178,50 @@ def test_equity_statistics_equal_the_numpy_formulas(bars: Bars) -> None:
     assert metrics.sortino == pytest.approx(returns.mean() / downside * root, rel=1e-10)
 
 
+def _plateau_curve(rng: np.random.Generator) -> npt.NDArray[np.float64]:
+    """Equity as a strategy makes it: moves while in a position, flat in cash, sometimes
+    flat exactly at its running peak and sometimes back exactly to it after a drawdown."""
+    parts: list[npt.NDArray[np.float64]] = []
+    level = peak = 10_000.0
+    while sum(len(p) for p in parts) < 3 * TILE_BARS:
+        length = int(rng.integers(1, 300))
+        kind = rng.integers(4)
+        moves: npt.NDArray[np.float64]
+        if kind == 0:  # in a position
+            moves = level * np.cumprod(1.0 + rng.normal(0.0, 1e-3, length), dtype=np.float64)
+        elif kind == 1:  # in cash, wherever the last trade left it
+            moves = np.full(length, level)
+        elif kind == 2:  # back to the peak and flat there
+            moves = np.full(length, peak)
+        else:  # a new peak, then flat
+            moves = np.full(length, peak * (1.0 + rng.uniform(0.0, 1e-2)))
+        parts.append(moves)
+        level, peak = float(moves[-1]), max(peak, float(moves.max()))
+    return np.concatenate(parts)
+
+
+def _aligned_curve() -> npt.NDArray[np.float64]:
+    """The longest drawdown ends exactly where a run of 64 bars flat at the peak starts."""
+    return np.concatenate(
+        (np.full(64, 10_000.0), np.full(320, 9_000.0), np.full(64, 10_000.0),
+         np.full(100, 9_500.0), np.full(64, 11_000.0))
+    )  # fmt: skip
+
+
+def test_drawdowns_of_plateaus_and_returns_to_the_peak_equal_the_numpy_formulas() -> None:
+    rng = np.random.default_rng(SEED)
+    for curve in [_aligned_curve(), *(_plateau_curve(rng) for _ in range(20))]:
+        acc = equity_accumulator(10_000.0)
+        for start in range(0, len(curve), TILE_BARS):
+            add_equity(acc, curve[start : start + TILE_BARS])
+        metrics = metrics_from(acc, trade_accumulator(), 10_000.0, 0, 525_600.0)
+        peaks = np.maximum.accumulate(np.concatenate(([10_000.0], curve)))[1:]
+        under = np.concatenate(([0], (curve < peaks).astype(int), [0]))
+        edges = np.flatnonzero(np.diff(under))
+        assert max_drawdown(acc) == (1.0 - curve / peaks).max()
+        assert metrics.max_drawdown_duration_bars == (edges[1::2] - edges[::2]).max(initial=0)
+
+
 def test_a_backtest_of_the_kernel_targets_is_the_same_backtest(bars: Bars) -> None:
     # The kernel runs the SMA crossover without materialising its targets; the targets the
     # strategy gives, backtested, are the same figures.

@@ -96,6 +96,31 @@ def _block_sums(returns: FloatArray) -> tuple[float, float, float]:
     return total, squares, losses
 
 
+# Bars whose extremes are found together before the drawdown loop looks at them one by one.
+_SEGMENT = 64
+
+
+@njit
+def _extremes(equity: FloatArray, first: int, end: int) -> tuple[float, float]:
+    """(lowest, highest) of ``equity[first:end]``. Four running extremes side by side: one
+    would be a chain of dependent comparisons, 4 cycles a bar, that the compiler does not
+    vectorise (a min of floats must keep NaN's order); equity is finite, so any order gives
+    the same extremes."""
+    low0 = low1 = low2 = low3 = np.inf
+    high0 = high1 = high2 = high3 = -np.inf
+    i = first
+    while i + 4 <= end:
+        a, b, c, d = equity[i], equity[i + 1], equity[i + 2], equity[i + 3]
+        low0, high0 = min(low0, a), max(high0, a)
+        low1, high1 = min(low1, b), max(high1, b)
+        low2, high2 = min(low2, c), max(high2, c)
+        low3, high3 = min(low3, d), max(high3, d)
+        i += 4
+    for j in range(i, end):
+        low0, high0 = min(low0, equity[j]), max(high0, equity[j])
+    return min(low0, low1, low2, low3), max(high0, high1, high2, high3)
+
+
 @njit
 def _add_drawdowns(acc: FloatArray, equity: FloatArray) -> None:
     """The peak, the lowest equity since it (its trough), the deepest drawdown of the peaks
@@ -105,21 +130,38 @@ def _add_drawdowns(acc: FloatArray, equity: FloatArray) -> None:
     last peak in ``max_drawdown``): ``1 - e / peak`` only grows as ``e`` falls, so that is the
     largest of its bars' drawdowns, bit for bit, without a division per bar, which on a curve
     making new lows bar after bar would sit in the loop's dependency chain. Runs are counted
-    in integers, the longest only when a run ends, for the same reason.
+    in integers, the longest only when a run ends, for the same reason. Most bars of a curve
+    are under its peak, or flat at it, a segment at a time: such a segment only lowers the
+    trough and lengthens the run, or ends them, which its extremes give without a bar-by-bar
+    chain.
     """
     peak, trough, max_dd = acc[E_PEAK], acc[E_TROUGH], acc[E_MAX_DD]
     run, longest = int(acc[E_RUN]), int(acc[E_LONGEST])
-    for i in range(equity.shape[0]):
-        e = equity[i]
-        if e >= peak:
+    n = equity.shape[0]
+    for first in range(0, n, _SEGMENT):
+        end = min(n, first + _SEGMENT)
+        low, high = _extremes(equity, first, end)
+        if high < peak:
+            trough = min(trough, low)
+            run += end - first
+            continue
+        if low == high == peak:  # flat at the peak (cash, after a gain): its first bar's end
             if trough < peak:
                 max_dd = max(max_dd, 1.0 - trough / peak)
             longest = max(longest, run)
-            peak = trough = e
-            run = 0
-        else:
-            trough = min(trough, e)
-            run += 1
+            trough, run = peak, 0
+            continue
+        for i in range(first, end):
+            e = equity[i]
+            if e >= peak:
+                if trough < peak:
+                    max_dd = max(max_dd, 1.0 - trough / peak)
+                longest = max(longest, run)
+                peak = trough = e
+                run = 0
+            else:
+                trough = min(trough, e)
+                run += 1
     acc[E_PEAK], acc[E_TROUGH], acc[E_MAX_DD] = peak, trough, max_dd
     acc[E_RUN], acc[E_LONGEST] = run, longest
 

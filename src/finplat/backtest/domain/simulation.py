@@ -92,13 +92,26 @@ def _book_exit(
     return gross - exit_fee
 
 
+# Targets compared at once while looking for the end of a run: a run is mostly hundreds of
+# bars, and counting differences in a block is a loop the compiler vectorises.
+_SCAN = 32
+
+
 @njit
 def _repeats_until(target: Int8Array, i: int, value: int) -> int:
     """The first bar from ``i`` whose previous bar's target is not ``value`` (or the end)."""
-    end = i
-    while end < target.shape[0] and target[end - 1] == value:
-        end += 1
-    return end
+    n: int = target.shape[0]
+    j = i - 1  # the first bar whose target is not ``value``, from ``i - 1`` on
+    while j + _SCAN <= n:
+        differ = 0
+        for k in range(j, j + _SCAN):
+            differ += target[k] != value
+        if differ:
+            break
+        j += _SCAN
+    while j < n and target[j] == value:
+        j += 1
+    return min(j, n - 1) + 1
 
 
 @njit

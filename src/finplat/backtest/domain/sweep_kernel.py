@@ -153,13 +153,23 @@ def _mean_sides(
     ago_fast = cumulative[start + first + 1 - fast : start + m + 1 - fast]
     ago_slow = cumulative[start + first + 1 - slow : start + m + 1 - slow]
     sides = out[first:]
+    ties = 0
     if small:
         for i in range(sides.shape[0]):
             diff = (now[i] - ago_fast[i]) * slow - (now[i] - ago_slow[i]) * fast
             sides[i] = (diff > 0) - (diff < 0)
+            ties += diff == 0
     else:
         for i in range(sides.shape[0]):
             sides[i] = compare_means(now[i] - ago_fast[i], fast, now[i] - ago_slow[i], slow)
+            ties += sides[i] == 0
+    if first == 0 and ties == 0:
+        # Every bar has a side, so none holds the one before: no chain from bar to bar.
+        held = out[m - 1]
+        if long_only:
+            for i in range(m):
+                out[i] = max(out[i], 0)
+        return held
     for i in range(m):
         side = out[i]
         held = side if side != 0 else held
