@@ -189,7 +189,7 @@ def main() -> None:
         generic = PriceUpdateDeserializer(registry, generic_conversion=True)
         lean = PriceUpdateDeserializer(registry)
         rows = [
-            ("produce (confluent AvroSerializer)", produced_s),
+            ("produce (PriceUpdateSerializer, idempotent)", produced_s),
             ("raw poll, confluent consume()", raw_s),
             ("decode: confluent AvroDeserializer", timed(values, confluent)),
             ("decode: lean + from_record", timed(values, generic)),
