@@ -12,7 +12,9 @@ subject, Redis key prefix and InfluxDB bucket, all deleted at the end.
    pipeline accepted the last update and each sink had written it (Kafka: acknowledged).
    Peers on the same data: the replay to a bare WebSocket client (transport alone), the feed's
    per-frame path in memory, the sinks' encoders alone, and a raw confluent_kafka produce of
-   the pre-encoded Avro values. Target: 20,000 updates/s accepted and written end to end.
+   the pre-encoded Avro values. Targets, as ratios to the bare WebSocket client's frame rate in
+   the same run: accepted by the pipeline at least 0.95, acknowledged by Kafka at least 0.9,
+   nothing lost (the absolute rates are printed as information).
    Our Avro encoding is timed beside Confluent's AvroSerializer on the same updates, their
    bytes compared: target, 5x as fast.
    The end-to-end run is repeated with Kafka through the stack's SASL_SSL listener (SCRAM-SHA-512
@@ -35,7 +37,8 @@ subject, Redis key prefix and InfluxDB bucket, all deleted at the end.
    its pre-encoded messages (the floor of gRPC Python on this machine, no feed and no sinks).
    Every process runs as `finplat price serve` does: on uvloop (`--loop asyncio` to compare)
    and with its quieter garbage collector (finplat.price.service.eventloop).
-   Targets: p50 < 2 ms, p99 < 10 ms.
+   Targets, as ratios to the bare fan-out with as many subscribers in the same run: p50 at most
+   1.5x, p99 at most 2x.
 
 A benchmark reports, it does not assert: missed targets are printed, the exit status stays 0.
 
@@ -102,11 +105,14 @@ from finplat.stack.stack import Stack
 T = TypeVar("T")
 INGEST_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 STREAM_SYMBOL = "BTCUSDT"
-INGEST_TARGET = 20_000
+# Targets are ratios to a part measured in the same run (issue #18): absolute rates differ from
+# one machine to the next, while the part the service is built on shows where its time goes.
+# Ingest: see INGEST_TARGET_RATIOS. StreamPrices with 100 subscribers at 2,000 updates/s: its
+# latency over the bare fan-out's.
 STREAM_TARGET_SUBSCRIBERS = 100
 STREAM_TARGET_RATE = 2_000
-STREAM_TARGET_P50_MS = 2
-STREAM_TARGET_P99_MS = 10
+STREAM_TARGET_P50_RATIO = 1.5
+STREAM_TARGET_P99_RATIO = 2.0
 # Our Avro encoding against Confluent's AvroSerializer on the same updates (issue #18).
 ENCODE_TARGET_RATIO = 5
 LOOP = "uvloop"
@@ -436,12 +442,18 @@ class Row:
     items: int
     seconds: float
     lost: int | None = None
-    judged: bool = False
-    """Whether the ingest target applies to this row."""
 
-    def cells(self) -> list[str]:
-        rate = self.items / self.seconds if self.seconds else 0.0
-        verdict = ("met" if rate >= INGEST_TARGET else "MISSED") if self.judged else ""
+    @property
+    def rate(self) -> float:
+        return self.items / self.seconds if self.seconds else 0.0
+
+    def cells(self, reference: float) -> list[str]:
+        """The row, its rate as a ratio to `reference` (the bare client's) and its target."""
+        rate = self.rate
+        ratio = rate / reference if reference else 0.0
+        wanted = INGEST_TARGET_RATIOS.get(self.path)
+        # Nothing lost is part of the target: a fast run that drops updates does not meet it.
+        met = wanted is not None and ratio >= wanted and not self.lost
         return [
             self.path,
             f"{self.items:,}",
@@ -449,7 +461,8 @@ class Row:
             f"{rate:,.0f}",
             f"{1e6 / rate:.1f}" if rate else "-",
             "" if self.lost is None else f"{self.lost:,}",
-            verdict,
+            f"{ratio:.2f}",
+            "" if wanted is None else f">= {wanted}, none lost: {'met' if met else 'MISSED'}",
         ]
 
 
@@ -602,12 +615,15 @@ async def caught_up(service: PriceService, timeout_s: float) -> None:
     )
 
 
+_ACCEPTED = "service: accepted by the pipeline"
 _SINK_LABELS = {
     "redis": "service: Redis latest written",
     "influxdb_ticks": "service: InfluxDB ticks written",
     "influxdb_candles": "service: InfluxDB candles written",
     "kafka": "service: Kafka acknowledged",
 }
+# Ingest targets: the row's rate over the bare WebSocket client's on the same replay.
+INGEST_TARGET_RATIOS = {_ACCEPTED: 0.95, _SINK_LABELS["kafka"]: 0.9}
 
 
 async def end_to_end(
@@ -639,11 +655,10 @@ async def end_to_end(
     updates = delta["influxdb_ticks"].accepted
     rows = [
         Row(
-            "service: accepted by the pipeline",
+            _ACCEPTED,
             updates,
             accepted_s or elapsed,
             feed_dropped(service) - base_dropped,
-            judged=True,
         )
     ]
     rows += [
@@ -652,7 +667,6 @@ async def end_to_end(
             delta[name].written,
             done_s.get(name, elapsed),
             delta[name].lost,
-            judged=name != "influxdb_candles",
         )
         for name, label in _SINK_LABELS.items()
     ]
@@ -719,8 +733,12 @@ async def ingest_mix(mix: str, args: argparse.Namespace) -> None:
         f"\nIngest: {' + '.join(kinds)} streams of {', '.join(INGEST_SYMBOLS)}, "
         f"{args.updates:,} frames sent as fast as read, {os.cpu_count()} cores, loopback\n"
     )
-    header = ["path", "items", "s", "items/s", "us/item", "lost", f">= {INGEST_TARGET:,}/s"]
-    print(table(header, [row.cells() for row in rows]))
+    header = ["path", "items", "s", "items/s", "us/item", "lost", "ratio to bare", "target"]
+    print(table(header, [row.cells(transport.rate) for row in rows]))
+    print(
+        "(ratio to bare: the row's rate over the bare WebSocket client's on the same replay, the\n"
+        " first row; the absolute rates are information, they differ from machine to machine)"
+    )
     print(f"\n{encode_comparison}")
     updates_s = f"{service_rows[0].items:,} updates"
     print(f"\nCPU during the service run ({wall_s:.2f} s, {updates_s}; 1.00 = one core busy)\n")
@@ -734,7 +752,7 @@ async def ingest_mix(mix: str, args: argparse.Namespace) -> None:
 
 def listener_rows(plaintext: list[Row], sasl_ssl: list[Row]) -> list[list[str]]:
     """The pipeline's acceptance and Kafka's acknowledgement, per listener, and their ratio."""
-    wanted = ("service: accepted by the pipeline", _SINK_LABELS["kafka"])
+    wanted = (_ACCEPTED, _SINK_LABELS["kafka"])
     rows = []
     for path in wanted:
         plain, secure = (next(r for r in run if r.path == path) for run in (plaintext, sasl_ssl))
@@ -881,12 +899,24 @@ class StreamRow:
     """CPU of the serving processes, of the subscribers' process and of the whole machine."""
     judged: bool = False
     """Whether the latency targets apply to this row."""
+    floor: "StreamRow | None" = None
+    """The bare fan-out with as many subscribers, measured in the same run."""
+
+    def latencies_ms(self) -> tuple[float, float, float]:
+        p50, p99, worst = (ns / 1e6 for ns in self.result["latencies_ns"])
+        return p50, p99, worst
 
     def cells(self) -> list[str]:
-        p50, p99, worst = (ns / 1e6 for ns in self.result["latencies_ns"])
+        p50, p99, worst = self.latencies_ms()
         expected = self.result["expected"] or 1
         per_message = self.result["updates"] / max(1, self.result["messages"])
-        met = p50 < STREAM_TARGET_P50_MS and p99 < STREAM_TARGET_P99_MS
+        ratios, verdict = ["", ""], ""
+        if self.floor is not None:
+            floor_p50, floor_p99, _ = self.floor.latencies_ms()
+            p50_ratio, p99_ratio = p50 / floor_p50, p99 / floor_p99
+            ratios = [f"{p50_ratio:.2f}", f"{p99_ratio:.2f}"]
+            met = p50_ratio <= STREAM_TARGET_P50_RATIO and p99_ratio <= STREAM_TARGET_P99_RATIO
+            verdict = ("met" if met else "MISSED") if self.judged else ""
         return [
             self.path,
             str(self.subscribers),
@@ -895,10 +925,11 @@ class StreamRow:
             f"{p50:.2f}",
             f"{p99:.2f}",
             f"{worst:.2f}",
+            *ratios,
             f"{per_message:.1f}",
             *(f"{cores:.2f}" for cores in self.cores),
             ",".join(sorted(set(self.result["errors"]))) or "-",
-            ("met" if met else "MISSED") if self.judged else "",
+            verdict,
         ]
 
 
@@ -1039,22 +1070,25 @@ async def stream(args: argparse.Namespace) -> None:
             rows.append(row)
     for count in counts:
         async with Publisher.start("--role", "floor", "--subscribers", str(count)) as floor:
-            rows.append(
-                await stream_phase(
-                    "bare grpc.aio fan-out (StreamHub, pre-encoded)",
-                    floor,
-                    f"127.0.0.1:{floor.port}",
-                    count,
-                    args,
-                    lambda: True,  # the floor waits for its subscribers itself
-                    [floor.process.pid],
-                )
+            floor_row = await stream_phase(
+                "bare grpc.aio fan-out (StreamHub, pre-encoded)",
+                floor,
+                f"127.0.0.1:{floor.port}",
+                count,
+                args,
+                lambda: True,  # the floor waits for its subscribers itself
+                [floor.process.pid],
             )
+        for row in rows:
+            if row.subscribers == count and row.floor is None:
+                row.floor = floor_row
+        rows.append(floor_row)
     print(
         f"\nStreamPrices: {args.rate:,.0f} trades/s of {STREAM_SYMBOL}, {args.seconds:.0f} s "
         f"after {args.warmup_s:.0f} s warm-up, {os.cpu_count()} cores, loopback\n"
     )
-    header = ["path", "subs", "sent/s", "delivered", "p50 ms", "p99 ms", "max ms", "updates/msg"]
+    header = ["path", "subs", "sent/s", "delivered", "p50 ms", "p99 ms", "max ms"]
+    header += ["p50 / bare", "p99 / bare", "updates/msg"]
     header += ["server cores", "subscriber cores", "machine cores", "errors", "targets"]
     print(table(header, [row.cells() for row in rows]))
     print(
@@ -1062,10 +1096,10 @@ async def stream(args: argparse.Namespace) -> None:
         " service and the replay, or the bare server; subscribers: "
         f"{_CLIENTS[args.client]}"
         f"{f' with a fixed {args.go_window:,} B window' if args.go_window else ''}"
-        f", one process, a connection each; loop: {args.loop}; "
-        f"targets p50 < "
-        f"{STREAM_TARGET_P50_MS} ms, p99 < {STREAM_TARGET_P99_MS} ms at {STREAM_TARGET_RATE:,} "
-        f"updates/s with {STREAM_TARGET_SUBSCRIBERS} subscribers)"
+        f", one process, a connection each; loop: {args.loop}; / bare: the service's latency"
+        " over the bare fan-out's with as many subscribers, in this run; targets p50 <= "
+        f"{STREAM_TARGET_P50_RATIO}x, p99 <= {STREAM_TARGET_P99_RATIO}x the bare fan-out's at "
+        f"{STREAM_TARGET_RATE:,} updates/s with {STREAM_TARGET_SUBSCRIBERS} subscribers)"
     )
 
 
