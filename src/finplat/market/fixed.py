@@ -6,6 +6,7 @@ digit in Binance's 8-decimal form.
 """
 
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 SCALE_DIGITS = 8
 _SCALE = 10**SCALE_DIGITS
@@ -17,6 +18,13 @@ class FixedPointError(ValueError):
     """A decimal string that cannot be held exactly at 8 decimals."""
 
 
+# Strings whose scaled value is kept: the price service scales the same texts again and again
+# (a forming candle's open, high, low and close on every trade, trades at one price level), and
+# a kept one costs 0.08 us where reading it through Decimal costs 1.0 (about 3 MB when full).
+_KEPT = 16_384
+
+
+@lru_cache(maxsize=_KEPT)
 def to_e8(text: str) -> int:
     """`"67012.34000000"` -> `6701234000000`; refuses anything that would lose a digit or
     not fit a signed 64-bit integer (|value| < about 9.2e10)."""

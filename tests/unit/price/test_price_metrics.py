@@ -4,12 +4,18 @@ and candles the check refused are counted by reason."""
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import Metric
 
 from finplat.core.retry import RetryPolicy
 from finplat.price.adapters.binance.feed import BinanceFeed
 from finplat.price.adapters.binance.settings import FeedSettings
-from finplat.price.service.metrics import PriceCollector, PriceSources
+from finplat.price.service.metrics import (
+    _LATENCY_BUCKETS,
+    LatencyMetrics,
+    PriceCollector,
+    PriceSources,
+)
 from finplat.price.service.sink_buffer import BufferedSink
 from finplat.price.service.stream_hub import StreamHub
 from tests.unit.test_metric_names import FakeProducer
@@ -80,3 +86,30 @@ def test_candle_rejections_show_every_reason() -> None:
         ("ohlc_order",): 3,
         ("negative_volume",): 0,
     }
+
+
+def test_latency_histograms_read_as_prometheus_clients_own() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    latency = LatencyMetrics(ours)
+    reference = {
+        name: Histogram(name, "reference", buckets=_LATENCY_BUCKETS, registry=theirs)
+        for name in ("exchange_to_publish_seconds", "receive_to_publish_seconds")
+    }
+    now = 1_700_000_000_000
+    # Bounds exactly (a value on a bound is in its bucket), between them, past the last one,
+    # and a clock behind the exchange's (counted as 0).
+    for exchange_ago, receive_ago in [(1, 0), (2, 1), (5, 3), (7_000, 250), (-4, 0), (50, 49)]:
+        latency.observe(now - exchange_ago, now - receive_ago, now)
+        reference["exchange_to_publish_seconds"].observe(max(0, exchange_ago) / 1000)
+        reference["receive_to_publish_seconds"].observe(max(0, receive_ago) / 1000)
+
+    def samples(registry: CollectorRegistry, prefix: str) -> dict[tuple[str, str], float]:
+        return {
+            (s.name.removeprefix(prefix), s.labels.get("le", "")): s.value
+            for family in registry.collect()
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+
+    assert samples(ours, "finplat_price_") == samples(theirs, "")
+    assert samples(ours, "finplat_price_")[("exchange_to_publish_seconds_count", "")] == 6

@@ -1,16 +1,23 @@
 """Prometheus metrics of the price service.
 
 Counters live as plain integers on the objects that count (feed, sinks, hub, producer) so the
-hot path pays nothing; this collector reads them when Prometheus scrapes. Only latency, a
-distribution, is observed as it happens.
+hot path pays nothing; this collector reads them when Prometheus scrapes. Latency, a
+distribution, is counted per bucket as it happens, also in plain integers.
 """
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from finplat.kafka.producer import PriceUpdateProducer
@@ -179,24 +186,54 @@ def _gauge(name: str, documentation: str, value: float) -> Metric:
     return GaugeMetricFamily(name, documentation, value=value)
 
 
-class LatencyMetrics:
-    """End-to-end latency of each update, observed when it is published."""
+class _Distribution:
+    """Counts per latency bucket (the last one past every bound) and their sum."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def add(self, value: float) -> None:
+        # A value equal to a bound is in that bound's bucket (Prometheus' `le`).
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def family(self, name: str, documentation: str) -> Metric:
+        cumulative = list(accumulate(self.counts))
+        buckets = [(_bound(b), c) for b, c in zip(self.bounds, cumulative, strict=False)]
+        return HistogramMetricFamily(
+            name, documentation, buckets=[*buckets, ("+Inf", cumulative[-1])], sum_value=self.total
+        )
+
+
+def _bound(value: float) -> str:
+    # As prometheus_client writes a bucket's `le`: 1 is "1.0".
+    return repr(float(value))
+
+
+class LatencyMetrics(Collector):
+    """End-to-end latency of each update, counted when it is published.
+
+    Counted here rather than by prometheus_client's Histogram, whose `observe` takes a lock and
+    walks the buckets in Python: two of them cost 4.6 % of the price service's time under the
+    ingest bench. A bisect and two additions on the event loop's thread do the same work; the
+    scrape reads them from its own thread (the GIL makes each increment whole)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.exchange_to_publish = Histogram(
-            "finplat_price_exchange_to_publish_seconds",
-            "Exchange event time to publication",
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.receive_to_publish = Histogram(
-            "finplat_price_receive_to_publish_seconds",
-            "Our receive time to publication",
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
+        self._exchange_to_publish = _Distribution(_LATENCY_BUCKETS)
+        self._receive_to_publish = _Distribution(_LATENCY_BUCKETS)
+        registry.register(self)
 
     def observe(self, exchange_ms: int, receive_ms: int, now_ms: int) -> None:
         """Record one update's latencies (negative clock skew counts as zero)."""
-        self.exchange_to_publish.observe(max(0, now_ms - exchange_ms) / 1000)
-        self.receive_to_publish.observe(max(0, now_ms - receive_ms) / 1000)
+        self._exchange_to_publish.add(max(0, now_ms - exchange_ms) / 1000)
+        self._receive_to_publish.add(max(0, now_ms - receive_ms) / 1000)
+
+    def collect(self) -> Iterator[Metric]:
+        yield self._exchange_to_publish.family(
+            "finplat_price_exchange_to_publish_seconds", "Exchange event time to publication"
+        )
+        yield self._receive_to_publish.family(
+            "finplat_price_receive_to_publish_seconds", "Our receive time to publication"
+        )
