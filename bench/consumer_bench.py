@@ -5,14 +5,18 @@ on the running Kafka, then measures on that topic, in the same run:
 
   1. confluent-kafka's raw consume() rate (no decoding): the ceiling of any consumer;
   2. decoding alone, in memory, with confluent-kafka's own AvroDeserializer (the library, built
-     here as the peer) and with our lean `PriceUpdateDeserializer` (generic `from_record`
-     conversion and the direct constructor);
-  3. decode-and-count in memory (decode, de-dup, statistics; no Kafka, no SQLite);
+     here as the peer), with our lean `PriceUpdateDeserializer` (generic `from_record`
+     conversion and the direct constructor), and with `PriceRecordDeserializer`, the flat
+     record the consumer decodes into;
+  3. decode-and-count in memory, as the consumer does it (flat decoder, checks, de-dup,
+     statistics; no Kafka, no SQLite);
   4. the real consumer end to end: poll, decode, de-dup, count, persist state and offsets to
      SQLite per batch, commit; timed from its start (group join included) and from its first
      counted batch.
 
-Target: (4) >= 50,000 messages/s. Run with the stack up (`make up`):
+Target, as a ratio to a part measured in the same run (absolute rates differ from machine to
+machine): (4) after its first batch at least 0.8 of the lean decoder's rate alone (2, the
+constructor). Run with the stack up (`make up`):
 
     .venv/bin/python bench/consumer_bench.py [--count 200000]
 """
@@ -44,10 +48,13 @@ from finplat.contract import avro
 from finplat.core.connections import KafkaSettings
 from finplat.kafka.admin import ensure_topic
 from finplat.kafka.consumer import Record
+from finplat.kafka.price_record import PriceRecordDeserializer
 from finplat.kafka.producer import PriceUpdateProducer
 from finplat.kafka.serde import PriceUpdateDeserializer, PriceUpdateSerializer, registry_client
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
+# The consumer's rate over the lean decoder's alone, in the same run (issue #18).
+CONSUMER_TARGET_RATIO = 0.8
 PARTITIONS = 3
 
 
@@ -118,7 +125,7 @@ def timed(values: list[bytes], decode: Callable[[bytes], object]) -> float:
 
 
 def decode_and_count(settings: KafkaSettings, values: list[bytes]) -> float:
-    """The processor on in-memory records: decoding, de-dup and statistics, no I/O."""
+    """The processor on in-memory records, with the consumer's decoder: no I/O."""
 
     class NoDeadLetters:
         def send(self, record: Record, reason: str) -> None:
@@ -137,7 +144,7 @@ def decode_and_count(settings: KafkaSettings, values: list[bytes]) -> float:
     with registry_client(settings) as registry:
         stats = StreamStats(time.monotonic, 100_000)
         processor = BatchProcessor(
-            stats, PriceUpdateDeserializer(registry), NoDeadLetters(), NoStore(),  # type: ignore[arg-type]
+            stats, PriceRecordDeserializer(registry), NoDeadLetters(), NoStore(),  # type: ignore[arg-type]
             threading.Lock(), 10.0,
         )  # fmt: skip
         records = [Record(settings.topic, 0, i, None, v, ()) for i, v in enumerate(values)]
@@ -194,6 +201,7 @@ def main() -> None:
             ("decode: confluent AvroDeserializer", timed(values, confluent)),
             ("decode: lean + from_record", timed(values, generic)),
             ("decode: lean + constructor", timed(values, lean)),
+            ("decode: flat PriceRecord", timed(values, PriceRecordDeserializer(registry))),
         ]
     with tempfile.TemporaryDirectory() as folder:
         in_memory = decode_and_count(settings, values)
@@ -203,12 +211,17 @@ def main() -> None:
         )
         rows.append(("consumer, group join included", end_to_end))
         rows.append(("consumer, after the first batch", steady))
+    decoder_s = dict(rows)["decode: lean + constructor"]
     print(f"\n{count:,} PriceUpdates on {settings.topic} ({PARTITIONS} partitions)\n")
-    print(f"{'path':<42}{'seconds':>10}{'msg/s':>12}")
+    print(f"{'path':<42}{'seconds':>10}{'msg/s':>12}{'ratio to decoder':>18}")
     for name, seconds in rows:
-        print(f"{name:<42}{seconds:>10.2f}{count / seconds:>12,.0f}")
-    verdict = "meets" if count / end_to_end >= 50_000 else "MISSES"
-    print(f"\nconsumer end to end {verdict} the 50,000 msg/s target")
+        print(f"{name:<42}{seconds:>10.2f}{count / seconds:>12,.0f}{decoder_s / seconds:>18.2f}")
+    ratio = decoder_s / steady
+    verdict = "met" if ratio >= CONSUMER_TARGET_RATIO else "MISSED"
+    print(
+        f"\nconsumer after its first batch: {ratio:.2f} of the lean decoder's rate alone"
+        f" ({verdict}, target >= {CONSUMER_TARGET_RATIO})"
+    )
 
 
 if __name__ == "__main__":

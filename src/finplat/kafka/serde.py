@@ -19,11 +19,13 @@ calling one writer function per field, 3.8-4.0 us (4.5x); the plan compiled into
 each field's code inline, 2.8-3.0 us (6.4-7x). The unit tests compare the bytes with
 `AvroSerializer`'s on random updates; bench/price_bench.py prints the two times and their ratio.
 
-`PriceUpdateDeserializer` is the one decoder, for every consumer. It is lean, for the hot path:
-it parses the Confluent framing itself (magic byte 0, 4-byte big-endian schema id, Avro binary),
-fetches the writer schema from the registry once per id and caches it parsed by fastavro, and
-resolves each value against our reader schema with fastavro's `schemaless_reader`, skipping the
-per-message work of Confluent's `AvroDeserializer`. `timestamp-millis` is stripped from both
+`PriceUpdateDeserializer` decodes into the proto, for every consumer but the statistics one,
+which reads a flat record with `finplat.kafka.price_record` (sharing this decoder's framing
+checks and writer schemas, and falling back to it). It is lean: it parses the Confluent framing
+itself (magic byte 0, 4-byte big-endian schema id, Avro binary), fetches the writer schema from
+the registry once per id and caches it parsed by fastavro, and resolves each value against our
+reader schema with fastavro's `schemaless_reader`, skipping the per-message work of Confluent's
+`AvroDeserializer`. `timestamp-millis` is stripped from both
 schemas so fastavro returns the epoch-millisecond ints our proto holds, instead of building a
 datetime per field that `from_record` would turn back into an int.
 """
@@ -323,6 +325,37 @@ def _from_record_generic(record: dict[str, Any]) -> market_pb2.PriceUpdate:
     return avro.from_record(record, market_pb2.PriceUpdate)
 
 
+FRAMING_BYTES = _HEADER.size
+"""Magic byte and schema id: where the Avro binary of a Confluent-framed value starts."""
+
+
+def framed(value: bytes | None) -> tuple[bytes, int]:
+    """`value` and its writer schema id; DecodeError when it is no Confluent framing."""
+    if value is None:
+        raise DecodeError("message has no value (a tombstone)")
+    if len(value) < FRAMING_BYTES:
+        raise DecodeError(f"{len(value)} bytes: too short for Confluent framing")
+    magic, schema_id = _HEADER.unpack_from(value)
+    if magic != _MAGIC:
+        raise DecodeError(f"magic byte {magic}, expected {_MAGIC}: not Confluent Avro")
+    return value, schema_id
+
+
+def unreadable(exc: Exception) -> DecodeError:
+    """The error for an Avro body that reading failed on with `exc`."""
+    return DecodeError(f"not a PriceUpdate: {type(exc).__name__}: {exc}")
+
+
+def trailing(count: int) -> DecodeError:
+    """The error for a value with `count` bytes after its record."""
+    return DecodeError(f"{count} trailing bytes after the record")
+
+
+def reader_schema() -> Any:
+    """Our PriceUpdate schema as the decoders read with it: parsed by fastavro, no logical types."""
+    return fastavro.parse_schema(_plain(_schema()))
+
+
 class PriceUpdateDeserializer:
     """bytes -> PriceUpdate, from any registered writer version, read with our schema.
 
@@ -333,13 +366,16 @@ class PriceUpdateDeserializer:
 
     def __init__(self, registry: WriterSchemas, *, generic_conversion: bool = False) -> None:
         self._registry = registry
-        self._reader = fastavro.parse_schema(_plain(_schema()))
+        self._reader = reader_schema()
         self._writers: dict[int, Any] = {}
         self._convert: Callable[[dict[str, Any]], market_pb2.PriceUpdate] = (
             _from_record_generic if generic_conversion else _from_record_fast
         )
 
-    def _writer(self, schema_id: int) -> Any:
+    def writer_schema(self, schema_id: int) -> Any:
+        """The writer schema registered under `schema_id`, parsed like `reader_schema`; fetched
+        from the registry once. DecodeError when the id is unknown or its schema unusable,
+        RegistryUnavailableError when the registry cannot answer."""
         cached = self._writers.get(schema_id)
         if cached is not None:
             return cached
@@ -364,23 +400,17 @@ class PriceUpdateDeserializer:
         return writer
 
     def __call__(self, value: bytes | None) -> market_pb2.PriceUpdate:
-        if value is None:
-            raise DecodeError("message has no value (a tombstone)")
-        if len(value) < _HEADER.size:
-            raise DecodeError(f"{len(value)} bytes: too short for Confluent framing")
-        magic, schema_id = _HEADER.unpack_from(value)
-        if magic != _MAGIC:
-            raise DecodeError(f"magic byte {magic}, expected {_MAGIC}: not Confluent Avro")
-        writer = self._writer(schema_id)
+        value, schema_id = framed(value)
+        writer = self.writer_schema(schema_id)
         stream = io.BytesIO(value)
-        stream.seek(_HEADER.size)
+        stream.seek(FRAMING_BYTES)
         try:
             record = fastavro.schemaless_reader(stream, writer, self._reader)
         except (ValueError, TypeError, KeyError, IndexError, EOFError, UnicodeDecodeError,
                 StopIteration, fastavro.read.SchemaResolutionError) as exc:  # fmt: skip
-            raise DecodeError(f"not a PriceUpdate: {type(exc).__name__}: {exc}") from exc
+            raise unreadable(exc) from exc
         if stream.tell() != len(value):
-            raise DecodeError(f"{len(value) - stream.tell()} trailing bytes after the record")
+            raise trailing(len(value) - stream.tell())
         if not isinstance(record, dict):
             raise DecodeError(f"decoded to {type(record).__name__}, not a record")
         try:

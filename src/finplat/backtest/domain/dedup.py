@@ -35,7 +35,8 @@ class DedupWindow:
         # OrderedDict: popping the oldest key is O(1), unlike repeatedly deleting a dict's first.
         self._keys: OrderedDict[str, int] = OrderedDict()
         self._next_seq = 0
-        self._added: list[tuple[int, str]] = []
+        # Keys added since the last `take_changes`, whose sequence numbers run up to the next.
+        self._added: list[str] = []
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -45,14 +46,15 @@ class DedupWindow:
 
     def add(self, key: str) -> bool:
         """Remember `key`; False when it was already in the window (a duplicate)."""
-        if key in self._keys:
-            return False
+        # Once per update of the stream: one lookup, which finds the key or stores it.
+        keys = self._keys
         seq = self._next_seq
-        self._next_seq += 1
-        self._keys[key] = seq
-        self._added.append((seq, key))
-        if len(self._keys) > self._capacity:
-            self._keys.popitem(last=False)
+        if keys.setdefault(key, seq) != seq:  # a key already kept has an older number
+            return False
+        self._next_seq = seq + 1
+        self._added.append(key)
+        if len(keys) > self._capacity:
+            keys.popitem(last=False)
         return True
 
     def oldest_seq(self) -> int:
@@ -63,7 +65,8 @@ class DedupWindow:
 
     def take_changes(self) -> DedupChanges:
         """Keys added since the last call, and from which sequence on keys are still kept."""
-        changes = DedupChanges(tuple(self._added), self.oldest_seq())
+        first = self._next_seq - len(self._added)
+        changes = DedupChanges(tuple(enumerate(self._added, first)), self.oldest_seq())
         self._added.clear()
         return changes
 

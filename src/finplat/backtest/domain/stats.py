@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
 from typing import Any
 
-from finance.market.v1 import market_pb2
 from finplat.backtest.domain.dedup import DedupWindow, event_key
-from finplat.backtest.domain.update_checks import RejectReason, check_update
+from finplat.backtest.domain.update_checks import PriceFields, RejectReason, check_update
 
 Clock = Callable[[], float]
 """Monotonic seconds (`time.monotonic` in production)."""
@@ -124,41 +123,38 @@ class StreamStats:
         self.decode_errors += 1
         self.rejected[reason.value] += 1
 
-    def observe(self, update: market_pb2.PriceUpdate) -> bool:
+    def observe(self, update: PriceFields) -> bool:
         """Count one update; False for a duplicate.
 
         An invalid update raises `RejectedUpdateError` before any change, its key included.
         """
-        checked = check_update(update)
+        # Once per update of the whole stream: each field is read once, into a local, and the
+        # counting is inline, not a call.
+        price, volume = check_update(update)
+        symbol, event_id = update.symbol, update.event_id
         # Without an event id nothing identifies a redelivery: such updates are always counted.
-        if update.event_id and not self.dedup.add(
-            event_key(update.symbol, update.kind, update.event_id)
-        ):
+        if event_id and not self.dedup.add(event_key(symbol, update.kind, event_id)):
             self.duplicates += 1
             return False
         self.total += 1
-        self._count(update, checked.price, checked.volume)
-        return True
-
-    def _count(self, update: market_pb2.PriceUpdate, price: Decimal, volume: Decimal) -> None:
-        ts = update.timestamp
-        state = self._symbols.get(update.symbol)
+        text, ts = update.price, update.timestamp
+        state = self._symbols.get(symbol)
         if state is None:
-            state = _Symbol(0, ts, ts, update.price, update.price, update.price,
-                            Decimal(0), price, price)  # fmt: skip
-            self._symbols[update.symbol] = state
+            state = _Symbol(0, ts, ts, text, text, text, Decimal(0), price, price)
+            self._symbols[symbol] = state
         state.count += 1
         state.first_event_ms = min(state.first_event_ms, ts)
         if ts >= state.last_event_ms:
             # The latest price is the one with the latest event time, not the latest arrival.
             state.last_event_ms = ts
-            state.last_price = update.price
+            state.last_price = text
         if price < state.min_value:
-            state.min_value, state.min_price = price, update.price
-        if price > state.max_value:
-            state.max_value, state.max_price = price, update.price
+            state.min_value, state.min_price = price, text
+        elif price > state.max_value:  # min <= max: a new minimum is no new maximum
+            state.max_value, state.max_price = price, text
         state.volume = _EXACT.add(state.volume, volume)
         state.rate.add(self._clock())
+        return True
 
     def snapshot(self) -> StatsSnapshot:
         """A consistent copy for the API and the log."""

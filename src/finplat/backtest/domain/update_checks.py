@@ -6,11 +6,10 @@ event ids are stored in the de-duplication window. Each rejection names one `Rej
 a closed set, so the reason can be a metric label too.
 """
 
-from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple, Protocol
 
-from finance.market.v1 import market_pb2
 from finplat.backtest.errors import InvalidUpdateError
 from finplat.market.decimals import PLAIN_DECIMAL
 from finplat.market.symbols import is_symbol
@@ -47,12 +46,35 @@ class RejectedUpdateError(InvalidUpdateError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class CheckedUpdate:
+class PriceFields(Protocol):
+    """What the checks and the statistics read of an update: a PriceUpdate has it, and so has
+    the consumer's flat `finplat.kafka.price_record.PriceRecord`."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def price(self) -> str: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def volume(self) -> str: ...
+    @property
+    def kind(self) -> int: ...
+    @property
+    def event_id(self) -> str: ...
+
+
+class CheckedUpdate(NamedTuple):
     """The exact values of an update that passed `check_update`."""
 
     price: Decimal
     volume: Decimal
+
+
+_ZERO = Decimal(0)
+_is_plain = PLAIN_DECIMAL.fullmatch
+# What CheckedUpdate(price, volume) runs, without its Python-level call: a third of the cost.
+_new_tuple = tuple.__new__
 
 
 def _shown(text: str) -> str:
@@ -62,32 +84,43 @@ def _shown(text: str) -> str:
     return f"{text[:_SHOWN_CHARS]!r}... ({len(text)} characters)"
 
 
-def _decimal(text: str, reason: RejectReason, name: str) -> Decimal:
-    if not PLAIN_DECIMAL.fullmatch(text):
-        raise RejectedUpdateError(reason, f"{name} is not a plain decimal: {_shown(text)}")
-    return Decimal(text)
+def _not_plain(reason: RejectReason, name: str, text: str) -> RejectedUpdateError:
+    return RejectedUpdateError(reason, f"{name} is not a plain decimal: {_shown(text)}")
 
 
-def check_update(update: market_pb2.PriceUpdate) -> CheckedUpdate:
+def check_update(update: PriceFields) -> CheckedUpdate:
     """The update's exact price and volume, or `RejectedUpdateError` for its first bad field."""
-    if not is_symbol(update.symbol):
+    # Run on every update of the stream: each field is read once, and the valid path does no
+    # call it can do without (a reason is looked up only for a rejection, 0.1 us each).
+    symbol = update.symbol
+    if not is_symbol(symbol):
         raise RejectedUpdateError(
             RejectReason.SYMBOL,
-            f"symbol must be 1-32 upper-case ASCII letters or digits: {_shown(update.symbol)}",
+            f"symbol must be 1-32 upper-case ASCII letters or digits: {_shown(symbol)}",
         )
-    price = _decimal(update.price, RejectReason.PRICE, "price")
+    text = update.price
+    if _is_plain(text) is None:
+        raise _not_plain(RejectReason.PRICE, "price", text)
+    price = Decimal(text)
     if not price:  # the pattern has no sign: zero is the one value that is not positive
-        raise RejectedUpdateError(RejectReason.PRICE, f"price must be positive: {update.price!r}")
-    # An empty volume is the contract's default: an update that carries none adds nothing.
-    volume = _decimal(update.volume, RejectReason.VOLUME, "volume") if update.volume else Decimal(0)
-    if not 0 <= update.timestamp < _MAX_TIMESTAMP_MS:
+        raise RejectedUpdateError(RejectReason.PRICE, f"price must be positive: {text!r}")
+    text = update.volume
+    if not text:  # the contract's default: an update that carries no volume adds nothing
+        volume = _ZERO
+    elif _is_plain(text) is None:
+        raise _not_plain(RejectReason.VOLUME, "volume", text)
+    else:
+        volume = Decimal(text)
+    timestamp = update.timestamp
+    if not 0 <= timestamp < _MAX_TIMESTAMP_MS:
         raise RejectedUpdateError(
             RejectReason.TIMESTAMP,
-            f"timestamp must be epoch milliseconds below {_MAX_TIMESTAMP_MS}: {update.timestamp}",
+            f"timestamp must be epoch milliseconds below {_MAX_TIMESTAMP_MS}: {timestamp}",
         )
-    if len(update.event_id) > _MAX_EVENT_ID_CHARS:
+    event_id = update.event_id
+    if len(event_id) > _MAX_EVENT_ID_CHARS:
         raise RejectedUpdateError(
             RejectReason.EVENT_ID,
-            f"event_id is longer than {_MAX_EVENT_ID_CHARS} characters: {_shown(update.event_id)}",
+            f"event_id is longer than {_MAX_EVENT_ID_CHARS} characters: {_shown(event_id)}",
         )
-    return CheckedUpdate(price, volume)
+    return _new_tuple(CheckedUpdate, (price, volume))

@@ -47,7 +47,8 @@ from finplat.core.grpc_server import GrpcServer, ServiceBinding, start_server
 from finplat.kafka.admin import ensure_topic
 from finplat.kafka.consumer import PriceUpdateConsumer
 from finplat.kafka.errors import KafkaAdapterError
-from finplat.kafka.serde import PriceUpdateDeserializer, registry_client
+from finplat.kafka.price_record import PriceRecordDeserializer
+from finplat.kafka.serde import registry_client
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def build_consumer(
     registry = registry_client(kafka)
     processor = BatchProcessor(
         stats,
-        PriceUpdateDeserializer(registry),
+        PriceRecordDeserializer(registry),
         dead_letters,
         state,
         lock,

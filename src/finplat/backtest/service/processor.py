@@ -16,17 +16,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from finance.market.v1 import market_pb2
 from finplat.backtest.adapters.consumer_state import SavedState, TopicPartitionKey
 from finplat.backtest.domain.dedup import DedupChanges
 from finplat.backtest.domain.stats import StreamStats
-from finplat.backtest.domain.update_checks import RejectedUpdateError, RejectReason
+from finplat.backtest.domain.update_checks import PriceFields, RejectedUpdateError, RejectReason
 from finplat.kafka.consumer import Record
 from finplat.kafka.errors import DecodeError
 
 logger = logging.getLogger(__name__)
 
-Decoder = Callable[[bytes | None], market_pb2.PriceUpdate]
+Decoder = Callable[[bytes | None], PriceFields]
+"""`PriceRecordDeserializer` in production; `PriceUpdateDeserializer` gives the same results."""
 
 
 class DeadLetters(Protocol):
@@ -108,12 +108,6 @@ class BatchProcessor:
             },
         )
 
-    def _decoded(self, record: Record) -> market_pb2.PriceUpdate | DecodeError:
-        try:
-            return self._decode(record.value)
-        except DecodeError as exc:
-            return exc
-
     def process(self, records: Sequence[Record]) -> BatchOutcome:
         """Count the batch and persist it with its next offsets, dead letters acknowledged."""
         poison: list[tuple[Record, str]] = []
@@ -121,23 +115,33 @@ class BatchProcessor:
         stats = self._stats
         # Decoded before the lock is taken: a writer schema not seen yet is fetched from the
         # registry, and readers of the statistics (GetStats, /metrics) must not wait on that.
-        decoded = [(record, self._decoded(record)) for record in records]
+        # The loops run once per message of the stream: no call or object they can do without.
+        decode = self._decode
+        decoded: list[PriceFields | DecodeError] = []
+        for record in records:
+            try:
+                decoded.append(decode(record.value))
+            except DecodeError as exc:
+                decoded.append(exc)
+        observe = stats.observe
         with self._lock:
-            for record, update in decoded:
+            for record, update in zip(records, decoded, strict=True):
+                if isinstance(update, DecodeError):
+                    stats.reject(RejectReason.UNDECODABLE)
+                    poison.append((record, f"{RejectReason.UNDECODABLE}: {update}"))
+                    continue
                 try:
-                    if isinstance(update, DecodeError):
-                        raise update
-                    if stats.observe(update):
+                    if observe(update):
                         counted += 1
                     else:
                         duplicates += 1
-                except DecodeError as exc:
-                    stats.reject(RejectReason.UNDECODABLE)
-                    poison.append((record, f"{RejectReason.UNDECODABLE}: {exc}"))
                 except RejectedUpdateError as exc:
                     stats.reject(exc.reason)
                     poison.append((record, str(exc)))
-                self._next_offsets[(record.topic, record.partition)] = record.offset + 1
+            # Per partition, the offset after its last record in the batch.
+            self._next_offsets.update(
+                {(record.topic, record.partition): record.offset + 1 for record in records}
+            )
         if poison:
             # Acknowledged before the offsets move past them: a dead letter is never lost.
             for record, reason in poison:
