@@ -382,11 +382,17 @@ async def test_a_sweep_run_directly_keeps_its_whole_table_and_one_stored_without
     request.top_n = 2
     # As a sweep stored before whole tables were kept: the sweep, no table.
     store = await ResultStore.open(tmp_path / "results.sqlite3")
-    await store.add_sweep(backtest_pb2.Sweep(id="older", strategy="sma_crossover"))
+    older = backtest_pb2.Sweep(id="older", strategy="sma_crossover")
+    older.results.add(parameters={"fast": 5.0, "slow": 20.0})
+    await store.add_sweep(older)
     await store.close()
     async with serve_harness(tmp_path, Limits()) as service:
         swept = (await service.stub.RunSweep(request)).sweep
         whole = await _download(service, swept.id)
+        skipped = _sweep(fast=9, slow=3).sweep  # fast 1..9 x slow 2..3: mostly fast >= slow
+        skipped.grid["fast"].start = 5
+        nothing = (await service.stub.RunSweep(skipped)).sweep
+        empty = await _download(service, nothing.id)
         refused = await rpc_error(_download(service, "older"))
         missing = await rpc_error(_download(service, "nope"))
 
@@ -396,6 +402,7 @@ async def test_a_sweep_run_directly_keeps_its_whole_table_and_one_stored_without
     # The two kept are the table's two best, with the same figures.
     best = whole.sort_by([("sharpe", "descending")]).slice(0, 2)
     assert best["sharpe"].to_pylist() == [r.metrics.sharpe for r in swept.results]
+    assert (len(nothing.results), empty.num_rows) == (0, 0)
     assert refused[0] == grpc.StatusCode.FAILED_PRECONDITION
     assert "ExportSweep" in refused[1]
     assert missing[0] == grpc.StatusCode.NOT_FOUND

@@ -278,9 +278,10 @@ class BacktestServicer(backtest_service_pb2_grpc.BacktestServiceServicer):
         file_format = exports.FORMATS.get(request.format)
         if file_format is None:
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, "unknown format")
-        await answered(context, self._results.get_sweep(request.id))
+        sweep = await answered(context, self._results.get_sweep(request.id))
         pieces = await answered(context, self._results.sweep_row_pieces(request.id))
-        if not pieces:
+        # No piece and no result is a grid whose every combination was skipped: an empty file.
+        if not pieces and sweep.results:
             await abort(
                 context, grpc.StatusCode.FAILED_PRECONDITION,
                 f"sweep {request.id} was stored without its whole table (by an older version):"
