@@ -25,7 +25,7 @@ GO_CACHE := $(CACHE_DIR)/go
 PY_SOURCES := src tests bench examples
 
 .PHONY: help install system-deps generate lint check-generated lint-proto test test-unit \
-	test-integration up down bench
+	test-integration up down bench profile
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -128,6 +128,14 @@ bench: install system-deps ## Benchmarks: each prints a table beside a peer meas
 	$(BIN)/python bench/consumer_bench.py
 	$(BIN)/python bench/kafka_security_bench.py
 	$(BIN)/python bench/gateway_bench.py
+
+profile: install system-deps ## Flame graphs (SVG) of the price service under the ingest bench and of the consumer under its bench, in var/profiles
+	$(BIN)/finplat stack up
+	mkdir -p var/profiles
+	$(BIN)/py-spy record --rate 250 --format flamegraph -o var/profiles/price-ingest.svg -- \
+		$(BIN)/python bench/price_bench.py --section ingest --mix trade
+	$(BIN)/py-spy record --rate 500 --format flamegraph -o var/profiles/consumer.svg -- \
+		$(BIN)/python bench/consumer_bench.py
 
 up: install system-deps ## Run the whole platform (stack, replay feed, services, gateway) until Ctrl-C
 	$(BIN)/finplat up
