@@ -25,7 +25,7 @@ GO_CACHE := $(CACHE_DIR)/go
 PY_SOURCES := src tests bench examples
 
 .PHONY: help install system-deps generate lint check-generated lint-proto test test-unit \
-	test-integration up down bench profile
+	test-integration test-cluster up down bench profile
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -65,10 +65,17 @@ $(GRPCURL):
 
 install: $(VENV)/.synced $(BUF) $(GRPCURL) $(WEB_BUILD) ## Install the pinned Python dependencies, buf, grpcurl and the web page
 
-# The native stack needs Debian's redis-server and the alert tests promtool; JDKs, Maven,
-# Go and Rust come with the machine
-# (`finplat stack up` names whatever is missing).
+# The native stack needs Debian's redis-server and PostgreSQL server, and the alert tests
+# promtool; JDKs, Maven, Go and Rust come with the machine
+# (`finplat stack up` names whatever is missing). The stack runs PostgreSQL in a cluster of its
+# own, so Debian is told not to create (and start) its default cluster on port 5432.
 system-deps: ## Install the Debian packages the native stack needs (as root)
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+		echo "[install] postgresql from Debian, without its default cluster"; \
+		mkdir -p /etc/postgresql-common/createcluster.d && \
+		echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/finplat.conf && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	fi
 	@if ! command -v redis-server >/dev/null; then \
 		echo "[install] redis-server from Debian"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
@@ -112,8 +119,13 @@ test-unit: install system-deps ## Unit tests only (no stack; promtool and small 
 test-integration: install system-deps ## Integration tests (starts the stack unless it runs)
 	$(BIN)/pytest tests/integration
 
-test: lint system-deps ## Everything CI runs: lint, type checks, freshness, unit and integration tests
+test: lint system-deps ## lint, type checks, freshness, unit and integration tests (the single-node stack)
 	$(BIN)/pytest
+
+# A stack of its own beside the default one (3 Kafka nodes on ports 29092..), started once for
+# the session and stopped after: apart from `make test`, whose time the default keeps.
+test-cluster: install system-deps ## Tests on a 3-node Kafka cluster they start (CI runs them after `make test`)
+	$(BIN)/pytest -m cluster tests/integration/cluster
 
 bench: install system-deps ## Benchmarks: each prints a table beside a peer measured in the same run
 	$(BIN)/finplat stack up

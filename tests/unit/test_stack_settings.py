@@ -8,7 +8,7 @@ from pydantic import SecretStr
 
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
 from finplat.stack.errors import StackError
-from finplat.stack.kafka import Kafka, sasl_ssl_client_settings
+from finplat.stack.kafka import Kafka, sasl_ssl_client_settings, topic_shape
 from finplat.stack.process import StackDirs
 from finplat.stack.settings import StackSettings
 
@@ -21,7 +21,7 @@ def test_stack_defaults_match_the_connection_defaults() -> None:
     assert urlparse(kafka.schema_registry_url).port == stack.registry_port
     assert (kafka.topic, kafka.topic_partitions) == (
         stack.kafka_topic,
-        stack.kafka_topic_partitions,
+        topic_shape(stack).partitions,
     )
     assert urlparse(redis.url).port == stack.redis_port
     assert urlparse(influx.url).port == stack.influxdb_port

@@ -16,9 +16,10 @@ def ensure_topic(
     try:
         if name in admin.list_topics(timeout=timeout_s).topics:
             return False
+        # No replication factor: the cluster's default.replication.factor (and its
+        # min.insync.replicas) apply, 1 on a single node, 3 on the stack's cluster.
         futures = admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1)],
-            operation_timeout=timeout_s,
+            [NewTopic(name, num_partitions=partitions)], operation_timeout=timeout_s
         )
         futures[name].result(timeout=timeout_s)
     except KafkaException as exc:

@@ -9,14 +9,29 @@ from pydantic import ValidationError
 from finplat.stack.errors import StackError
 from finplat.stack.process import follow, tail_lines
 from finplat.stack.settings import StackSettings
-from finplat.stack.stack import COMPONENT_NAMES, ComponentStatus, Stack, State
+from finplat.stack.stack import SERVERS, ComponentStatus, Stack, State
 
 _EXIT_SOME_DOWN = 3
 
+_kafka_brokers = click.option(
+    "--kafka-brokers",
+    type=click.IntRange(min=1, max=9),
+    default=None,
+    help="Kafka nodes: 1 (the default), or 3 for a replicated cluster "
+    "[FINPLAT_STACK_KAFKA_BROKERS].",
+)
 
-def _stack() -> Stack:
+
+def _stack(kafka_brokers: int | None = None, only: tuple[str, ...] = ()) -> Stack:
+    # Given on the command line, it wins over FINPLAT_STACK_KAFKA_BROKERS; the rest still
+    # comes from the environment.
     try:
-        return Stack(StackSettings())
+        settings = StackSettings()
+        if kafka_brokers is not None:
+            settings = StackSettings.model_validate(
+                {**settings.model_dump(), "kafka_brokers": kafka_brokers}
+            )
+        return Stack(settings, only or SERVERS)
     except ValidationError as exc:
         raise click.ClickException(f"invalid FINPLAT_STACK_* setting:\n{exc}") from exc
 
@@ -43,9 +58,14 @@ def stack() -> None:
 
 
 @stack.command()
-def up() -> None:
-    """Start every server that is not running and wait until each answers."""
-    servers = _stack()
+@click.argument("only", nargs=-1, type=click.Choice(SERVERS))
+@_kafka_brokers
+def up(only: tuple[str, ...], kafka_brokers: int | None) -> None:
+    """Start every server (or the ONLY ones named) that is not running; wait until each answers.
+
+    `kafka` names every Kafka node.
+    """
+    servers = _stack(kafka_brokers, only)
     try:
         statuses = servers.up(_progress)
     except StackError as exc:
@@ -70,9 +90,10 @@ def down() -> None:
 
 
 @stack.command()
-def status() -> None:
+@_kafka_brokers
+def status(kafka_brokers: int | None) -> None:
     """Show which servers run and answer; exit 3 when any does not."""
-    servers = _stack()
+    servers = _stack(kafka_brokers)
     statuses = servers.status()
     for entry in statuses:
         click.echo(_line(entry))
@@ -81,13 +102,17 @@ def status() -> None:
 
 
 @stack.command()
-@click.argument("component", required=False, type=click.Choice(COMPONENT_NAMES))
+@click.argument("component", required=False)
 @click.option("-n", "--lines", default=50, show_default=True, type=click.IntRange(min=0))
 @click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing new lines.")
-def logs(component: str | None, lines: int, follow_: bool) -> None:
-    """Print the last lines of one server's log, or of all."""
-    servers = _stack()
-    names = [component] if component else list(COMPONENT_NAMES)
+@_kafka_brokers
+def logs(component: str | None, lines: int, follow_: bool, kafka_brokers: int | None) -> None:
+    """Print the last lines of one server's log (kafka, kafka-2, redis, ...), or of all."""
+    servers = _stack(kafka_brokers)
+    known = [c.name for c in servers.components]
+    if component is not None and component not in known:
+        raise click.BadParameter(f"{component!r} is not one of {known}", param_hint="COMPONENT")
+    names = [component] if component else known
     paths = {name: servers.log_path(name) for name in names}
     for name, path in paths.items():
         if len(names) > 1:

@@ -1,8 +1,8 @@
 """What every server of the stack provides to `up`, `down` and `status`."""
 
 import abc
+import signal
 from dataclasses import dataclass
-from typing import ClassVar
 
 from finplat.stack.process import Launch, StackDirs
 from finplat.stack.settings import StackSettings
@@ -21,8 +21,10 @@ class Port:
 class Component(abc.ABC):
     """One server: its prerequisites, installation, launch, readiness probe and setup."""
 
-    name: ClassVar[str]
+    name: str
     """Short name used for pid and log files and on the command line."""
+    stop_signal = signal.SIGTERM
+    """What `down` sends first; SIGKILL follows after the stop timeout."""
 
     def __init__(self, settings: StackSettings, dirs: StackDirs) -> None:
         self.settings = settings

@@ -12,6 +12,7 @@ import errno
 import fcntl
 import logging
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -34,11 +35,14 @@ _PROBE_INTERVAL_S = 0.25
 
 @dataclass(frozen=True)
 class Launch:
-    """How to start one server: argv, extra environment and working directory."""
+    """How to start one server: argv, extra environment, working directory and system user."""
 
     argv: Sequence[str]
     cwd: Path
     env: Mapping[str, str] = field(default_factory=dict)
+    user: str | None = None
+    """Run the server as this system user, its primary group and no other (needs root); the log
+    is opened by us and handed over, so it needs no access to it. None: as ourselves."""
 
 
 class StackDirs:
@@ -163,6 +167,7 @@ def spawn(dirs: StackDirs, component: str, launch: Launch) -> "subprocess.Popen[
     log_path = dirs.log(component)
     with log_path.open("ab") as log:
         try:
+            account = None if launch.user is None else pwd.getpwnam(launch.user)
             process = subprocess.Popen(
                 list(launch.argv),
                 cwd=launch.cwd,
@@ -172,7 +177,13 @@ def spawn(dirs: StackDirs, component: str, launch: Launch) -> "subprocess.Popen[
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
+                # The server itself is exec'd with the user's ids, so the pid file names it.
+                user=None if account is None else account.pw_uid,
+                group=None if account is None else account.pw_gid,
+                extra_groups=None if account is None else [],
             )
+        except KeyError as exc:
+            raise StackError(f"{component}: no system user {launch.user!r}") from exc
         except OSError as exc:
             raise StackError(f"{component}: cannot run {launch.argv[0]}: {exc}") from exc
     dirs.pid_file(component).write_text(f"{process.pid} {_start_time(process.pid)}\n")
@@ -180,10 +191,13 @@ def spawn(dirs: StackDirs, component: str, launch: Launch) -> "subprocess.Popen[
     return process
 
 
-def stop(pids: Sequence[int], timeout_s: float) -> list[int]:
-    """SIGTERM each process group, SIGKILL what is left after `timeout_s`; returns survivors."""
+def stop(
+    pids: Sequence[int], timeout_s: float, first: Mapping[int, signal.Signals] | None = None
+) -> list[int]:
+    """Signal each process group (`first[pid]`, else SIGTERM), SIGKILL what is left after
+    `timeout_s`; returns the survivors."""
     for pid in pids:
-        _signal_group(pid, signal.SIGTERM)
+        _signal_group(pid, (first or {}).get(pid, signal.SIGTERM))
     remaining = wait_gone(pids, timeout_s)
     if remaining:
         logger.warning("SIGKILL after %.0f s", timeout_s, extra={"pids": remaining})

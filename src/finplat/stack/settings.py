@@ -48,14 +48,22 @@ class StackSettings(BaseSettings):
     """SCRAM-SHA-512 user of the SASL_SSL listener."""
     kafka_scram_password: SecretStr = SecretStr("finplat-dev-scram-password")
     """Its password, set again at every `up`, so a changed one takes effect then."""
+    kafka_brokers: int = Field(default=1, ge=1, le=9)
+    """KRaft nodes, each broker and controller in one JVM: 1 is the single-node default; 3 or
+    more make a cluster whose topics are replicated 3 times (`finplat stack up --kafka-brokers
+    3`). The cluster's nodes are kafka-1, kafka-2, ... with data of their own, so the single
+    node's data stays as it was."""
+    kafka_node_port_step: int = Field(default=100, ge=1)
+    """Node n of a cluster listens on the three Kafka ports plus (n - 1) times this step:
+    9092, 9192, 9292 for the brokers by default."""
     kafka_node_id: int = 1
-    """Node id of the single combined broker/controller."""
+    """Node id of the single node, and of the first node of a cluster (the others count up)."""
     kafka_heap_mb: int = 512
-    """Maximum Java heap of the broker."""
+    """Maximum Java heap of each Kafka node."""
     kafka_topic: str = "price-updates"
-    """Topic created once the broker is up."""
-    kafka_topic_partitions: int = 3
-    """Partitions of that topic."""
+    """Topic created once the brokers are up."""
+    kafka_topic_partitions: int | None = Field(default=None, ge=1)
+    """Partitions of that topic; unset: 3 on a single node, 6 on a cluster."""
 
     registry_version: str = "3.3.3"
     """Version of io.apicurio:apicurio-registry-app (its `all` assembly) from Maven Central."""
@@ -93,3 +101,14 @@ class StackSettings(BaseSettings):
     """Retention of the bucket; 0 keeps data forever."""
     influxdb_cache_max_mb: int = 256
     """In-memory write cache cap (influxd's default is 1 GiB, too much for a laptop stack)."""
+
+    postgres_port: int = 5432
+    """PostgreSQL port on `host`; clients log in with a password (SCRAM-SHA-256)."""
+    postgres_bin_dir: Path | None = None
+    """Directory with initdb and postgres; unset: the newest /usr/lib/postgresql/*/bin."""
+    postgres_database: str = "finplat"
+    """Database created once the server is up, owned by postgres_username."""
+    postgres_username: str = "finplat"
+    """Superuser the cluster is created with at the first start; clients log in as it."""
+    postgres_password: SecretStr = SecretStr("finplat-dev-pg-password")
+    """Its password, set at the first start only; later changes need ALTER ROLE."""

@@ -4,7 +4,7 @@ import logging
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -13,7 +13,8 @@ from pathlib import Path
 from finplat.stack.component import Component
 from finplat.stack.errors import StackError
 from finplat.stack.influxdb import InfluxDB
-from finplat.stack.kafka import Kafka
+from finplat.stack.kafka import kafka_nodes
+from finplat.stack.postgres import Postgres
 from finplat.stack.process import (
     StackDirs,
     is_alive,
@@ -32,8 +33,9 @@ from finplat.stack.tools import Report
 
 logger = logging.getLogger(__name__)
 
-_COMPONENT_TYPES: tuple[type[Component], ...] = (Kafka, Registry, Redis, InfluxDB)
-COMPONENT_NAMES: tuple[str, ...] = tuple(kind.name for kind in _COMPONENT_TYPES)
+_SERVER_TYPES: tuple[type[Component], ...] = (Registry, Redis, InfluxDB, Postgres)
+SERVERS: tuple[str, ...] = ("kafka", *(kind.name for kind in _SERVER_TYPES))
+"""The kinds of server `only` may name; "kafka" stands for every Kafka node."""
 
 
 class State(StrEnum):
@@ -58,10 +60,17 @@ class ComponentStatus:
 class Stack:
     """The native stack described by one StackSettings."""
 
-    def __init__(self, settings: StackSettings | None = None) -> None:
+    def __init__(
+        self, settings: StackSettings | None = None, only: Collection[str] = SERVERS
+    ) -> None:
         self.settings = settings or StackSettings()
         self.dirs = StackDirs(self.settings.data_dir)
-        self.components = [kind(self.settings, self.dirs) for kind in _COMPONENT_TYPES]
+        unknown = set(only) - set(SERVERS)
+        if unknown:
+            raise StackError(f"no such servers: {sorted(unknown)}; choose from {SERVERS}")
+        kafka = kafka_nodes(self.settings, self.dirs) if "kafka" in only else []
+        others = [kind(self.settings, self.dirs) for kind in _SERVER_TYPES if kind.name in only]
+        self.components: list[Component] = [*kafka, *others]
 
     def log_path(self, name: str) -> Path:
         """Log file of one component."""
@@ -171,9 +180,13 @@ class Stack:
             pids = [pid for group in owned.values() for pid in group]
             for name, group in owned.items():
                 report(f"{name}: stopping pid {', '.join(map(str, group))}")
-            survivors = stop(pids, self.settings.stop_timeout_s)
-            for component in self.components:
-                self.dirs.pid_file(component.name).unlink(missing_ok=True)
+            signals = {c.name: c.stop_signal for c in self.components}
+            first = {pid: signals[name] for name in signals for pid in owned.get(name, [])}
+            survivors = stop(pids, self.settings.stop_timeout_s, first)
+            # Pid files of servers these settings do not name too (a cluster's nodes, stopped
+            # by a `down` without its settings): every process of the data dir was stopped.
+            for name in {*owned, *(c.name for c in self.components)}:
+                self.dirs.pid_file(name).unlink(missing_ok=True)
             if survivors:
                 raise StackError(f"processes still alive after SIGKILL: {survivors}")
             return owned
