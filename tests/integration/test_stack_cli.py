@@ -19,7 +19,7 @@ from finplat.stack.process import free_ports
 
 pytestmark = pytest.mark.integration
 
-_COMPONENTS = ("kafka", "registry", "redis", "influxdb")
+_COMPONENTS = ("kafka", "registry", "redis", "influxdb", "postgres")
 _PORT_SETTINGS = (
     "FINPLAT_STACK_KAFKA_PORT",
     "FINPLAT_STACK_KAFKA_CONTROLLER_PORT",
@@ -28,6 +28,7 @@ _PORT_SETTINGS = (
     "FINPLAT_STACK_REGISTRY_MANAGEMENT_PORT",
     "FINPLAT_STACK_REDIS_PORT",
     "FINPLAT_STACK_INFLUXDB_PORT",
+    "FINPLAT_STACK_POSTGRES_PORT",
 )
 # The stack group on its own, so these tests do not depend on how the root CLI registers it.
 _CLI = "from finplat.stack.cli import stack; stack(prog_name='finplat stack')"

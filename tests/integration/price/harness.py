@@ -1,5 +1,6 @@
 """A price service under test: fed by the in-process replay server, writing to the real stack
-(a fresh Kafka topic and Redis key prefix per test; the InfluxDB bucket comes from the caller)."""
+(a fresh Kafka topic, unless the caller shares one, and Redis key prefix per test; the InfluxDB
+bucket comes from the caller)."""
 
 import asyncio
 import uuid
@@ -62,6 +63,13 @@ class Running:
         return list(response.candles)
 
 
+def fresh_topic(kafka_settings: KafkaSettings) -> str:
+    """A new Kafka topic of 3 partitions, created on the stack."""
+    topic = f"test-price-service-{uuid.uuid4().hex}"
+    ensure_topic(kafka_settings, topic, partitions=3)
+    return topic
+
+
 @asynccontextmanager
 async def price_service(
     replay: ReplayServer,
@@ -70,11 +78,11 @@ async def price_service(
     feed: dict[str, Any],
     redis_url: str | None = None,
     influx_url: str | None = None,
+    topic: str | None = None,
     **settings: Any,
 ) -> AsyncIterator[Running]:
-    topic = f"test-price-service-{uuid.uuid4().hex}"
-    ensure_topic(kafka_settings, topic, partitions=3)
-    kafka = kafka_settings.model_copy(update={"topic": topic})
+    """`topic`: one from `fresh_topic` that several services write; None makes one of its own."""
+    kafka = kafka_settings.model_copy(update={"topic": topic or fresh_topic(kafka_settings)})
     redis = RedisSettings(key_prefix=f"test-{uuid.uuid4().hex}")
     infra = Infrastructure(
         kafka,

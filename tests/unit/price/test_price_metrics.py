@@ -1,5 +1,5 @@
 """The price collector: items a store refused one by one are counted as refused, not written,
-and candles the check refused are counted by reason."""
+candles the check refused are counted by reason, and the shard shows with its symbol count."""
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -34,11 +34,13 @@ def _sink(name: str, written: int) -> BufferedSink[object]:
 
 
 def _collect(
-    refusals: Mapping[str, Mapping[str, int]], candle_rejections: Mapping[str, int]
+    refusals: Mapping[str, Mapping[str, int]],
+    candle_rejections: Mapping[str, int],
+    feed: FeedSettings | None = None,
 ) -> dict[str, Metric]:
     sinks = {"influxdb_ticks": _sink("influxdb_ticks", 10), "redis": _sink("redis", 4)}
     sources = PriceSources(
-        BinanceFeed(FeedSettings()),
+        BinanceFeed(feed or FeedSettings()),
         sinks,
         StreamHub(),
         FakeProducer(),
@@ -86,6 +88,14 @@ def test_candle_rejections_show_every_reason() -> None:
         ("ohlc_order",): 3,
         ("negative_volume",): 0,
     }
+
+
+def test_the_shard_shows_with_the_number_of_its_symbols() -> None:
+    feed = FeedSettings(symbols=("SOLUSDT", "BTCUSDT", "ETHUSDT"), shard_index=0, shard_count=2)
+
+    metrics = _collect({}, {}, feed)
+
+    assert _samples(metrics["finplat_price_shard_symbols"]) == {("0", "2"): 2}
 
 
 def test_latency_histograms_read_as_prometheus_clients_own() -> None:

@@ -63,3 +63,13 @@ def test_one_rest_retry_variable_keeps_the_other_rest_defaults(
     retry = PriceSettings().feed.rest.retry
 
     assert (retry.max_attempts, retry.initial_s, retry.max_s) == (9, 0.5, 30.0)
+
+
+def test_the_shard_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINPLAT_PRICE_FEED__SYMBOLS", '["SOLUSDT", "BTCUSDT", "ETHUSDT"]')
+    monkeypatch.setenv("FINPLAT_PRICE_FEED__SHARD_INDEX", "1")
+    monkeypatch.setenv("FINPLAT_PRICE_FEED__SHARD_COUNT", "2")
+
+    feed = PriceSettings().feed
+
+    assert (feed.shard_index, feed.shard_count, feed.owned) == (1, 2, ("ETHUSDT",))

@@ -121,12 +121,22 @@ class PriceService:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then shut down in order: API, feed, sinks, stores."""
+        feed_settings = self.settings.feed
+        logger.info(
+            "ingesting shard %d of %d",
+            feed_settings.shard_index,
+            feed_settings.shard_count,
+            extra={"symbols": list(feed_settings.owned)},
+        )
+        # Every symbol, not only this shard's: the stores behind GetPrice and GetCandles are
+        # shared by all shards. StreamPrices has only this shard's updates (its hub is fed by
+        # this instance's feed), so another shard's symbol streams nothing, without an error.
         servicer = PriceServicer(
             self.redis,
             self.influx,
             self.hub,
             self._clock,
-            self.settings.feed.symbols,
+            feed_settings.symbols,
             self.stored_intervals,
         )
         server = await start_server(
@@ -159,7 +169,8 @@ class PriceService:
         then reveals, and backfills, the candles missed while the service was down."""
         codes = [k.removeprefix("kline_") for k in self.settings.feed.stream_kinds if "kline_" in k]
         points: dict[tuple[str, str], int] = {}
-        for symbol in self.settings.feed.symbols:
+        # This shard's symbols: another shard resumes, and backfills, its own.
+        for symbol in self.settings.feed.owned:
             for code in codes:
                 spec = parse_interval(code)
                 try:

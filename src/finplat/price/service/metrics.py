@@ -93,6 +93,17 @@ class PriceCollector(Collector):
         messages.add_metric(["dropped"], stats.dropped_updates)
         yield messages
         yield _counter("finplat_price_feed_frames", "Frames received", stats.frames)
+        settings = feed.settings
+        shard = GaugeMetricFamily(
+            "finplat_price_shard_symbols",
+            "Symbols this instance ingests: its shard's share of the symbols followed; labels:"
+            " its shard index and the number of shards",
+            labels=["shard", "shards"],
+        )
+        shard.add_metric(
+            [str(settings.shard_index), str(settings.shard_count)], len(settings.owned)
+        )
+        yield shard
         reconnects = sum(group.reconnects for group in feed.groups)
         yield _counter("finplat_price_feed_reconnects", "Feed reconnections", reconnects)
         yield _counter(

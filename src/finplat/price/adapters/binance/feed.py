@@ -74,7 +74,8 @@ class FeedStats:
 
 
 class BinanceFeed:
-    """Streams `settings.symbols` x `settings.stream_kinds`; iterate it inside `async with`."""
+    """Streams `settings.owned` x `settings.stream_kinds` (this shard's symbols); iterate it
+    inside `async with`."""
 
     def __init__(
         self,
@@ -87,7 +88,7 @@ class BinanceFeed:
     ) -> None:
         """`resume`: per (symbol, interval), the open time of the first candle the store lacks;
         a gap from there to the first live kline is backfilled."""
-        self._settings = settings
+        self.settings = settings
         self._rest = rest
         self._clock = clock or SystemClock()
         rng = rng or random.Random()
@@ -102,7 +103,7 @@ class BinanceFeed:
             settings.max_connections_per_window, settings.connection_window_s, self._clock
         )
         groups = partition(
-            build_streams(settings.symbols, settings.stream_kinds),
+            build_streams(settings.owned, settings.stream_kinds),
             settings.max_streams_per_connection,
         )
         self.groups = [
@@ -232,7 +233,7 @@ class BinanceFeed:
                 "end_ms": gap.end_ms,
             },
         )
-        if self._rest is None or not self._settings.backfill_gaps or self._task_group is None:
+        if self._rest is None or not self.settings.backfill_gaps or self._task_group is None:
             return
         self._task_group.create_task(self._backfill(gap), name=f"backfill-{gap.symbol}")
 
@@ -240,7 +241,7 @@ class BinanceFeed:
         assert self._rest is not None  # checked by _start_backfill
         # A month has no fixed length: 31 days bounds it from above.
         candle_ms = parse_interval(gap.interval).fixed_ms or 31 * 86_400_000
-        longest_ms = self._settings.backfill_max_candles * candle_ms
+        longest_ms = self.settings.backfill_max_candles * candle_ms
         try:
             await backfill(
                 self._rest,
@@ -249,7 +250,7 @@ class BinanceFeed:
                 max(gap.start_ms, gap.end_ms - longest_ms),
                 gap.end_ms,
                 self._put_backfilled,
-                page_limit=self._settings.rest.klines_page_limit,
+                page_limit=self.settings.rest.klines_page_limit,
             )
         except (PriceError, BinanceFormatError):
             self.stats.backfill_failures += 1

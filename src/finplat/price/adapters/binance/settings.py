@@ -1,9 +1,12 @@
 """Settings of the Binance side, embedded by the service's `PriceSettings` composition root."""
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from finplat.binance.streams import MAX_STREAMS_PER_CONNECTION, validate_kind
 from finplat.core.retry import RetryPolicy
+from finplat.price.domain.shards import owned_symbols
 
 
 class RestRetryPolicy(RetryPolicy):
@@ -39,7 +42,17 @@ class FeedSettings(BaseModel):
 
     ws_base_url: str = "wss://stream.binance.com:9443"
     rest: RestSettings = Field(default_factory=RestSettings)
+    # Every symbol followed. Instances sharing the ingest (`shard_count`) are each given the
+    # whole list and stream their share (`owned`); GetPrice and GetCandles answer for all of
+    # it from the shared stores.
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    # This instance's shard, 0 to shard_count - 1: it streams, backfills, stores and publishes
+    # only the symbols its shard owns (sorted symbols dealt round-robin, see
+    # price/domain/shards.py). Instead of shards, each instance can be given its own
+    # FINPLAT_PRICE_FEED__SYMBOLS, keeping the default 0 of 1 (its API then knows only those).
+    shard_index: int = Field(default=0, ge=0)
+    # Instances splitting `symbols`, all with the same list and count; each must own a symbol.
+    shard_count: int = Field(default=1, ge=1)
     # Stream kinds per symbol: trade, aggTrade, miniTicker, ticker, kline_<interval>.
     stream_kinds: tuple[str, ...] = ("trade", "kline_1m")
     # Put on PriceUpdate.service.
@@ -88,3 +101,19 @@ class FeedSettings(BaseModel):
         if not kinds:
             raise ValueError("at least one stream kind")
         return tuple(validate_kind(kind) for kind in kinds)
+
+    @model_validator(mode="after")
+    def _valid_shard(self) -> Self:
+        if self.shard_index >= self.shard_count:
+            raise ValueError(
+                f"FINPLAT_PRICE_FEED__SHARD_INDEX ({self.shard_index}) must be below"
+                f" FINPLAT_PRICE_FEED__SHARD_COUNT ({self.shard_count}): shards count from 0"
+            )
+        # Raises for more shards than symbols: refused at start rather than run an idle shard.
+        owned_symbols(self.symbols, self.shard_index, self.shard_count)
+        return self
+
+    @property
+    def owned(self) -> tuple[str, ...]:
+        """The symbols this instance ingests: its shard's share of `symbols`, sorted."""
+        return owned_symbols(self.symbols, self.shard_index, self.shard_count)
