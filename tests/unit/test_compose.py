@@ -2,6 +2,8 @@
 containers (no Docker engine runs here, so their structure is checked instead of
 `docker compose config` and `docker build`)."""
 
+import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -15,6 +17,9 @@ from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSetting
 from finplat.gateway.service.settings import GatewaySettings
 from finplat.price.service.settings import PriceSettings
 from finplat.replay.settings import ReplaySettings
+from finplat.stack.kafka import kafka_nodes, topic_shape
+from finplat.stack.process import StackDirs
+from finplat.stack.settings import StackSettings
 from tests.paths import REPO_ROOT
 
 INFRASTRUCTURE = {"kafka", "schema-registry", "redis", "influxdb"}
@@ -22,6 +27,8 @@ MONITORING = {"prometheus", "grafana"}
 SERVICES = {"replay", "price-service", "backtest-service", "gateway"}
 JOBS = {"kafka-topics"}
 RAY = {"ray-head", "ray-worker"}  # the `ray` profile's cluster, for sweeps
+KAFKA_CLUSTER = {"kafka-2", "kafka-3"}  # the `cluster` profile's other Kafka nodes
+CLUSTER_ENV = REPO_ROOT / "deploy" / "compose" / "cluster.env"
 SETTINGS: dict[str, type[BaseSettings]] = {
     "FINPLAT_KAFKA_": KafkaSettings,
     "FINPLAT_REDIS_": RedisSettings,
@@ -42,6 +49,20 @@ def compose() -> dict[str, Any]:
 def _services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     services: dict[str, dict[str, Any]] = compose["services"]
     return services
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    lines = [line for line in path.read_text().splitlines() if line and line[0] != "#"]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def _interpolated(value: Any, variables: dict[str, str]) -> str:
+    """`value` as compose reads it: `${NAME:-default}` is NAME's value, else the default."""
+    return re.sub(
+        r"\$\{(\w+):-([^}]*)\}",
+        lambda match: variables.get(match[1], match[2]),
+        str(value),
+    )
 
 
 def _published(service: dict[str, Any]) -> set[int]:
@@ -123,7 +144,7 @@ def test_topic_is_created_as_our_settings_expect(compose: dict[str, Any]) -> Non
     settings = KafkaSettings()
 
     assert f"--topic={settings.topic}" in command
-    assert f"--partitions={settings.topic_partitions}" in command
+    assert f"--partitions={settings.topic_partitions}" in [_interpolated(a, {}) for a in command]
 
 
 def test_every_published_port_binds_loopback_only(compose: dict[str, Any]) -> None:
@@ -133,7 +154,7 @@ def test_every_published_port_binds_loopback_only(compose: dict[str, Any]) -> No
         for port in service.get("ports", [])
     ]
 
-    assert len(ports) == 13
+    assert len(ports) == 15
     for name, port in ports:
         # "HOST:PUBLISHED:TARGET"; without HOST, Docker binds every interface.
         parts = port.split(":")
@@ -144,8 +165,8 @@ def test_every_published_port_binds_loopback_only(compose: dict[str, Any]) -> No
 def test_every_service_has_the_restart_policy_operators_expect(compose: dict[str, Any]) -> None:
     restart = {name: service.get("restart") for name, service in _services(compose).items()}
 
-    assert restart.keys() == INFRASTRUCTURE | MONITORING | SERVICES | JOBS | RAY
-    for name in INFRASTRUCTURE | MONITORING | RAY:
+    assert restart.keys() == INFRASTRUCTURE | MONITORING | SERVICES | JOBS | RAY | KAFKA_CLUSTER
+    for name in INFRASTRUCTURE | MONITORING | RAY | KAFKA_CLUSTER:
         assert restart[name] == "unless-stopped", name
     for name in SERVICES:
         assert restart[name] == "on-failure", name
@@ -216,3 +237,48 @@ def test_the_ray_profile_is_a_cluster_the_backtest_service_can_be_pointed_at(
         == "${FINPLAT_BACKTEST_SWEEP_EXECUTOR:-local}"
     )
     assert environment["FINPLAT_BACKTEST_RAY_ADDRESS"].endswith(":-ray://ray-head:10001}")
+
+
+def test_the_cluster_profile_has_the_shape_of_the_native_cluster(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    variables = _env_file(CLUSTER_ENV)
+    native = StackSettings(kafka_brokers=3)
+    shape = topic_shape(native)
+    names = ["kafka", "kafka-2", "kafka-3"]
+    nodes = [
+        {key: _interpolated(value, variables) for key, value in services[n]["environment"].items()}
+        for n in names
+    ]
+    topics = [_interpolated(a, variables) for a in services["kafka-topics"]["command"]]
+    bootstrap = [f"{name}:29092" for name in names]
+
+    assert {n for n, s in services.items() if "cluster" in s.get("profiles", [])} == KAFKA_CLUSTER
+    assert [node["KAFKA_NODE_ID"] for node in nodes] == ["1", "2", "3"]
+    assert {node["KAFKA_CONTROLLER_QUORUM_VOTERS"] for node in nodes} == {
+        "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"
+    }
+    for node in nodes:
+        assert node["KAFKA_DEFAULT_REPLICATION_FACTOR"] == str(shape.replication_factor)
+        assert node["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == str(shape.replication_factor)
+        assert node["KAFKA_MIN_INSYNC_REPLICAS"] == str(shape.min_insync_replicas)
+    assert f"--partitions={shape.partitions}" in topics
+    assert f"--replication-factor={shape.replication_factor}" in topics
+    assert f"--bootstrap-server={','.join(bootstrap)}" in topics
+    for client in ("price-service", "backtest-service"):
+        environment = services[client]["environment"]
+        resolved = _interpolated(environment["FINPLAT_KAFKA_BOOTSTRAP_SERVERS"], variables)
+        assert resolved == ",".join(bootstrap), client
+    # Published where the native cluster's nodes listen.
+    native_ports = [n.broker_port for n in kafka_nodes(native, StackDirs(REPO_ROOT / "var"))]
+    assert [min(_published(services[n])) for n in names] == native_ports
+
+
+def test_without_the_cluster_profile_kafka_is_one_node(compose: dict[str, Any]) -> None:
+    node = {
+        key: _interpolated(value, {})
+        for key, value in _services(compose)["kafka"]["environment"].items()
+    }
+
+    assert node["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
+    assert node["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "1"
+    assert node["KAFKA_MIN_INSYNC_REPLICAS"] == "1"
