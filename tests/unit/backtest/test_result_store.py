@@ -1,103 +1,108 @@
-"""Stored backtests: round trip, newest-first keyset paging, filters, a reopened file."""
+"""Stored backtests, sweeps, walk-forwards and operations in a SQLite file (the shared cases of
+`tests.backtest_stores`; tests/integration/backtest runs them on PostgreSQL), and what only
+the file has: the tables of files written before SQLAlchemy, WAL."""
 
+import sqlite3
 from pathlib import Path
 
 import pytest
+from google.longrunning import operations_pb2  # type: ignore[import-untyped]
+from pydantic import SecretStr
+from sqlalchemy import make_url
 
-from finance.backtest.v1 import backtest_pb2
-from finplat.backtest.adapters.results_store import InvalidPageTokenError, ResultStore
-from finplat.backtest.errors import NotFoundError
+from finplat.backtest.adapters import database
+from finplat.backtest.adapters.operation_store import OperationStore
+from finplat.backtest.adapters.results_store import ResultStore
+from finplat.backtest.errors import StoreError
 from finplat.backtest.service.ids import is_id, new_id
+from tests.backtest_stores import OperationStoreCases, ResultStoreCases, backtest
 
-BASE_MS = 1_730_000_000_000
+
+@pytest.fixture
+def location(tmp_path: Path) -> Path:
+    """A file in a folder the store creates."""
+    return tmp_path / "nested" / "results.sqlite3"
 
 
-def _run(
-    index: int, strategy: str = "sma_crossover", symbol: str = "BTCUSDT"
-) -> backtest_pb2.Backtest:
-    run = backtest_pb2.Backtest(
-        id=new_id(BASE_MS + index * 1000),
-        strategy=strategy,
-        parameters={"fast": 10.0, "slow": 30.0 + index},
-        data=backtest_pb2.DataRange(symbol=symbol, interval="1m"),
-        metrics=backtest_pb2.Metrics(total_return=index / 100, trade_count=index),
-        trades=[backtest_pb2.Trade(side=backtest_pb2.SIDE_LONG, pnl=1.5)],
-        equity_curve=[backtest_pb2.EquityPoint(equity=10_000.0)],
-        bar_count=100 + index,
+class TestResultStoreOnSqlite(ResultStoreCases):
+    pass
+
+
+class TestOperationStoreOnSqlite(OperationStoreCases):
+    pass
+
+
+# The schema as the stores created it with SQL of their own, before SQLAlchemy (less the sweep
+# tables: a file of an older version still, which lacks them).
+_EARLIER_SCHEMA = """
+CREATE TABLE backtests (id TEXT PRIMARY KEY, create_time_ms INTEGER NOT NULL,
+  strategy TEXT NOT NULL, symbol TEXT NOT NULL, summary BLOB NOT NULL, full BLOB NOT NULL);
+CREATE INDEX backtests_newest ON backtests (create_time_ms DESC, id DESC);
+CREATE INDEX backtests_by_strategy ON backtests (strategy, create_time_ms DESC, id DESC);
+CREATE INDEX backtests_by_symbol ON backtests (symbol, create_time_ms DESC, id DESC);
+CREATE TABLE operations (name TEXT PRIMARY KEY, create_time_ms INTEGER NOT NULL,
+  done INTEGER NOT NULL, request BLOB NOT NULL, operation BLOB NOT NULL);
+CREATE INDEX operations_newest ON operations (create_time_ms DESC, name DESC);
+CREATE TABLE operation_chunks (name TEXT NOT NULL, chunk INTEGER NOT NULL,
+  plan TEXT NOT NULL, metrics TEXT NOT NULL, PRIMARY KEY (name, chunk));
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_file_of_the_earlier_schema_opens_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite3"
+    earlier = backtest(1)
+    with sqlite3.connect(path) as db:
+        db.executescript(_EARLIER_SCHEMA)
+        db.execute(
+            "INSERT INTO backtests VALUES (?, ?, ?, ?, ?, ?)",
+            (earlier.id, earlier.create_time.ToMilliseconds(), earlier.strategy,
+             earlier.data.symbol, earlier.SerializeToString(), earlier.SerializeToString()),
+        )  # fmt: skip
+        operation = operations_pb2.Operation(name="operations/a").SerializeToString()
+        db.execute("INSERT INTO operations VALUES ('operations/a', 1, 0, x'', ?)", (operation,))
+    db.close()
+
+    results = await ResultStore.open(path)
+    operations = await OperationStore.open(path)
+    later = backtest(2)
+    await results.add_backtest(later)
+    listed, _ = await results.list_backtests(10)
+    unfinished = await operations.unfinished()
+    await operations.close()
+    await results.close()
+    with sqlite3.connect(path) as db:
+        journal = db.execute("PRAGMA journal_mode").fetchone()
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    db.close()
+
+    assert [r.id for r in listed] == [later.id, earlier.id]
+    assert [u.operation.name for u in unfinished] == ["operations/a"]
+    # The tables missing were added beside the earlier ones.
+    assert {"sweeps", "sweep_rows", "walk_forwards"} <= tables
+    assert journal == ("wal",)
+
+
+def test_a_database_url_is_postgresql_for_psycopg_and_never_shows_its_password(
+    tmp_path: Path,
+) -> None:
+    url = database.postgres_url(
+        "postgresql://finplat:s3cret@db.example:5433/results?sslmode=require"
     )
-    run.create_time.FromMilliseconds(BASE_MS + index * 1000)
-    return run
+    given = SecretStr("postgresql+psycopg://finplat:s3cret@db.example/results")
 
-
-@pytest.mark.asyncio
-async def test_round_trip_survives_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "nested" / "results.sqlite3"
-    store = await ResultStore.open(path)
-    run = _run(1)
-    await store.add_backtest(run)
-    await store.close()
-
-    reopened = await ResultStore.open(path)
-    got = await reopened.get_backtest(run.id)
-    await reopened.close()
-
-    assert got == run
-
-
-@pytest.mark.asyncio
-async def test_pages_newest_first_without_trades_or_curves(tmp_path: Path) -> None:
-    store = await ResultStore.open(tmp_path / "r.db")
-    runs = [_run(i) for i in range(5)]
-    for run in runs:
-        await store.add_backtest(run)
-
-    first, token1 = await store.list_backtests(2)
-    second, token2 = await store.list_backtests(2, token1)
-    third, token3 = await store.list_backtests(2, token2)
-    await store.close()
-
-    assert [r.id for r in first + second + third] == [runs[i].id for i in (4, 3, 2, 1, 0)]
-    assert token3 == ""
-    assert all(not r.trades and not r.equity_curve for r in first + second + third)
-    assert first[0].metrics.trade_count == 4
-
-
-@pytest.mark.asyncio
-async def test_filters_by_strategy_and_symbol(tmp_path: Path) -> None:
-    store = await ResultStore.open(tmp_path / "r.db")
-    runs = [_run(0), _run(1, strategy="rsi_reversion"), _run(2, symbol="ETHUSDT"), _run(3)]
-    for run in runs:
-        await store.add_backtest(run)
-
-    by_strategy, _ = await store.list_backtests(0, strategy="sma_crossover")
-    by_both, _ = await store.list_backtests(0, strategy="sma_crossover", symbol="BTCUSDT")
-    await store.close()
-
-    assert [r.id for r in by_strategy] == [runs[3].id, runs[2].id, runs[0].id]
-    assert [r.id for r in by_both] == [runs[3].id, runs[0].id]
-
-
-@pytest.mark.asyncio
-async def test_unknown_id_and_bad_token(tmp_path: Path) -> None:
-    store = await ResultStore.open(tmp_path / "r.db")
-
-    with pytest.raises(NotFoundError):
-        await store.get_backtest("01NOTTHERE")
-    with pytest.raises(InvalidPageTokenError):
-        await store.list_backtests(10, "%%%")
-    await store.close()
-
-
-@pytest.mark.asyncio
-async def test_sweeps_are_stored(tmp_path: Path) -> None:
-    store = await ResultStore.open(tmp_path / "r.db")
-    sweep = backtest_pb2.Sweep(id=new_id(), strategy="sma_crossover", rank_by="sharpe")
-
-    await store.add_sweep(sweep)
-    got = await store.get_sweep(sweep.id)
-    await store.close()
-
-    assert got == sweep
+    assert url.drivername == "postgresql+psycopg"
+    assert (url.password, url.port, url.query) == ("s3cret", 5433, {"sslmode": "require"})
+    assert (
+        database.describe(url)
+        == "postgresql+psycopg://finplat:***@db.example:5433/results?sslmode=require"
+    )
+    assert database.location(tmp_path / "r.sqlite3", None) == tmp_path / "r.sqlite3"
+    assert database.location(tmp_path / "r.sqlite3", given) == make_url(given.get_secret_value())
+    for wrong in ("mysql://finplat:s3cret@db.example/results", "sqlite:///r.db", "s3cret"):
+        with pytest.raises(StoreError) as caught:
+            database.postgres_url(wrong)
+        assert "s3cret" not in str(caught.value)
 
 
 def test_ids_sort_by_time_and_encode_the_millisecond() -> None:

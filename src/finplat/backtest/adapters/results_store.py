@@ -1,53 +1,130 @@
-"""Stored backtests, sweeps and walk-forwards in SQLite: the proto bytes plus the columns we
-filter and sort by; a sweep's whole table (every combination, not only the ranked results its
-proto holds) as pieces of rows in Arrow's IPC format, zstd-compressed, read back one at a time.
+"""Stored backtests, sweeps and walk-forwards: the proto bytes plus the columns we filter and
+sort by; a sweep's whole table (every combination, not only the ranked results its proto
+holds) as pieces of rows in Arrow's IPC format, zstd-compressed, read back one at a time.
 
-One connection on one worker thread: every call is queued to it, so the event loop never
-blocks on disk (the operation store has its own connection to the same file; WAL lets both
-write, one transaction at a time). `synchronous=FULL`: a run acknowledged to a client
-survives a power loss. Listing reads a summary blob (no trades, no equity curve) per row.
+In the service's SQLite file, or in PostgreSQL when several instances share their results
+(see `database`). One connection on one worker thread: every call is queued to it, so the
+event loop never blocks on the database (the operation store has its own connection to the
+same database). Listing reads a summary blob (no trades, no equity curve) per row.
 """
 
 import asyncio
 import base64
 import binascii
-import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import TypeVar
+import functools
 
 import pyarrow as pa
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    insert,
+    select,
+    tuple_,
+)
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
-from finplat.backtest.adapters.sqlite import connect, transaction
-from finplat.backtest.errors import NotFoundError, StoreError
+from finplat.backtest.adapters.database import KEY, Database, Location, upsert
+from finplat.backtest.errors import NotFoundError
 
-T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS backtests (id TEXT PRIMARY KEY, create_time_ms INTEGER NOT NULL,"
-    " strategy TEXT NOT NULL, symbol TEXT NOT NULL, summary BLOB NOT NULL, full BLOB NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS backtests_newest ON backtests (create_time_ms DESC, id DESC)",
-    "CREATE INDEX IF NOT EXISTS backtests_by_strategy"
-    " ON backtests (strategy, create_time_ms DESC, id DESC)",
-    "CREATE INDEX IF NOT EXISTS backtests_by_symbol"
-    " ON backtests (symbol, create_time_ms DESC, id DESC)",
-    "CREATE TABLE IF NOT EXISTS sweeps (id TEXT PRIMARY KEY, create_time_ms INTEGER NOT NULL,"
-    " strategy TEXT NOT NULL, symbol TEXT NOT NULL, full BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS sweep_rows (sweep_id TEXT NOT NULL, piece INTEGER NOT NULL,"
-    " rows BLOB NOT NULL, PRIMARY KEY (sweep_id, piece))",
-    "CREATE TABLE IF NOT EXISTS walk_forwards (id TEXT PRIMARY KEY,"
-    " create_time_ms INTEGER NOT NULL, strategy TEXT NOT NULL, symbol TEXT NOT NULL,"
-    " full BLOB NOT NULL)",
+# Named and typed as in the SQLite files written before SQLAlchemy, which still open:
+# `create_all` leaves tables that exist as they are.
+_METADATA = MetaData()
+_BACKTESTS = Table(
+    "backtests",
+    _METADATA,
+    Column("id", KEY, primary_key=True),
+    Column("create_time_ms", BigInteger, nullable=False),
+    Column("strategy", Text, nullable=False),
+    Column("symbol", Text, nullable=False),
+    Column("summary", LargeBinary, nullable=False),
+    Column("full", LargeBinary, nullable=False),
 )
-_LIST = (
-    "SELECT summary FROM backtests WHERE (?1 = '' OR strategy = ?1) AND (?2 = '' OR symbol = ?2)"
-    " AND (?3 IS NULL OR (create_time_ms, id) < (?3, ?4))"
-    " ORDER BY create_time_ms DESC, id DESC LIMIT ?5"
+Index("backtests_newest", _BACKTESTS.c.create_time_ms.desc(), _BACKTESTS.c.id.desc())
+Index(
+    "backtests_by_strategy",
+    _BACKTESTS.c.strategy,
+    _BACKTESTS.c.create_time_ms.desc(),
+    _BACKTESTS.c.id.desc(),
 )
+Index(
+    "backtests_by_symbol",
+    _BACKTESTS.c.symbol,
+    _BACKTESTS.c.create_time_ms.desc(),
+    _BACKTESTS.c.id.desc(),
+)
+_SWEEPS = Table(
+    "sweeps",
+    _METADATA,
+    Column("id", KEY, primary_key=True),
+    Column("create_time_ms", BigInteger, nullable=False),
+    Column("strategy", Text, nullable=False),
+    Column("symbol", Text, nullable=False),
+    Column("full", LargeBinary, nullable=False),
+)
+_SWEEP_ROWS = Table(
+    "sweep_rows",
+    _METADATA,
+    Column("sweep_id", KEY, primary_key=True),
+    Column("piece", Integer, primary_key=True, autoincrement=False),
+    Column("rows", LargeBinary, nullable=False),
+)
+_WALK_FORWARDS = Table(
+    "walk_forwards",
+    _METADATA,
+    Column("id", KEY, primary_key=True),
+    Column("create_time_ms", BigInteger, nullable=False),
+    Column("strategy", Text, nullable=False),
+    Column("symbol", Text, nullable=False),
+    Column("full", LargeBinary, nullable=False),
+)
+
+# Built once: SQLAlchemy then finds each one's SQL in its cache without rebuilding it per call.
+_ADD_BACKTEST = insert(_BACKTESTS)
+_GET_BACKTEST = select(_BACKTESTS.c.full).where(_BACKTESTS.c.id == bindparam("id"))
+_GET_SWEEP = select(_SWEEPS.c.full).where(_SWEEPS.c.id == bindparam("id"))
+_GET_WALK_FORWARD = select(_WALK_FORWARDS.c.full).where(_WALK_FORWARDS.c.id == bindparam("id"))
+_ADD_ROWS = insert(_SWEEP_ROWS)
+_DELETE_ROWS = delete(_SWEEP_ROWS).where(_SWEEP_ROWS.c.sweep_id == bindparam("id"))
+_ROW_PIECES = (
+    select(_SWEEP_ROWS.c.piece)
+    .where(_SWEEP_ROWS.c.sweep_id == bindparam("id"))
+    .order_by(_SWEEP_ROWS.c.piece)
+)
+_GET_ROWS = select(_SWEEP_ROWS.c.rows).where(
+    _SWEEP_ROWS.c.sweep_id == bindparam("id"), _SWEEP_ROWS.c.piece == bindparam("piece")
+)
+
+
+@functools.cache
+def _list_query(by_strategy: bool, by_symbol: bool, after: bool) -> Select[bytes]:
+    """Newest summaries first, with only the filters asked for (each shape has its index)."""
+    table = _BACKTESTS
+    query = (
+        select(table.c.summary)
+        .order_by(table.c.create_time_ms.desc(), table.c.id.desc())
+        .limit(bindparam("limit"))
+    )
+    if by_strategy:
+        query = query.where(table.c.strategy == bindparam("strategy"))
+    if by_symbol:
+        query = query.where(table.c.symbol == bindparam("symbol"))
+    if after:
+        position = tuple_(bindparam("after_ms", type_=BigInteger), bindparam("after_id", type_=KEY))
+        query = query.where(tuple_(table.c.create_time_ms, table.c.id) < position)
+    return query
 
 
 class InvalidPageTokenError(ValueError):
@@ -96,58 +173,34 @@ def _summary(backtest: backtest_pb2.Backtest) -> bytes:
 class ResultStore:
     """Backtests and sweeps that survive restarts; open with `ResultStore.open`."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="results-store")
-        self._db: sqlite3.Connection | None = None
+    def __init__(self, location: Location) -> None:
+        self._db = Database(location, "results store")
 
     @classmethod
-    async def open(cls, path: Path) -> "ResultStore":
-        """Create or open the file and its tables."""
-        store = cls(path)
-        await store._call(store._open)
+    async def open(cls, location: Location) -> "ResultStore":
+        """Create or open the database (a SQLite file, or PostgreSQL) and its tables."""
+        store = cls(location)
+        await store._db.open(_METADATA)
         return store
-
-    def _open(self) -> None:
-        self._db = connect(self._path, synchronous="FULL")
-        for statement in _SCHEMA:
-            self._db.execute(statement)
-
-    async def _call(self, work: Callable[[], T]) -> T:
-        def guarded() -> T:
-            try:
-                return work()
-            except sqlite3.Error as exc:
-                raise StoreError(f"results store {self._path}: {exc}") from exc
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, guarded)
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise StoreError("results store is not open")
-        return self._db
 
     async def add_backtest(self, backtest: backtest_pb2.Backtest) -> None:
         """Store a run; its id must be new."""
-        row = (
-            backtest.id,
-            backtest.create_time.ToMilliseconds(),
-            backtest.strategy,
-            backtest.data.symbol,
-            _summary(backtest),
-            backtest.SerializeToString(),
-        )
-        await self._call(
-            lambda: self._conn().execute("INSERT INTO backtests VALUES (?, ?, ?, ?, ?, ?)", row)
-        )
+        row = {
+            "id": backtest.id,
+            "create_time_ms": backtest.create_time.ToMilliseconds(),
+            "strategy": backtest.strategy,
+            "symbol": backtest.data.symbol,
+            "summary": _summary(backtest),
+            "full": backtest.SerializeToString(),
+        }
+        await self._db.run(lambda db: db.execute(_ADD_BACKTEST, row))
 
     async def get_backtest(self, run_id: str) -> backtest_pb2.Backtest:
         """The stored run; `NotFoundError` when there is none."""
-        sql = "SELECT full FROM backtests WHERE id = ?"
-        row = await self._call(lambda: self._conn().execute(sql, (run_id,)).fetchone())
-        if row is None:
+        blob = await self._db.run(lambda db: _blob(db, _GET_BACKTEST, run_id))
+        if blob is None:
             raise NotFoundError(f"no backtest with id {run_id!r}")
-        return backtest_pb2.Backtest.FromString(row[0])
+        return backtest_pb2.Backtest.FromString(blob)
 
     async def list_backtests(
         self, page_size: int, page_token: str = "", strategy: str = "", symbol: str = ""
@@ -155,9 +208,11 @@ class ResultStore:
         """Summaries newest first, and the token of the next page ("" on the last one)."""
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         after_ms, after_id = decode_page_token(page_token) if page_token else (None, "")
-        params = (strategy, symbol, after_ms, after_id, size + 1)
-        rows = await self._call(lambda: self._conn().execute(_LIST, params).fetchall())
-        runs = [backtest_pb2.Backtest.FromString(blob) for (blob,) in rows[:size]]
+        query = _list_query(bool(strategy), bool(symbol), after_ms is not None)
+        params = {"strategy": strategy, "symbol": symbol, "after_ms": after_ms,
+                  "after_id": after_id, "limit": size + 1}  # fmt: skip
+        rows = await self._db.run(lambda db: db.execute(query, params).scalars().all())
+        runs = [backtest_pb2.Backtest.FromString(blob) for blob in rows[:size]]
         more = len(rows) > size
         last = runs[-1] if runs else None
         token = (
@@ -167,83 +222,75 @@ class ResultStore:
 
     async def add_sweep(self, sweep: backtest_pb2.Sweep) -> None:
         """Store a sweep (again, if its id is taken: the same sweep, resumed)."""
-        row = (
-            sweep.id,
-            sweep.create_time.ToMilliseconds(),
-            sweep.strategy,
-            sweep.data.symbol,
-            sweep.SerializeToString(),
-        )
-        # OR REPLACE: an operation stopped between storing its sweep and its end stores it
+        row = {
+            "id": sweep.id,
+            "create_time_ms": sweep.create_time.ToMilliseconds(),
+            "strategy": sweep.strategy,
+            "symbol": sweep.data.symbol,
+            "full": sweep.SerializeToString(),
+        }
+        # An upsert: an operation stopped between storing its sweep and its end stores it
         # again when resumed, the same sweep under the same id.
-        await self._call(
-            lambda: self._conn().execute(
-                "INSERT OR REPLACE INTO sweeps VALUES (?, ?, ?, ?, ?)", row
-            )
-        )
+        await self._db.run(lambda db: upsert(db, _SWEEPS, row))
 
     async def get_sweep(self, sweep_id: str) -> backtest_pb2.Sweep:
         """The stored sweep; `NotFoundError` when there is none."""
-        sql = "SELECT full FROM sweeps WHERE id = ?"
-        row = await self._call(lambda: self._conn().execute(sql, (sweep_id,)).fetchone())
-        if row is None:
+        blob = await self._db.run(lambda db: _blob(db, _GET_SWEEP, sweep_id))
+        if blob is None:
             raise NotFoundError(f"no sweep with id {sweep_id!r}")
-        return backtest_pb2.Sweep.FromString(row[0])
+        return backtest_pb2.Sweep.FromString(blob)
 
     async def add_sweep_rows(self, sweep_id: str, piece: int, rows: pa.Table) -> None:
         """Store a piece of a sweep's whole table. Pieces are stored in order from 0, and
         piece 0 replaces whatever the sweep had (a resumed sweep stores its table again)."""
         data = await asyncio.to_thread(_ipc_bytes, rows)
 
-        def write(db: sqlite3.Connection) -> None:
+        def write(db: Connection) -> None:
             if piece == 0:
-                db.execute("DELETE FROM sweep_rows WHERE sweep_id = ?", (sweep_id,))
-            db.execute("INSERT INTO sweep_rows VALUES (?, ?, ?)", (sweep_id, piece, data))
+                db.execute(_DELETE_ROWS, {"id": sweep_id})
+            db.execute(_ADD_ROWS, {"sweep_id": sweep_id, "piece": piece, "rows": data})
 
         # One transaction: the old pieces never outlive a new piece 0.
-        await self._call(lambda: transaction(self._conn(), write))
+        await self._db.run(write)
 
     async def sweep_row_pieces(self, sweep_id: str) -> list[int]:
         """The pieces of a sweep's whole table, in order (none for a sweep stored without)."""
-        sql = "SELECT piece FROM sweep_rows WHERE sweep_id = ? ORDER BY piece"
-        rows = await self._call(lambda: self._conn().execute(sql, (sweep_id,)).fetchall())
-        return [int(piece) for (piece,) in rows]
+        params = {"id": sweep_id}
+        pieces = await self._db.run(lambda db: db.execute(_ROW_PIECES, params).scalars().all())
+        return [int(piece) for piece in pieces]
 
     async def get_sweep_rows(self, sweep_id: str, piece: int) -> pa.Table:
         """One piece of a sweep's whole table; `NotFoundError` when there is none."""
-        sql = "SELECT rows FROM sweep_rows WHERE sweep_id = ? AND piece = ?"
-        row = await self._call(lambda: self._conn().execute(sql, (sweep_id, piece)).fetchone())
-        if row is None:
+        params = {"id": sweep_id, "piece": piece}
+        data = await self._db.run(lambda db: db.execute(_GET_ROWS, params).scalar_one_or_none())
+        if data is None:
             raise NotFoundError(f"sweep {sweep_id!r} has no piece {piece} of its table")
-        return await asyncio.to_thread(_ipc_table, row[0])
+        return await asyncio.to_thread(_ipc_table, data)
 
     async def add_walk_forward(self, walk_forward: backtest_service_pb2.WalkForward) -> None:
         """Store a walk-forward (again, if its id is taken, as `add_sweep`)."""
-        row = (
-            walk_forward.id,
-            walk_forward.create_time.ToMilliseconds(),
-            walk_forward.strategy,
-            walk_forward.data.symbol,
-            walk_forward.SerializeToString(),
-        )
-        sql = "INSERT OR REPLACE INTO walk_forwards VALUES (?, ?, ?, ?, ?)"  # as add_sweep's
-        await self._call(lambda: self._conn().execute(sql, row))
+        row = {
+            "id": walk_forward.id,
+            "create_time_ms": walk_forward.create_time.ToMilliseconds(),
+            "strategy": walk_forward.strategy,
+            "symbol": walk_forward.data.symbol,
+            "full": walk_forward.SerializeToString(),
+        }
+        await self._db.run(lambda db: upsert(db, _WALK_FORWARDS, row))
 
     async def get_walk_forward(self, walk_forward_id: str) -> backtest_service_pb2.WalkForward:
         """The stored walk-forward; `NotFoundError` when there is none."""
-        sql = "SELECT full FROM walk_forwards WHERE id = ?"
-        row = await self._call(lambda: self._conn().execute(sql, (walk_forward_id,)).fetchone())
-        if row is None:
+        blob = await self._db.run(lambda db: _blob(db, _GET_WALK_FORWARD, walk_forward_id))
+        if blob is None:
             raise NotFoundError(f"no walk-forward with id {walk_forward_id!r}")
-        return backtest_service_pb2.WalkForward.FromString(row[0])
+        return backtest_service_pb2.WalkForward.FromString(blob)
 
     async def close(self) -> None:
-        """Close the file and stop the worker thread."""
+        """Close the database and stop the worker thread."""
+        await self._db.close()
 
-        def close() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
 
-        await self._call(close)
-        self._executor.shutdown(wait=True)
+def _blob(db: Connection, query: Select[bytes], key: str) -> bytes | None:
+    """The one blob ``query`` selects for the id ``key``, if there is one."""
+    blob: bytes | None = db.execute(query, {"id": key}).scalar_one_or_none()
+    return blob

@@ -26,9 +26,19 @@ class BacktestSettings(BaseSettings, ServerSecurity, ChannelSecurity):
 
     # Stored backtests and sweeps; relative paths are relative to the working directory.
     results_path: Path = Path("var/backtest/results.sqlite3")
-    # Statistics, de-duplication window and next offsets of the consumer (source of truth).
+    # PostgreSQL instead of the results_path file, for stored backtests, sweeps (with their
+    # whole tables), walk-forwards and operations: one database that several instances of the
+    # service share. `postgresql://USER:PASSWORD@HOST:5432/DATABASE` (psycopg 3 connects;
+    # libpq's parameters go in the query, `?sslmode=require`). Unset: the SQLite file.
+    # Operations still run where they were started: each instance that starts resumes every
+    # unfinished one it finds, and cancels and waits only for its own.
+    database_url: SecretStr | None = None
+    # Statistics, de-duplication window and next offset of each partition the consumer reads
+    # (the source of truth). With database_url set they live in that database instead, where
+    # every instance of the group finds the state of the partitions it is given.
     consumer_state_path: Path = Path("var/backtest/consumer.sqlite3")
-
+    # The consumer group: instances with the same id share the topic's partitions (and, to
+    # count them together, a database_url).
     consumer_group_id: str = "finplat-backtest"
     # Kafka static membership (`group.instance.id`, KIP-345): a restarted service with the same
     # id gets its partitions back at once. Without it, a killed member holds them until the
@@ -39,7 +49,7 @@ class BacktestSettings(BaseSettings, ServerSecurity, ChannelSecurity):
     poll_max_messages: int = Field(default=2000, ge=1, le=100_000)
     # How long one poll waits; also bounds how long a stop request waits for the poll thread.
     poll_timeout_s: float = Field(default=0.25, gt=0, le=5)
-    # Event keys remembered for de-duplication; older keys are forgotten first.
+    # Event keys remembered for de-duplication, per partition; older keys are forgotten first.
     dedup_capacity: int = Field(default=100_000, ge=1)
     # How long a batch waits for its dead letters to be acknowledged before it is retried.
     dead_letter_timeout_s: float = Field(default=10.0, gt=0)
