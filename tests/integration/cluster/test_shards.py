@@ -38,14 +38,14 @@ MINUTES = 12
 PRE_ROLL_MS = 30 * MINUTE
 
 
-def _write_klines(data_dir: Path) -> None:
-    """MINUTES 1m klines per symbol from FIRST_OPEN, in Binance's 12-column daily file."""
+def _write_klines(data_dir: Path, minutes: int = MINUTES) -> None:
+    """`minutes` 1m klines per symbol from FIRST_OPEN, in Binance's 12-column daily file."""
     for number, symbol in enumerate(SYMBOLS):
         folder = data_dir / "klines" / "spot" / symbol / "1m"
         folder.mkdir(parents=True)
         with (folder / f"{symbol}-1m-2024-10-01.csv").open("w", newline="") as handle:
             rows = csv.writer(handle)
-            for minute in range(MINUTES):
+            for minute in range(minutes):
                 open_time = FIRST_OPEN + minute * MINUTE
                 close_time = open_time + MINUTE - 1
                 price = f"{100 + number}.{minute:02d}000000"

@@ -1,7 +1,8 @@
 """PriceService over a real in-process gRPC server, with fake stores."""
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -13,7 +14,13 @@ from finplat.core.clock import SystemClock
 from finplat.core.grpc_server import ServiceBinding, start_server
 from finplat.market.intervals import IntervalSpec
 from finplat.price.adapters.errors import StoreUnavailableError
-from finplat.price.service.api import SERVICE_NAME, PriceServicer, add_price_service
+from finplat.price.service.api import (
+    SERVICE_NAME,
+    PriceServicer,
+    Resumption,
+    add_price_service,
+)
+from finplat.price.service.resume import Resume
 from finplat.price.service.stream_hub import StreamHub
 
 BTC = market_pb2.PriceUpdate(symbol="BTCUSDT", price="67012.34000000", timestamp=1, volume="0.1")
@@ -47,6 +54,26 @@ class FakeCandleStore:
         return []
 
 
+class FakeReplay:
+    """A topic in a list, read at once; `during_read` runs in the middle of each read."""
+
+    def __init__(self) -> None:
+        self.topic: list[market_pb2.PriceUpdate] = []
+        self.truncated: frozenset[int] = frozenset()
+        self.during_read: Callable[[], None] = lambda: None
+        self.down = False
+
+    async def read(self, collector: Resume, timeout_s: float) -> frozenset[int]:
+        if self.down:
+            raise StoreUnavailableError("fake kafka is down")
+        self.during_read()
+        for update in self.topic:
+            if update.symbol in collector.symbols:
+                collector.add(update, 0)
+        assert collector.settled()
+        return self.truncated
+
+
 @dataclass
 class Harness:
     """The servicer on a real server, a client stub, and the fakes behind it."""
@@ -54,6 +81,7 @@ class Harness:
     stub: "price_service_pb2_grpc.PriceServiceAsyncStub"
     prices: FakeLatestPrices
     hub: StreamHub
+    replay: FakeReplay
 
 
 def _generated(servicer: PriceServicer, server: grpc.aio.Server) -> None:
@@ -66,14 +94,21 @@ def _generated(servicer: PriceServicer, server: grpc.aio.Server) -> None:
 async def service(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     prices = FakeLatestPrices()
     hub = StreamHub(queue_capacity=5)
+    replay = FakeReplay()
     servicer = PriceServicer(
-        prices, FakeCandleStore(), hub, SystemClock(), ["BTCUSDT", "ETHUSDT"], ["1m"]
+        prices,
+        FakeCandleStore(),
+        hub,
+        SystemClock(),
+        ["BTCUSDT", "ETHUSDT"],
+        ["1m"],
+        Resumption(replay, frozenset({"BTCUSDT"}), timeout_s=5, limit=100),
     )
     register = request.param
     binding = ServiceBinding(SERVICE_NAME, lambda server: register(servicer, server))
     server = await start_server("127.0.0.1:0", [binding])
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        yield Harness(price_service_pb2_grpc.PriceServiceStub(channel), prices, hub)
+        yield Harness(price_service_pb2_grpc.PriceServiceStub(channel), prices, hub, replay)
     await server.stop(0)
 
 
@@ -182,3 +217,117 @@ async def _until_subscribed(hub: StreamHub, count: int) -> None:
     async with asyncio.timeout(5):
         while hub.subscribers < count:  # noqa: ASYNC110 - hub state, not an awaitable
             await asyncio.sleep(0.005)
+
+
+def _trade(symbol: str, n: int, received_ms: int) -> market_pb2.PriceUpdate:
+    return market_pb2.PriceUpdate(
+        symbol=symbol,
+        price=f"{n}.0",
+        timestamp=received_ms,
+        kind=market_pb2.EVENT_KIND_TRADE,
+        event_id=str(n),
+        receive_timestamp=received_ms,
+    )
+
+
+async def _prices(call: object, count: int) -> list[market_pb2.PriceUpdate]:
+    received: list[market_pb2.PriceUpdate] = []
+    async with asyncio.timeout(5):
+        while len(received) < count:
+            response = await call.read()  # type: ignore[attr-defined]
+            received.extend(response.prices)
+    return received
+
+
+@pytest.mark.asyncio
+async def test_resumed_stream_replays_then_goes_live_without_repeating(
+    service: Harness,
+) -> None:
+    stub, hub, replay = service.stub, service.hub, service.replay
+    now = int(time.time() * 1000)
+    updates = [_trade("ETHUSDT", n, now + n) for n in range(6)]
+    replay.topic = updates[:4]
+
+    def live_meanwhile() -> None:
+        # Published while the read runs: #3 is in the topic too, #4 and #5 are not yet.
+        for update in updates[3:]:
+            hub.publish(update)
+
+    replay.during_read = live_meanwhile
+    call = stub.StreamPrices(
+        price_service_pb2.StreamPricesRequest(symbols=["ETHUSDT"], resume_after=[updates[1]])
+    )
+
+    received = await _prices(call, 4)
+    hub.publish(_trade("ETHUSDT", 6, now + 6))
+    received += await _prices(call, 1)
+    call.cancel()
+
+    assert [u.event_id for u in received] == ["2", "3", "4", "5", "6"]
+
+
+@pytest.mark.asyncio
+async def test_resume_of_a_symbol_ingested_here_waits_for_its_hub_updates_in_kafka(
+    service: Harness,
+) -> None:
+    stub, hub, replay = service.stub, service.hub, service.replay
+    now = int(time.time() * 1000)
+    updates = [_trade("BTCUSDT", n, now + n) for n in range(4)]
+    for update in updates:
+        hub.publish(update)  # before the subscription: in the replay, or nowhere
+    # The fake read asserts that it settled: the hub's last update must be in the topic.
+    replay.topic = updates
+
+    call = stub.StreamPrices(
+        price_service_pb2.StreamPricesRequest(symbols=["BTCUSDT"], resume_after=[updates[0]])
+    )
+
+    assert [u.event_id for u in await _prices(call, 3)] == ["1", "2", "3"]
+    call.cancel()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("position", "code", "message"),
+    [
+        (_trade("XRPUSDT", 1, 1), grpc.StatusCode.INVALID_ARGUMENT, "not among the symbols"),
+        (_trade("BTCUSDT", 1, 0), grpc.StatusCode.INVALID_ARGUMENT, "no receive_timestamp"),
+        (_trade("BTCUSDT", 1, 2**62), grpc.StatusCode.OUT_OF_RANGE, "in the future"),
+    ],
+)
+async def test_bad_positions_are_refused(
+    service: Harness, position: market_pb2.PriceUpdate, code: grpc.StatusCode, message: str
+) -> None:
+    call = service.stub.StreamPrices(
+        price_service_pb2.StreamPricesRequest(symbols=["BTCUSDT"], resume_after=[position])
+    )
+
+    got, details = await _code(call.read())
+
+    assert got == code
+    assert message in details
+
+
+@pytest.mark.asyncio
+async def test_resume_from_before_retention_is_out_of_range(service: Harness) -> None:
+    service.replay.truncated = frozenset({0})
+    gone = _trade("ETHUSDT", 1, int(time.time() * 1000) - 86_400_000)
+    call = service.stub.StreamPrices(price_service_pb2.StreamPricesRequest(resume_after=[gone]))
+
+    code, details = await _code(call.read())
+
+    assert code == grpc.StatusCode.OUT_OF_RANGE
+    assert "older than what Kafka still holds" in details
+    assert service.hub.subscribers == 0
+
+
+@pytest.mark.asyncio
+async def test_resume_without_kafka_is_unavailable(service: Harness) -> None:
+    service.replay.down = True
+    position = _trade("ETHUSDT", 1, int(time.time() * 1000))
+    call = service.stub.StreamPrices(price_service_pb2.StreamPricesRequest(resume_after=[position]))
+
+    code, details = await _code(call.read())
+
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert "cannot resume: fake kafka is down" in details

@@ -195,18 +195,47 @@ class StreamPricesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOLS_FIELD_NUMBER: _builtins.int
+    RESUME_AFTER_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def symbols(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Symbols to stream; every symbol when empty."""
+
+    @_builtins.property
+    def resume_after(self) -> _containers.RepeatedCompositeFieldContainer[_market_pb2.PriceUpdate]:
+        """Where to resume a stream that broke, for example after the instance
+        serving it died: for each symbol, the last update the client received of
+        it, passed back unchanged. Any instance then first sends the updates of
+        those symbols that followed each one (read back from the Kafka topic),
+        then goes on live, with none missing and none twice. Symbols without an
+        entry start live. At most one entry per symbol, each for a symbol asked
+        for in `symbols` (or any symbol when `symbols` is empty).
+
+        The last update of each symbol rather than one time: every instance
+        serves a symbol's updates in the same order (that of its Kafka
+        partition), but interleaves different symbols differently, so one time
+        cannot say what a client had of each symbol; and many updates share a
+        millisecond (`timestamp`), several kinds of one symbol are not ordered by
+        it, and replayed history carries old times. The update itself names one
+        point of its symbol's order exactly, by (`kind`, `event_id`,
+        `timestamp`, `receive_timestamp`); `receive_timestamp` also says where
+        in the topic to look.
+
+        OUT_OF_RANGE when an entry is received more than a few seconds in the
+        future, older than what the topic still holds, or further back than the
+        service replays (its stream queue capacity): start afresh then.
+        INVALID_ARGUMENT for an entry without `receive_timestamp`, for a symbol
+        not asked for, or a second entry of one symbol.
+        """
 
     def __init__(
         self,
         *,
         symbols: _abc.Iterable[_builtins.str] | None = ...,
+        resume_after: _abc.Iterable[_market_pb2.PriceUpdate] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["symbols", b"symbols"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resume_after", b"resume_after", "symbols", b"symbols"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -230,7 +230,8 @@ def _price_fanout(
         return None  # no price upstream, no /ws/prices
     stream_prices = PRICE_SERVICE.methods_by_name["StreamPrices"]
     return PriceFanout(
-        lambda: pool.stream(stream_prices)(price_service_pb2.StreamPricesRequest()),
+        # Looked up at each call: the pool opens its channels in the lifespan.
+        lambda: pool.streams(stream_prices),
         batch_interval_s=settings.ws_batch_interval_ms / 1000,
         ping_interval_s=settings.ws_ping_interval_s,
         metrics=metrics,

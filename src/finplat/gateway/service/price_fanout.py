@@ -12,6 +12,12 @@ group, not per client. Batched groups are flushed every interval as one JSON arr
 once per group; that is what keeps a thousand clients at a thousand updates a second from
 becoming a million WebSocket frames a second. Handing a frame to a client never blocks: each
 client has a bounded queue, and a client that lets it fill is dropped (see `ClientQueue`).
+
+When the upstream call fails, it is opened again on the next price-service instance (with
+several addresses; the same one otherwise) with `resume_after` set to the last update relayed
+of each symbol, so that the new call starts with what was missed meanwhile. A refused position
+(OUT_OF_RANGE: too far back; INVALID_ARGUMENT: a service that cannot take it) is dropped and
+the call opened live, the clients told that updates were missed.
 """
 
 import asyncio
@@ -19,13 +25,13 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
 from google.protobuf import json_format, message
 
-from finance.market.v1 import market_pb2
+from finance.market.v1 import market_pb2, price_service_pb2
 from finplat.core.retry import Backoff, RetryPolicy
 from finplat.gateway.service.metrics import GatewayMetrics
 
@@ -33,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 ALL_SYMBOLS = "*"
 StreamCall = grpc.aio.UnaryStreamCall[message.Message, message.Message]
+OpenStream = Callable[[price_service_pb2.StreamPricesRequest], StreamCall]
+# A refused resume position: open the call again live, without it.
+_POSITION_REFUSED = frozenset({grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.INVALID_ARGUMENT})
 # Waits between reopenings of the upstream call; a call that delivered updates starts over.
 _UPSTREAM_RETRY = RetryPolicy(initial_s=0.2, max_s=10.0, multiplier=2, jitter=0.5)
 
@@ -81,13 +90,17 @@ def encode_update(update: market_pb2.PriceUpdate) -> str:
 class PriceFanout:
     def __init__(
         self,
-        open_stream: Callable[[], StreamCall],
+        upstreams: Callable[[], Sequence[OpenStream]],
         *,
         batch_interval_s: float,
         ping_interval_s: float,
         metrics: GatewayMetrics,
     ) -> None:
-        self._open_stream = open_stream
+        self._upstreams = upstreams
+        """StreamPrices on each price-service instance, tried in turn."""
+        self._current = 0
+        # symbol -> the last update relayed: where a reopened call resumes.
+        self._last: dict[str, market_pb2.PriceUpdate] = {}
         self._batch_interval_s = batch_interval_s
         self._ping_interval_s = ping_interval_s
         self._metrics = metrics
@@ -144,6 +157,7 @@ class PriceFanout:
     # -- fan-out ---------------------------------------------------------------------------
 
     def publish(self, update: market_pb2.PriceUpdate) -> None:
+        self._last[update.symbol] = update
         groups = self._by_symbol.get(update.symbol, ())
         if not groups and not self._everything:
             return
@@ -195,17 +209,24 @@ class PriceFanout:
             await self._demand.wait()
             received = await self._relay_once()
             if not self._demand.is_set():
-                continue  # stopped on purpose: wait for the next subscriber
-            # Tell subscribers there may be a gap, rather than letting them wonder.
+                # Stopped on purpose: the next subscriber starts live, not with a replay.
+                self._last.clear()
+                continue
+            # Tell subscribers the stream broke; the resumed call fills what they missed.
             self.notice("price stream interrupted; reconnecting")
             if received:
                 backoff.reset()
             self._metrics.upstream_stream_restarts.inc()
+            # On to the next instance: this one may be gone for good.
+            self._current += 1
             await asyncio.sleep(backoff.next_delay_s())
 
     async def _relay_once(self) -> bool:
         """Relay one upstream call until it ends; whether it delivered anything."""
-        call = self._call = self._open_stream()
+        upstreams = self._upstreams()
+        positions = list(self._last.values())
+        request = price_service_pb2.StreamPricesRequest(resume_after=positions)
+        call = self._call = upstreams[self._current % len(upstreams)](request)
         received = False
         try:
             while True:
@@ -219,6 +240,9 @@ class PriceFanout:
                     self.publish(update)
         except grpc.aio.AioRpcError as exc:
             logger.warning("price stream failed: %s %s", exc.code().name, exc.details())
+            if positions and exc.code() in _POSITION_REFUSED:
+                self._last.clear()
+                self.notice("price stream could not resume; updates were missed")
             return received
         except asyncio.CancelledError:
             current = asyncio.current_task()

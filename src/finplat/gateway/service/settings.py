@@ -23,6 +23,9 @@ class GatewaySettings(BaseSettings, TlsCertificate, ChannelSecurity):
     # uvicorn worker processes; each one opens its own channels and WebSocket upstream.
     workers: int = Field(default=1, ge=1)
 
+    # host:port of the price service; several, comma-separated, for instances that each serve
+    # every symbol (shards): calls go to the first reachable, and the /ws/prices stream moves to
+    # the next when its instance fails, resuming after the last update it relayed.
     price_address: str = "127.0.0.1:50051"
     backtest_address: str = "127.0.0.1:50052"
 

@@ -1,7 +1,8 @@
 """PriceService over gRPC: latest prices from the price store, candles, the live stream."""
 
 import logging
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
@@ -18,7 +19,18 @@ from finplat.price.service.candle_query import (
     query_candles,
     validate,
 )
-from finplat.price.service.stream_hub import SlowSubscriberError, StreamHub
+from finplat.price.service.resume import (
+    InvalidPositionError,
+    PositionOutOfRangeError,
+    Resume,
+    positions_of,
+)
+from finplat.price.service.stream_hub import (
+    SlowSubscriberError,
+    StreamHub,
+    Subscription,
+    encode_element,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +49,28 @@ class LatestPrices(Protocol):
     async def list(self, symbols: Sequence[str] = ()) -> list[market_pb2.PriceUpdate]:
         """The latest updates of several symbols."""
         ...
+
+
+class ReplaySource(Protocol):
+    """Where a resumed stream's missed updates are read (the Kafka topic)."""
+
+    async def read(self, collector: Resume, timeout_s: float) -> frozenset[int]:
+        """Feed `collector` the updates of its symbols from its time on, until it is settled;
+        the partitions where Kafka had deleted updates the read wanted."""
+        ...
+
+
+@dataclass(frozen=True)
+class Resumption:
+    """How StreamPrices resumes a client from the positions it passes back."""
+
+    replay: ReplaySource
+    ingested: frozenset[str]
+    """The symbols this instance ingests: its hub has their updates before Kafka does."""
+    timeout_s: float
+    """Longest the Kafka read of a resumed stream may take."""
+    limit: int
+    """Most updates one replay holds; a position further back is refused."""
 
 
 async def _symbol(raw: str, context: Context) -> str:
@@ -60,7 +94,9 @@ class PriceServicer(price_service_pb2_grpc.PriceServiceServicer):
         clock: Clock,
         tracked_symbols: Collection[str],
         stored_intervals: Collection[str],
+        resumption: Resumption,
     ) -> None:
+        self._resumption = resumption
         self._prices = prices
         self._candles = candles
         self._hub = hub
@@ -144,13 +180,61 @@ class PriceServicer(price_service_pb2_grpc.PriceServiceServicer):
         """StreamPrices with each message already encoded: the hub encodes every update once
         for all subscribers, and a message is a join of those bytes."""
         symbols = [await _symbol(raw, context) for raw in request.symbols]
+        try:
+            positions = positions_of(
+                request.resume_after, frozenset(symbols), self._clock.time_ms()
+            )
+        except InvalidPositionError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except PositionOutOfRangeError as exc:
+            await context.abort(grpc.StatusCode.OUT_OF_RANGE, str(exc))
+        # Subscribed before the replay is read, so nothing falls between the two.
         with self._hub.subscribe(symbols) as subscription:
             try:
+                if positions:
+                    async for message in self._resumed(subscription, positions, context):
+                        yield message
                 async for message in subscription.messages():
                     yield message
             except SlowSubscriberError as exc:
                 logger.warning("stream subscriber cut off: %s", exc, extra={"peer": context.peer()})
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+
+    async def _resumed(
+        self,
+        subscription: Subscription,
+        positions: Mapping[str, market_pb2.PriceUpdate],
+        context: Context,
+    ) -> AsyncIterator[bytes]:
+        """The replay after `positions`, then the subscription's updates less those the client
+        already has, until every resumed symbol is live (see resume.py)."""
+        resumption = self._resumption
+        # Taken in the same step as the subscription: everything later is in the subscription.
+        awaited = {
+            symbol: last
+            for symbol in positions
+            if symbol in resumption.ingested and (last := self._hub.last(symbol)) is not None
+        }
+        resume = Resume(positions, awaited, resumption.limit)
+        try:
+            truncated = await resumption.replay.read(resume, resumption.timeout_s)
+            replay = resume.finish(truncated)
+        except PositionOutOfRangeError as exc:
+            await context.abort(grpc.StatusCode.OUT_OF_RANGE, str(exc))
+        except StoreUnavailableError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot resume: {exc}")
+        logger.info(
+            "stream resumed",
+            extra={"peer": context.peer(), "symbols": sorted(positions), "replayed": len(replay)},
+        )
+        size = self._hub.max_batch
+        for start in range(0, len(replay), size):
+            yield b"".join(encode_element(update) for update in replay[start : start + size])
+        while not resume.done:
+            updates, elements = await subscription.next_entries()
+            kept = [e for u, e in zip(updates, elements, strict=True) if resume.live(u)]
+            if kept:
+                yield b"".join(kept)
 
 
 def add_price_service(servicer: PriceServicer, server: grpc.aio.Server) -> None:

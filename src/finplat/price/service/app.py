@@ -2,6 +2,7 @@
 
 Feed -> pipeline -> {stream hub, Redis, InfluxDB ticks, InfluxDB candles, Kafka}; each sink has
 its own buffer and writer task, so any one store can be away without stopping the others.
+With several shards, Kafka -> stream hub too, for the symbols the other shards ingest.
 """
 
 import asyncio
@@ -12,20 +13,27 @@ from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from finance.market.v1 import market_pb2
 from finplat.core.clock import Clock
 from finplat.core.connections import InfluxSettings, KafkaSettings, RedisSettings
 from finplat.core.grpc_server import GrpcServer, ServiceBinding, start_server
 from finplat.kafka.producer import PriceUpdateProducer
-from finplat.kafka.serde import PriceUpdateSerializer, registry_client
+from finplat.kafka.serde import PriceUpdateDeserializer, PriceUpdateSerializer, registry_client
 from finplat.market.intervals import INTERVALS, parse_interval
 from finplat.price.adapters.binance.feed import BinanceFeed
 from finplat.price.adapters.binance.rest import BinanceRest
 from finplat.price.adapters.errors import StoreUnavailableError
 from finplat.price.adapters.influx_market import InfluxMarketStore
 from finplat.price.adapters.kafka_publisher import KafkaPublisher
+from finplat.price.adapters.kafka_updates import KafkaPriceReader, KafkaReplay
 from finplat.price.adapters.redis_prices import RedisPriceStore
 from finplat.price.domain.candles import TradeCandles
-from finplat.price.service.api import SERVICE_NAME, PriceServicer, add_price_service
+from finplat.price.service.api import (
+    SERVICE_NAME,
+    PriceServicer,
+    Resumption,
+    add_price_service,
+)
 from finplat.price.service.metrics import LatencyMetrics, PriceCollector, PriceSources
 from finplat.price.service.pipeline import PricePipeline, stored_intervals
 from finplat.price.service.settings import PriceSettings
@@ -91,6 +99,17 @@ class PriceService:
         )
         self.kafka = _sink("kafka", self.publisher.write, sinks.kafka_batch_size, settings)
         self.hub = StreamHub(settings.stream_queue_capacity, settings.stream_max_batch)
+        decode = PriceUpdateDeserializer(self._registry)
+        self.replay = KafkaReplay(infra.kafka, decode)
+        feed = settings.feed
+        # The other shards' symbols reach this hub through Kafka; the own ones stay in-process.
+        self.reader = (
+            KafkaPriceReader(
+                infra.kafka, decode, set(feed.symbols) - set(feed.owned), settings.sinks.retry()
+            )
+            if feed.shard_count > 1
+            else None
+        )
         kinds = settings.feed.stream_kinds
         from_trades = "trade" in kinds and "kline_1m" not in kinds
         self.stored_intervals = stored_intervals(kinds, from_trades)
@@ -129,8 +148,7 @@ class PriceService:
             extra={"symbols": list(feed_settings.owned)},
         )
         # Every symbol, not only this shard's: the stores behind GetPrice and GetCandles are
-        # shared by all shards. StreamPrices has only this shard's updates (its hub is fed by
-        # this instance's feed), so another shard's symbol streams nothing, without an error.
+        # shared by all shards, and the hub has the other shards' updates from Kafka.
         servicer = PriceServicer(
             self.redis,
             self.influx,
@@ -138,6 +156,12 @@ class PriceService:
             self._clock,
             feed_settings.symbols,
             self.stored_intervals,
+            Resumption(
+                self.replay,
+                frozenset(feed_settings.owned),
+                self.settings.stream_resume_timeout_s,
+                self.settings.stream_queue_capacity,
+            ),
         )
         server = await start_server(
             self.settings.grpc_address,
@@ -162,6 +186,7 @@ class PriceService:
             await self._drain()
             await self.redis.close()
             await self.influx.close()
+            self.replay.close()
             self._registry.close()
 
     async def _resume_points(self) -> dict[tuple[str, str], int]:
@@ -217,6 +242,8 @@ class PriceService:
             asyncio.create_task(self.publisher.serve_deliveries(), name="kafka-deliveries")
         )
         tasks.append(asyncio.create_task(self._consume(feed), name="feed"))
+        if self.reader is not None:
+            tasks.append(asyncio.create_task(self.reader.run(self._publish), name="kafka-reader"))
         tasks.append(asyncio.create_task(self._watch(feed, server), name="health"))
         stopper = asyncio.create_task(stop.wait(), name="stop")
         try:
@@ -233,6 +260,12 @@ class PriceService:
     async def _consume(self, feed: BinanceFeed) -> None:
         async for item in feed:
             self.pipeline.handle(item)
+
+    def _publish(self, updates: list[market_pb2.PriceUpdate]) -> None:
+        """Another shard's updates, read from Kafka: for this instance's subscribers only (the
+        owner stores and publishes them)."""
+        for update in updates:
+            self.hub.publish(update)
 
     async def _watch(self, feed: BinanceFeed, server: GrpcServer) -> None:
         """Keep health true to the feed and the stores, and close trade-built candles."""
@@ -255,6 +288,11 @@ class PriceService:
                     "finplat.price.kafka": "no Kafka broker reachable"
                     if self.publisher.producer.brokers_down
                     else None,
+                    **(
+                        {"finplat.price.kafka_reader": self.reader.reason}
+                        if self.reader is not None
+                        else {}
+                    ),
                 }
             )
             # The API itself answers from Redis: its own name follows the latest-price store.

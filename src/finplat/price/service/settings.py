@@ -60,6 +60,10 @@ class PriceSettings(BaseSettings, ServerSecurity):
     """Updates a StreamPrices subscriber may fall behind before it is cut off."""
     stream_max_batch: int = Field(default=500, ge=1)
     """Most updates in one StreamPrices message."""
+    stream_resume_timeout_s: float = Field(default=10.0, gt=0)
+    """Longest a resumed StreamPrices (`resume_after`) may take to read what the client missed
+    from Kafka before it fails with UNAVAILABLE. A replay holds at most
+    `stream_queue_capacity` updates: a position further back gets OUT_OF_RANGE."""
     trade_candle_clock_rate: float = Field(default=1.0, gt=0)
     """How fast the exchange clock runs between trades, for closing trade-built candles: 1 live,
     the replay speed when replaying history."""

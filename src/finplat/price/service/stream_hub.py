@@ -127,6 +127,11 @@ class Subscription:
         start, stop = await self._take()
         return self._log.updates[start:stop]
 
+    async def next_entries(self) -> tuple[list[market_pb2.PriceUpdate], list[bytes]]:
+        """Like `next_batch`, each update with its encoded element (for a filter to pick from)."""
+        start, stop = await self._take()
+        return self._log.updates[start:stop], self._log.encoded[start:stop]
+
     async def next_message(self) -> bytes:
         """Like `next_batch`, as an encoded `StreamPricesResponse`."""
         start, stop = await self._take()
@@ -151,13 +156,16 @@ class StreamHub:
         self, queue_capacity: int = 10_000, max_batch: int = 500, skip_ahead: bool = False
     ) -> None:
         self._capacity = queue_capacity
-        self._max_batch = max_batch
+        self.max_batch = max_batch
+        """Most updates in one message."""
         self._skip_ahead = skip_ahead
         self._logs: dict[frozenset[str], _Log] = {}
         # symbol -> the logs that want it; "" -> the logs of every symbol. Rebuilt on change.
         self._routes: dict[str, tuple[_Log, ...]] = {}
         self._subscriptions: set[Subscription] = set()
         self._gone_cut_off = 0
+        # symbol -> the last update published: where a resumed stream's Kafka read must reach.
+        self._last: dict[str, market_pb2.PriceUpdate] = {}
         self.published = 0
 
     @property
@@ -179,7 +187,7 @@ class StreamHub:
             log = self._logs[wanted] = _Log(self._capacity)
             self._route()
         log.subscribers += 1
-        subscription = Subscription(wanted, log, self._max_batch, self._skip_ahead)
+        subscription = Subscription(wanted, log, self.max_batch, self._skip_ahead)
         self._subscriptions.add(subscription)
         try:
             yield subscription
@@ -190,6 +198,10 @@ class StreamHub:
             if not log.subscribers:
                 del self._logs[wanted]
                 self._route()
+
+    def last(self, symbol: str) -> market_pb2.PriceUpdate | None:
+        """The last update of `symbol` published, subscribed to or not."""
+        return self._last.get(symbol)
 
     def _route(self) -> None:
         every = tuple(log for symbols, log in self._logs.items() if not symbols)
@@ -202,6 +214,7 @@ class StreamHub:
     def publish(self, update: market_pb2.PriceUpdate) -> None:
         """Append one update to every log that wants it, waking their waiting subscribers."""
         self.published += 1
+        self._last[update.symbol] = update
         logs = self._routes.get(update.symbol) or self._routes.get("")
         if logs:
             encoded = encode_element(update)
