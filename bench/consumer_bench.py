@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from finance.market.v1 import market_pb2
+from finplat.backtest.adapters.consumer_state import PartitionChanges, SavedPartition
 from finplat.backtest.domain.stats import StreamStats
 from finplat.backtest.service.app import build_consumer
 from finplat.backtest.service.processor import BatchProcessor
@@ -135,25 +136,37 @@ def decode_and_count(settings: KafkaSettings, values: list[bytes]) -> float:
             return None
 
     class NoStore:
-        def load(self) -> object:
-            raise NotImplementedError
+        """Owns whatever it is given, with nothing saved; saves nothing."""
 
-        def save(self, *args: object) -> None:
-            return None
+        def claim(self, partitions: Collection[int]) -> dict[int, SavedPartition]:
+            return {p: SavedPartition(None, [], None) for p in partitions}
+
+        def load(self, partitions: Collection[int]) -> dict[int, SavedPartition]:
+            return self.claim(partitions)
+
+        def release(self, partitions: Collection[int]) -> None:
+            del partitions
+
+        def save(self, changes: Mapping[int, PartitionChanges]) -> None:
+            del changes
+
+        def others(self, owned: Collection[int]) -> dict[int, dict[str, Any]]:
+            return {}
 
     with registry_client(settings) as registry:
-        stats = StreamStats(time.monotonic, 100_000)
         processor = BatchProcessor(
-            stats, PriceRecordDeserializer(registry), NoDeadLetters(), NoStore(),  # type: ignore[arg-type]
-            threading.Lock(), 10.0,
+            lambda: StreamStats(time.monotonic, 100_000), PriceRecordDeserializer(registry),
+            NoDeadLetters(), NoStore(), threading.Lock(), 10.0,
         )  # fmt: skip
+        processor.assign([0])
         records = [Record(settings.topic, 0, i, None, v, ()) for i, v in enumerate(values)]
         started = time.perf_counter()
         for first in range(0, len(records), 2000):
             processor.process(records[first : first + 2000])
         elapsed = time.perf_counter() - started
-    if stats.total != len(values):
-        raise SystemExit(f"counted {stats.total} of {len(values)}")
+    counted = processor.snapshot().total_messages
+    if counted != len(values):
+        raise SystemExit(f"counted {counted} of {len(values)}")
     return elapsed
 
 
@@ -164,8 +177,7 @@ async def consumer_end_to_end(
     service = BacktestSettings(
         consumer_state_path=state, consumer_group_id=f"bench-{uuid.uuid4().hex}"
     )
-    stats = StreamStats(time.monotonic, service.dedup_capacity)
-    parts = build_consumer(service, settings, stats, threading.Lock())
+    parts = build_consumer(service, settings, threading.Lock())
     task = asyncio.create_task(parts.consumer.run())
     started = time.perf_counter()
     first: float | None = None

@@ -92,6 +92,10 @@ class PriceUpdateConsumer:
         self.topic = settings.topic
         self.brokers_down = False
         """True from a broker-unreachable error until messages arrive again."""
+        # The Python client does not expose librdkafka's rebalance_protocol(): the strategy
+        # configured says it (cooperative-sticky is the one cooperative assignor).
+        strategy = str((config or {}).get("partition.assignment.strategy", ""))
+        self._cooperative = strategy == "cooperative-sticky"
         self._consumer = Consumer(
             {
                 **settings.client_config(),
@@ -123,7 +127,11 @@ class PriceUpdateConsumer:
                 for tp in partitions:
                     tp.offset = starts.get(tp.partition, OFFSET_BEGINNING)
             # Offsets set here, not by seek(): seek only works once a partition is fetching.
-            consumer.assign(partitions)
+            # A cooperative group hands over only the partitions added, kept beside the others.
+            if self._cooperative:
+                consumer.incremental_assign(partitions)
+            else:
+                consumer.assign(partitions)
             logger.info(
                 "partitions assigned",
                 extra={

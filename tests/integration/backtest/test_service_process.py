@@ -273,6 +273,21 @@ def _produce_steadily(settings: KafkaSettings, updates: list[market_pb2.PriceUpd
         assert producer.flush(30) == 0
 
 
+def assert_counted_once(
+    stats: backtest_service_pb2.GetStatsResponse, sent: list[market_pb2.PriceUpdate]
+) -> None:
+    """GetStats counted each of `_fault_updates` once: totals and per-symbol figures."""
+    assert (stats.total_messages, stats.duplicates, stats.dead_lettered) == (len(sent), 0, 0)
+    assert {s.symbol for s in stats.symbols} == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+    for symbol_stats in stats.symbols:
+        mine = [u for u in sent if u.symbol == symbol_stats.symbol]
+        prices = [Decimal(u.price) for u in mine]
+        assert symbol_stats.count == len(mine)
+        assert Decimal(symbol_stats.volume) == sum(Decimal(u.volume) for u in mine)
+        assert Decimal(symbol_stats.min_price) == min(prices)
+        assert Decimal(symbol_stats.max_price) == max(prices)
+
+
 @pytest.mark.asyncio
 async def test_killed_with_sigkill_mid_stream_it_neither_loses_nor_double_counts(
     kafka_settings: KafkaSettings, price_address: str, tmp_path: Path
@@ -323,16 +338,7 @@ async def test_killed_with_sigkill_mid_stream_it_neither_loses_nor_double_counts
 
     assert killed == -signal.SIGKILL
     assert before_kill < len(sent)  # the kill came mid-stream
-    assert stats.total_messages == len(sent)
-    assert stats.dead_lettered == 0
-    for symbol_stats in stats.symbols:
-        mine = [u for u in sent if u.symbol == symbol_stats.symbol]
-        prices = [Decimal(u.price) for u in mine]
-        assert symbol_stats.count == len(mine)
-        assert Decimal(symbol_stats.volume) == sum(Decimal(u.volume) for u in mine)
-        assert Decimal(symbol_stats.min_price) == min(prices)
-        assert Decimal(symbol_stats.max_price) == max(prices)
-    assert {s.symbol for s in stats.symbols} == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+    assert_counted_once(stats, sent)
 
 
 def _progress(operation: Any) -> backtest_service_pb2.SweepProgress:

@@ -25,7 +25,6 @@ from finplat.backtest.adapters.dead_letter import (
 )
 from finplat.backtest.adapters.history import LocalKlineBars
 from finplat.backtest.adapters.results_store import ResultStore
-from finplat.backtest.domain.stats import StreamStats
 from finplat.backtest.service.app import ConsumerParts, build_consumer
 from finplat.backtest.service.runs import Limits
 from finplat.backtest.service.settings import BacktestSettings
@@ -121,8 +120,7 @@ class StartConsumer:
         self._task: asyncio.Task[None] | None = None
 
     async def __call__(self) -> Running:
-        parts = build_consumer(self.settings, self.kafka, StreamStats(time.monotonic, 10_000),
-                               threading.Lock())  # fmt: skip
+        parts = build_consumer(self.settings, self.kafka, threading.Lock())
         store = await ResultStore.open(self.settings.results_path)
         served = backtest_server(
             parts.consumer, LocalKlineBars(self.tmp_path), store, self.settings.results_path,

@@ -3,6 +3,8 @@
 import io
 import json
 import struct
+import threading
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,9 +12,12 @@ import fastavro
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from finance.market.v1 import market_pb2
+from finplat.backtest.domain.stats import StreamStats
+from finplat.backtest.service.processor import BatchProcessor, Decoder, StateStore
 from finplat.contract import avro
 from finplat.kafka.consumer import Record
 from finplat.kafka.errors import DeliveryError
+from finplat.kafka.serde import PriceUpdateDeserializer
 
 SCHEMA_ID = 7
 TOPIC = "price-updates-test"
@@ -108,3 +113,25 @@ def update(
 
 def record(offset: int, value: bytes | None, partition: int = 0) -> Record:
     return Record(TOPIC, partition, offset, b"BTCUSDT", value, ())
+
+
+def owning_processor(
+    store: StateStore,
+    letters: "FakeDeadLetters | None" = None,
+    *,
+    capacity: int = 100,
+    decoder: Callable[["FakeRegistry"], Decoder] = PriceUpdateDeserializer,
+    partitions: Collection[int] = (0,),
+    clock: "FakeClock | None" = None,
+) -> BatchProcessor:
+    """A processor over `store` that owns `partitions`, as after the group assigned them."""
+    processor = BatchProcessor(
+        lambda: StreamStats(clock or FakeClock(), capacity),
+        decoder(FakeRegistry()),
+        letters or FakeDeadLetters(),
+        store,
+        threading.Lock(),
+        dead_letter_timeout_s=1.0,
+    )
+    processor.assign(partitions)
+    return processor

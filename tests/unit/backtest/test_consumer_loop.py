@@ -2,7 +2,7 @@
 
 import asyncio
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +10,9 @@ import pytest
 
 from finplat.backtest.adapters.consumer_state import (
     ConsumerStateStore,
-    SavedState,
-    TopicPartitionKey,
+    PartitionChanges,
+    SavedPartition,
 )
-from finplat.backtest.domain.dedup import DedupChanges
 from finplat.backtest.domain.stats import StreamStats
 from finplat.backtest.errors import StoreError
 from finplat.backtest.service.consumer import PartitionLag, StatsConsumer
@@ -30,6 +29,8 @@ from tests.unit.backtest.service_support import (
     encode,
     update,
 )
+
+GROUP = "test-group"
 
 
 class FakeSource:
@@ -81,41 +82,54 @@ class FakeSource:
         self.closed = True
 
 
-class FlakyStore:
+class FlakyStore(ConsumerStateStore):
     """The real store, whose first `failures` saves fail like a full disk."""
 
-    def __init__(self, inner: ConsumerStateStore, failures: int) -> None:
-        self.inner = inner
+    def __init__(self, path: Path, failures: int) -> None:
+        super().__init__(path, GROUP, TOPIC)
         self.failures = failures
 
-    def load(self) -> SavedState:
-        return self.inner.load()
-
-    def save(
-        self, stats: dict[str, Any], seen: DedupChanges, offsets: dict[TopicPartitionKey, int]
-    ) -> None:
+    def save(self, changes: Mapping[int, PartitionChanges]) -> None:
         if self.failures:
             self.failures -= 1
             raise StoreError("fake disk full")
-        self.inner.save(stats, seen, offsets)
+        super().save(changes)
 
 
-def _consumer(source: FakeSource, store: Any) -> tuple[StatsConsumer, StreamStats]:
+class AwayAtClaimStore(ConsumerStateStore):
+    """The real store, away for the first `failures` claims, as a database restarting."""
+
+    def __init__(self, path: Path, failures: int) -> None:
+        super().__init__(path, GROUP, TOPIC)
+        self.failures = failures
+
+    def claim(self, partitions: Collection[int]) -> dict[int, SavedPartition]:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("fake connection refused")
+        return super().claim(partitions)
+
+
+def _consumer(source: FakeSource, store: ConsumerStateStore) -> StatsConsumer:
     lock = threading.Lock()
-    stats = StreamStats(FakeClock(), dedup_capacity=1000)
     processor = BatchProcessor(
-        stats, PriceUpdateDeserializer(FakeRegistry()), FakeDeadLetters(), store, lock, 1.0
-    )
-    consumer = StatsConsumer(
-        source, processor, stats, lock, max_messages=3, poll_timeout_s=0.01,
+        lambda: StreamStats(FakeClock(), dedup_capacity=1000),
+        PriceUpdateDeserializer(FakeRegistry()), FakeDeadLetters(), store, lock, 1.0,
+    )  # fmt: skip
+    return StatsConsumer(
+        source, processor, lock, max_messages=3, poll_timeout_s=0.01,
         retry=RetryPolicy(initial_s=0.01, max_s=0.01),
     )  # fmt: skip
-    return consumer, stats
 
 
-async def _run_until(consumer: StatsConsumer, total: int, stats: StreamStats) -> None:
+def _seen(consumer: StatsConsumer) -> int:
+    stats, _ = consumer.snapshot()
+    return stats.total_messages + stats.duplicates
+
+
+async def _run_until(consumer: StatsConsumer, total: int) -> None:
     task = asyncio.create_task(consumer.run())
-    await eventually_async(lambda: stats.total + stats.duplicates >= total, timeout_s=5)
+    await eventually_async(lambda: _seen(consumer) >= total, timeout_s=5)
     consumer.stop()
     await task
 
@@ -129,16 +143,17 @@ async def test_restart_starts_at_stored_offsets_and_counts_exactly(tmp_path: Pat
     path = tmp_path / "consumer.sqlite3"
     log = {0: _values("abcd"), 1: _values("ef")}
     first_source = FakeSource(log)
-    first, first_stats = _consumer(first_source, ConsumerStateStore(path))
-    await _run_until(first, 6, first_stats)
+    first = _consumer(first_source, ConsumerStateStore(path, GROUP, TOPIC))
+    await _run_until(first, 6)
     log[0].extend(_values("gd"))  # "d" is produced again: a duplicate
 
     second_source = FakeSource(log)
-    second, stats = _consumer(second_source, ConsumerStateStore(path))
-    await _run_until(second, 8, stats)
+    second = _consumer(second_source, ConsumerStateStore(path, GROUP, TOPIC))
+    await _run_until(second, 8)
 
     assert second_source.starts == {0: 4, 1: 2}
-    assert (stats.total, stats.duplicates) == (7, 1)
+    stats, _ = second.snapshot()
+    assert (stats.total_messages, stats.duplicates) == (7, 1)
     assert first_source.closed
     assert second_source.closed
     assert second_source.commits[-1] == {0: 6, 1: 2}
@@ -149,11 +164,12 @@ async def test_restart_starts_at_stored_offsets_and_counts_exactly(tmp_path: Pat
 @pytest.mark.asyncio
 async def test_failed_save_is_retried_without_loss_or_double_count(tmp_path: Path) -> None:
     source = FakeSource({0: _values("abcdefg")})
-    consumer, stats = _consumer(source, FlakyStore(ConsumerStateStore(tmp_path / "s.db"), 2))
+    consumer = _consumer(source, FlakyStore(tmp_path / "s.db", 2))
 
-    await _run_until(consumer, 7, stats)
+    await _run_until(consumer, 7)
 
-    assert (stats.total, stats.duplicates) == (7, 0)
+    stats, _ = consumer.snapshot()
+    assert (stats.total_messages, stats.duplicates) == (7, 0)
     assert source.rewinds[0] == {0: None}  # nothing was saved yet: read from the beginning
     assert len(source.rewinds) == 2
 
@@ -161,7 +177,7 @@ async def test_failed_save_is_retried_without_loss_or_double_count(tmp_path: Pat
 @pytest.mark.asyncio
 async def test_lag_is_reported_per_assigned_partition(tmp_path: Path) -> None:
     source = FakeSource({0: _values("ab"), 1: _values("c")})
-    consumer, _ = _consumer(source, ConsumerStateStore(tmp_path / "s.db"))
+    consumer = _consumer(source, ConsumerStateStore(tmp_path / "s.db", GROUP, TOPIC))
     task = asyncio.create_task(consumer.run())
 
     await eventually_async(lambda: len(consumer.snapshot()[1]) == 2, timeout_s=5)
@@ -177,3 +193,19 @@ async def test_lag_is_reported_per_assigned_partition(tmp_path: Path) -> None:
 
 def test_lag_is_end_minus_next_offset() -> None:
     assert PartitionLag(TOPIC, 0, next_offset=5, end_offset=9).lag == 4
+
+
+@pytest.mark.asyncio
+async def test_partitions_wait_for_their_state_while_the_store_is_away(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    first = _consumer(FakeSource({0: _values("ab")}), ConsumerStateStore(path, GROUP, TOPIC))
+    await _run_until(first, 2)
+    source = FakeSource({0: _values("abc")})  # "c" is new since the first run
+    consumer = _consumer(source, AwayAtClaimStore(path, 2))
+
+    await _run_until(consumer, 3)
+
+    # Assigned only once the saved state was read: started after "a" and "b", counted "c".
+    assert source.starts == {0: 2}
+    stats, _ = consumer.snapshot()
+    assert (stats.total_messages, stats.duplicates) == (3, 0)

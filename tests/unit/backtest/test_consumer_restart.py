@@ -1,41 +1,35 @@
 """Batches persisted with their offsets in SQLite: restarts neither lose nor double-count."""
 
-import threading
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from finplat.backtest.adapters.consumer_state import ConsumerStateStore
-from finplat.backtest.domain.stats import StreamStats
-from finplat.backtest.service.processor import BatchOutcome, BatchProcessor
+from finplat.backtest.domain.stats import StatsSnapshot
+from finplat.backtest.service.processor import BatchOutcome
 from finplat.kafka.errors import DeliveryError
-from finplat.kafka.serde import PriceUpdateDeserializer
 from tests.unit.backtest.service_support import (
     TOPIC,
-    FakeClock,
     FakeDeadLetters,
-    FakeRegistry,
     encode,
+    owning_processor,
     record,
     update,
 )
 
 
 class Service:
-    """One 'process lifetime' of the consumer's processing over a state file."""
+    """One 'process lifetime' of the consumer's processing over a state file, owning
+    partition 0 from the start."""
 
     def __init__(self, path: Path, dead_letters: FakeDeadLetters, capacity: int = 100) -> None:
-        self.stats = StreamStats(FakeClock(), capacity)
-        self.store = ConsumerStateStore(path)
-        self.processor = BatchProcessor(
-            self.stats,
-            PriceUpdateDeserializer(FakeRegistry()),
-            dead_letters,
-            self.store,
-            threading.Lock(),
-            dead_letter_timeout_s=1.0,
-        )
-        self.processor.restore()
+        self.store = ConsumerStateStore(path, "test-group", TOPIC)
+        self.processor = owning_processor(self.store, dead_letters, capacity=capacity)
+
+    @property
+    def stats(self) -> StatsSnapshot:
+        return self.processor.snapshot()
 
     def stop(self) -> None:
         self.store.close()
@@ -62,13 +56,13 @@ def test_restart_resumes_counts_offsets_and_duplicate_detection(path: Path) -> N
     )
 
     assert outcome == BatchOutcome(counted=1, duplicates=1, dead_lettered=0)
-    assert (second.stats.total, second.stats.duplicates) == (3, 2)
-    assert second.processor.next_offset(TOPIC, 0) == 5
+    assert (second.stats.total_messages, second.stats.duplicates) == (3, 2)
+    assert second.processor.next_offset(0) == 5
     second.stop()
     third = Service(path, letters)
-    assert (third.stats.total, third.stats.duplicates) == (3, 2)
-    assert third.processor.next_offset(TOPIC, 0) == 5
-    assert third.stats.snapshot().symbols[0].count == 3
+    assert (third.stats.total_messages, third.stats.duplicates) == (3, 2)
+    assert third.processor.next_offset(0) == 5
+    assert third.stats.symbols[0].count == 3
 
 
 def test_poison_message_is_dead_lettered_counted_and_passed(path: Path) -> None:
@@ -83,7 +77,7 @@ def test_poison_message_is_dead_lettered_counted_and_passed(path: Path) -> None:
     assert outcome == BatchOutcome(counted=2, duplicates=0, dead_lettered=1)
     assert [(r.offset, "magic byte 110" in reason) for r, reason in letters.sent] == [(1, True)]
     assert (service.stats.decode_errors, service.stats.dead_lettered) == (1, 1)
-    assert service.processor.next_offset(TOPIC, 0) == 3
+    assert service.processor.next_offset(0) == 3
 
 
 def test_failed_batch_is_rolled_back_by_restore(path: Path) -> None:
@@ -96,15 +90,12 @@ def test_failed_batch_is_rolled_back_by_restore(path: Path) -> None:
         service.processor.process([record(1, encode(update("b"))), record(2, b"\x01bad")])
     service.processor.restore()
 
-    assert (service.stats.total, service.stats.decode_errors) == (1, 0)
-    assert service.processor.next_offset(TOPIC, 0) == 1
+    assert (service.stats.total_messages, service.stats.decode_errors) == (1, 0)
+    assert service.processor.next_offset(0) == 1
     letters.fail = False
     service.processor.process([record(1, encode(update("b"))), record(2, b"\x01bad")])
-    assert (service.stats.total, service.stats.decode_errors, service.stats.dead_lettered) == (
-        2,
-        1,
-        1,
-    )
+    stats = service.stats
+    assert (stats.total_messages, stats.decode_errors, stats.dead_lettered) == (2, 1, 1)
 
 
 def test_dedup_window_is_bounded_across_restarts(path: Path) -> None:
@@ -120,4 +111,21 @@ def test_dedup_window_is_bounded_across_restarts(path: Path) -> None:
 
     # "c" is still remembered; "a" was forgotten (capacity 2) and so counts again.
     assert outcome == BatchOutcome(counted=1, duplicates=1, dead_lettered=0)
-    assert len(second.stats.dedup) == 2
+    assert len(second.store.load([0])[0].seen) == 2
+
+
+def test_the_single_state_of_an_earlier_version_is_named_not_read(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as earlier:
+        earlier.execute("CREATE TABLE stats (id INTEGER PRIMARY KEY, state TEXT NOT NULL)")
+        earlier.execute("""INSERT INTO stats VALUES (1, '{"total": 5}')""")
+    earlier.close()
+
+    service = Service(path, FakeDeadLetters())
+
+    assert service.stats.total_messages == 0
+    assert service.processor.next_offset(0) is None
+    assert "holds the state of an earlier version" in caplog.text
+    service.stop()

@@ -5,8 +5,7 @@ The registry is `FakeRegistry`, an in-memory schema lookup, and the store a fake
 what it was given: these tests cover the per-message path, not Kafka, the registry or SQLite.
 """
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -14,17 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finance.market.v1 import market_pb2
-from finplat.backtest.adapters.consumer_state import SavedState, TopicPartitionKey
-from finplat.backtest.domain.dedup import DedupChanges
-from finplat.backtest.domain.stats import StreamStats
-from finplat.backtest.service.processor import BatchProcessor, Decoder
+from finplat.backtest.adapters.consumer_state import PartitionChanges, SavedPartition
+from finplat.backtest.service.processor import Decoder
 from finplat.kafka.price_record import PriceRecordDeserializer
 from finplat.kafka.serde import PriceUpdateDeserializer
 from tests.unit.backtest.service_support import (
-    FakeClock,
     FakeDeadLetters,
     FakeRegistry,
     encode,
+    owning_processor,
     record,
     update,
 )
@@ -43,33 +40,37 @@ updates = st.builds(
 
 
 class KeptStore:
-    """Keeps each saved batch."""
+    """Keeps each saved batch; every partition it is asked for starts with nothing saved."""
 
     def __init__(self) -> None:
-        self.saved: list[tuple[dict[str, Any], DedupChanges, dict[TopicPartitionKey, int]]] = []
+        self.saved: list[dict[int, PartitionChanges]] = []
 
-    def load(self) -> SavedState:
-        return SavedState(None, [], {})
+    def claim(self, partitions: Collection[int]) -> dict[int, SavedPartition]:
+        return {partition: SavedPartition(None, [], None) for partition in partitions}
 
-    def save(
-        self, stats: dict[str, Any], seen: DedupChanges, offsets: dict[TopicPartitionKey, int]
-    ) -> None:
-        self.saved.append((stats, seen, dict(offsets)))
+    def load(self, partitions: Collection[int]) -> dict[int, SavedPartition]:
+        return self.claim(partitions)
+
+    def release(self, partitions: Collection[int]) -> None:
+        del partitions
+
+    def save(self, changes: Mapping[int, PartitionChanges]) -> None:
+        self.saved.append(dict(changes))
+
+    def others(self, owned: Collection[int]) -> dict[int, dict[str, Any]]:
+        return {}
 
 
 def _run(decoder: Callable[[FakeRegistry], Decoder], batches: Sequence[Sequence[bytes]]) -> Any:
-    stats = StreamStats(FakeClock(), dedup_capacity=5)
     letters, store = FakeDeadLetters(), KeptStore()
-    processor = BatchProcessor(
-        stats, decoder(FakeRegistry()), letters, store, threading.Lock(), 1.0
-    )
+    processor = owning_processor(store, letters, capacity=5, decoder=decoder)
     offset, outcomes = 0, []
     for batch in batches:
         outcomes.append(processor.process([record(offset + i, v) for i, v in enumerate(batch)]))
         offset += len(batch)
     # Why a body could not be read is told in each decoder's words (fastavro's EOFError, ...).
     lettered = [(r.offset, reason.split(": not a PriceUpdate")[0]) for r, reason in letters.sent]
-    return outcomes, store.saved, lettered, stats.snapshot()
+    return outcomes, store.saved, lettered, processor.snapshot()
 
 
 @settings(max_examples=150, deadline=None)
@@ -121,4 +122,7 @@ def test_statistics_are_those_recomputed_from_the_counted_updates(
     assert {s.symbol: (s.count, s.first_event_ms, s.last_event_ms, s.last_price, s.min_price,
                        s.max_price, s.volume) for s in snapshot.symbols} == expected  # fmt: skip
     assert snapshot.duplicates == len(sent) - len(counted)
-    assert saved[-1][0]["symbols"] == {name: [*row] for name, row in expected.items()}
+    # An empty batch touches no partition and saves nothing.
+    stored = saved[-1][0].stats["symbols"] if sent else {}
+    assert stored == {name: [*row] for name, row in expected.items()}
+    assert len(saved) == (1 if sent else 0)

@@ -1,6 +1,7 @@
 """The backtest service's Prometheus endpoint, read over HTTP as Prometheus reads it."""
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 import pyarrow as pa
@@ -25,9 +26,16 @@ from tests.unit.backtest.service_support import FakeClock, update
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
+class Snapshots(Protocol):
+    def snapshot(self) -> StatsSnapshot: ...
+
+
 @dataclass
 class FakeStatsView:
-    stats: StreamStats
+    """A consumer's statistics view over anything with a snapshot: a `StreamStats`, or a
+    `BatchProcessor`, whose snapshot is the group's."""
+
+    stats: Snapshots
     lags: tuple[PartitionLag, ...] = ()
 
     def snapshot(self) -> tuple[StatsSnapshot, tuple[PartitionLag, ...]]:

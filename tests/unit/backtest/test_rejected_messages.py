@@ -1,42 +1,38 @@
 """Bad messages cost no good data: dead-lettered with their reason, counted once, never stored."""
 
-import threading
 from pathlib import Path
 
 import pytest
 
 from finplat.backtest.adapters.consumer_state import ConsumerStateStore
-from finplat.backtest.domain.stats import StreamStats
 from finplat.backtest.service.metrics import BacktestCollector, BacktestSources, CountingResults
 from finplat.backtest.service.processor import BatchOutcome, BatchProcessor
 from finplat.kafka.errors import DeliveryError
-from finplat.kafka.serde import PriceUpdateDeserializer
 from tests.unit.backtest.service_support import (
-    FakeClock,
+    TOPIC,
     FakeDeadLetters,
-    FakeRegistry,
     encode,
+    owning_processor,
     record,
     update,
 )
-from tests.unit.backtest.test_metrics_endpoint import FakeConsumer, FakeResults, FakeStatsView
+from tests.unit.backtest.test_metrics_endpoint import (
+    FakeConsumer,
+    FakeResults,
+    FakeStatsView,
+    Snapshots,
+)
 
 
-def _processor(path: Path, letters: FakeDeadLetters) -> tuple[BatchProcessor, StreamStats]:
-    stats = StreamStats(FakeClock(), dedup_capacity=100)
-    processor = BatchProcessor(
-        stats,
-        PriceUpdateDeserializer(FakeRegistry()),
-        letters,
-        ConsumerStateStore(path),
-        threading.Lock(),
-        dead_letter_timeout_s=1.0,
-    )
-    processor.restore()
-    return processor, stats
+def _store(path: Path) -> ConsumerStateStore:
+    return ConsumerStateStore(path, "test-group", TOPIC)
 
 
-def _labels(stats: StreamStats, family: str) -> dict[str, float]:
+def _processor(path: Path, letters: FakeDeadLetters) -> BatchProcessor:
+    return owning_processor(_store(path), letters)
+
+
+def _labels(stats: Snapshots, family: str) -> dict[str, float]:
     sources = BacktestSources(
         FakeStatsView(stats), CountingResults(FakeResults()), FakeConsumer(True, True)
     )
@@ -48,7 +44,7 @@ def test_each_bad_message_is_dead_lettered_with_its_reason_and_leaves_no_trace(
     tmp_path: Path,
 ) -> None:
     letters = FakeDeadLetters()
-    processor, stats = _processor(tmp_path / "consumer.sqlite3", letters)
+    processor = _processor(tmp_path / "consumer.sqlite3", letters)
     batch = [
         record(0, encode(update("good"))),
         record(1, encode(update("lower", symbol="btcusdt"))),
@@ -71,7 +67,7 @@ def test_each_bad_message_is_dead_lettered_with_its_reason_and_leaves_no_trace(
         (6, "undecodable"),
     ]
     assert all(len(reason) < 200 for _, reason in letters.sent)
-    saved = ConsumerStateStore(tmp_path / "consumer.sqlite3").load()
+    saved = _store(tmp_path / "consumer.sqlite3").claim([0])[0]
     assert saved.stats is not None
     assert list(saved.stats["symbols"]) == ["BTCUSDT"]
     assert [key for _, key in saved.seen] == ["BTCUSDT\x1f1\x1fgood"]
@@ -81,8 +77,8 @@ def test_each_bad_message_is_dead_lettered_with_its_reason_and_leaves_no_trace(
         "invalid_timestamp": 1,
         "undecodable": 1,
     }
-    assert _labels(stats, "finplat_backtest_symbol_messages") == {"BTCUSDT": 1}
-    assert _labels(stats, "finplat_backtest_rejected_messages") == {
+    assert _labels(processor, "finplat_backtest_symbol_messages") == {"BTCUSDT": 1}
+    assert _labels(processor, "finplat_backtest_rejected_messages") == {
         "undecodable": 1,
         "invalid_symbol": 3,
         "invalid_price": 1,
@@ -94,7 +90,7 @@ def test_each_bad_message_is_dead_lettered_with_its_reason_and_leaves_no_trace(
 
 def test_a_rejection_retried_after_a_failed_batch_is_counted_once(tmp_path: Path) -> None:
     letters = FakeDeadLetters(fail=True)
-    processor, stats = _processor(tmp_path / "consumer.sqlite3", letters)
+    processor = _processor(tmp_path / "consumer.sqlite3", letters)
     batch = [record(0, encode(update("a"))), record(1, encode(update("b", symbol="eth")))]
 
     with pytest.raises(DeliveryError):
@@ -103,5 +99,6 @@ def test_a_rejection_retried_after_a_failed_batch_is_counted_once(tmp_path: Path
     letters.fail = False
     processor.process(batch)
 
-    assert stats.snapshot().rejected == {"invalid_symbol": 1}
-    assert (stats.total, stats.decode_errors, stats.dead_lettered) == (1, 1, 1)
+    snapshot = processor.snapshot()
+    assert snapshot.rejected == {"invalid_symbol": 1}
+    assert (snapshot.total_messages, snapshot.decode_errors, snapshot.dead_lettered) == (1, 1, 1)

@@ -8,7 +8,6 @@ checking bytes, not the Schema Registry.
 import re
 import struct
 import tempfile
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -16,20 +15,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finplat.backtest.adapters.consumer_state import ConsumerStateStore
-from finplat.backtest.domain.stats import StreamStats
 from finplat.backtest.service.metrics import BacktestCollector, BacktestSources, CountingResults
-from finplat.backtest.service.processor import BatchProcessor
-from finplat.kafka.serde import PriceUpdateDeserializer
 from tests.unit.backtest.service_support import (
     SCHEMA_ID,
-    FakeClock,
+    TOPIC,
     FakeDeadLetters,
-    FakeRegistry,
     encode,
+    owning_processor,
     record,
     update,
 )
-from tests.unit.backtest.test_metrics_endpoint import FakeConsumer, FakeResults, FakeStatsView
+from tests.unit.backtest.test_metrics_endpoint import (
+    FakeConsumer,
+    FakeResults,
+    FakeStatsView,
+    Snapshots,
+)
 
 # What a Binance symbol looks like, written here independently of the code under test.
 BINANCE_SYMBOL = re.compile(r"[A-Z0-9]{1,32}")
@@ -69,7 +70,7 @@ cases = st.lists(
 )
 
 
-def _rejected_metric(stats: StreamStats) -> Counter[str]:
+def _rejected_metric(stats: Snapshots) -> Counter[str]:
     sources = BacktestSources(
         FakeStatsView(stats), CountingResults(FakeResults()), FakeConsumer(True, True)
     )
@@ -85,20 +86,17 @@ def _rejected_metric(stats: StreamStats) -> Counter[str]:
 def test_every_rejection_is_dead_lettered_counted_once_and_never_stored(batch: list[Case]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "consumer.sqlite3"
-        stats = StreamStats(FakeClock(), dedup_capacity=1000)
         letters = FakeDeadLetters()
-        store = ConsumerStateStore(path)
-        processor = BatchProcessor(
-            stats, PriceUpdateDeserializer(FakeRegistry()), letters, store, threading.Lock(), 1.0
-        )
-        processor.restore()
-        before = _rejected_metric(stats)
+        store = ConsumerStateStore(path, "test-group", TOPIC)
+        processor = owning_processor(store, letters, capacity=1000)
+        before = _rejected_metric(processor)
 
         outcome = processor.process([record(i, value) for i, (value, _) in enumerate(batch)])
 
-        saved = store.load()
+        saved = store.load([0])[0]
+        delta = _rejected_metric(processor) - before
+        decode_errors = processor.snapshot().decode_errors
         store.close()
-    delta = _rejected_metric(stats) - before
     lettered = {r.offset: reason.split(":")[0] for r, reason in letters.sent}
     expected = {i: fate for i, (_, fate) in enumerate(batch) if fate not in (None, "good")}
     # Known bad messages are dead-lettered with their reason; good ones never are.
@@ -106,7 +104,7 @@ def test_every_rejection_is_dead_lettered_counted_once_and_never_stored(batch: l
     assert not {i for i, (_, fate) in enumerate(batch) if fate == "good"} & set(lettered)
     # Counted exactly once: the metric grew by one per dead letter, under the letter's reason.
     assert delta == Counter(lettered.values())
-    assert len(letters.sent) == outcome.dead_lettered == stats.decode_errors
+    assert len(letters.sent) == outcome.dead_lettered == decode_errors
     assert outcome.counted + outcome.duplicates + outcome.dead_lettered == len(batch)
     # Nothing of a rejected message reached the stored statistics or the de-duplication keys.
     assert saved.stats is not None

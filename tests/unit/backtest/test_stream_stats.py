@@ -7,7 +7,13 @@ import pytest
 
 from finance.market.v1 import market_pb2
 from finplat.backtest.domain.dedup import DedupWindow
-from finplat.backtest.domain.stats import RateWindow, StreamStats
+from finplat.backtest.domain.stats import (
+    RateWindow,
+    StatsSnapshot,
+    StreamStats,
+    SymbolSnapshot,
+    merge_snapshots,
+)
 from finplat.backtest.domain.update_checks import RejectReason
 from finplat.backtest.errors import InvalidUpdateError
 from tests.unit.backtest.service_support import FakeClock, update
@@ -157,3 +163,71 @@ def test_dedup_window_forgets_the_oldest_key_first() -> None:
     assert [key for _, key in changes.added] == ["a", "b", "c", "a"]
     assert changes.keep_from_seq == 2  # "c" (seq 2) and the second "a" (seq 3) remain
     assert window.take_changes().added == ()
+
+
+def _symbol(**fields: Any) -> SymbolSnapshot:
+    defaults: dict[str, Any] = {
+        "symbol": "BTCUSDT",
+        "count": 1,
+        "first_event_ms": 1000,
+        "last_event_ms": 1000,
+        "last_price": "100",
+        "min_price": "100",
+        "max_price": "100",
+        "volume": "1",
+        "messages_per_second": 0.0,
+    }
+    return SymbolSnapshot(**(defaults | fields))
+
+
+def _part(*symbols: SymbolSnapshot, **fields: Any) -> StatsSnapshot:
+    defaults: dict[str, Any] = {
+        "total_messages": sum(s.count for s in symbols),
+        "symbols": symbols,
+        "decode_errors": 0,
+        "dead_lettered": 0,
+        "duplicates": 0,
+        "uptime_s": 1.0,
+    }
+    return StatsSnapshot(**(defaults | fields))
+
+
+def test_partitions_merge_into_the_whole_streams_figures() -> None:
+    btc = _symbol(count=3, volume="0.30")
+    eth = _symbol(symbol="ETHUSDT", count=2, last_price="2000", volume="2")
+    first = _part(btc, decode_errors=1, dead_lettered=1, duplicates=4, uptime_s=5.0,
+                  rejected={"undecodable": 1})  # fmt: skip
+    second = _part(eth, decode_errors=2, dead_lettered=2, duplicates=1, uptime_s=3.0,
+                   rejected={"undecodable": 1, "bad_price": 1})  # fmt: skip
+
+    merged = merge_snapshots([first, second])
+
+    assert merged == StatsSnapshot(
+        total_messages=5,
+        symbols=(btc, eth),
+        decode_errors=3,
+        dead_lettered=3,
+        duplicates=5,
+        uptime_s=5.0,
+        rejected={"undecodable": 2, "bad_price": 1},
+    )
+
+
+def test_a_symbol_counted_in_two_partitions_merges_as_one_count_would() -> None:
+    # Partitions added to the topic move a symbol's later updates to another partition.
+    before = _symbol(count=2, first_event_ms=1000, last_event_ms=2000, last_price="101.5",
+                     min_price="99.5", max_price="101.5", volume="0.1",
+                     messages_per_second=0.5)  # fmt: skip
+    after = _symbol(count=3, first_event_ms=3000, last_event_ms=5000, last_price="100",
+                    min_price="100", max_price="1000.0", volume="0.2",
+                    messages_per_second=1.0)  # fmt: skip
+
+    (merged,) = merge_snapshots([_part(after), _part(before)]).symbols
+
+    assert merged == _symbol(count=5, first_event_ms=1000, last_event_ms=5000, last_price="100",
+                             min_price="99.5", max_price="1000.0", volume="0.3",
+                             messages_per_second=1.5)  # fmt: skip
+
+
+def test_no_partitions_are_an_empty_stream() -> None:
+    assert merge_snapshots([]) == StatsSnapshot(0, (), 0, 0, 0, 0.0, {})

@@ -1,97 +1,265 @@
-"""The consumer's durable state in SQLite: statistics, de-duplication window, next offsets.
+"""The consumer group's durable state, per partition: statistics, de-duplication window and
+next offset, in a SQLite file (one instance, the default) or in PostgreSQL, shared by every
+instance of the group (`FINPLAT_BACKTEST_DATABASE_URL`).
 
-All three are written in one transaction per processed batch, so after any crash the stored
-offsets point exactly after the messages the stored statistics counted: restarting from them
-neither loses nor double-counts. WAL with synchronous=NORMAL survives a process crash; a power
-loss may roll back the newest transactions, but atomically, so state and offsets still agree.
+Why a database rather than a compacted changelog topic (Kafka Streams' way): the statistics are
+already written in one transaction with the offsets they count up to, so whoever owns a
+partition next continues exactly where the last owner's last transaction left it, and
+PostgreSQL gives that transaction across machines. The de-duplication window is written as it
+changes (the keys a batch added, the oldest kept) rather than whole per batch, and GetStats
+reads the partitions other instances own with one query.
+
+Ownership is fenced: claiming a partition raises its epoch, and a save only writes rows still
+at the epoch it claimed. An instance the group has given up on (a long pause, a lost session)
+that wakes and saves finds its partitions taken (`PartitionsLostError`) and writes nothing,
+rather than overwrite its successor's state with an older one.
 """
 
 import json
 import logging
-import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from finplat.backtest.adapters.sqlite import connect
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    and_,
+    delete,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from finplat.backtest.adapters.database import (
+    KEY,
+    Location,
+    create_tables,
+    describe,
+    make_engine,
+)
 from finplat.backtest.domain.dedup import DedupChanges
 from finplat.backtest.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS stats (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS seen (seq INTEGER PRIMARY KEY, key TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS offsets (topic TEXT NOT NULL, partition INTEGER NOT NULL,"
-    " next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition))",
+T = TypeVar("T")
+
+# Where versions before per-partition state kept their one state (with tables seen, offsets).
+_SINGLE_STATE_TABLE = "stats"
+_METADATA = MetaData()
+_PARTITIONS = Table(
+    "consumer_partitions",
+    _METADATA,
+    Column("group_id", KEY, primary_key=True),
+    Column("topic", KEY, primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
+    # Null until the first batch of the partition is saved.
+    Column("next_offset", BigInteger),
+    Column("stats", Text),
+)
+_SEEN = Table(
+    "consumer_seen",
+    _METADATA,
+    Column("group_id", KEY, primary_key=True),
+    Column("topic", KEY, primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("key", Text, nullable=False),
 )
 
-TopicPartitionKey = tuple[str, int]
+
+class PartitionsLostError(StoreError):
+    """Another consumer has claimed these partitions since this one did."""
+
+    def __init__(self, partitions: Collection[int]) -> None:
+        self.partitions = sorted(partitions)
+        super().__init__(f"partitions {self.partitions} were claimed by another consumer")
 
 
-@dataclass(frozen=True)
-class SavedState:
-    """What a previous run left: statistics (None on first start), seen keys, next offsets."""
+@dataclass(frozen=True, slots=True)
+class SavedPartition:
+    """What the last owner of a partition saved: statistics (None before its first batch),
+    the window's keys, the next offset to read (None: from the beginning)."""
 
     stats: dict[str, Any] | None
     seen: list[tuple[int, str]]
-    offsets: dict[TopicPartitionKey, int]
+    next_offset: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionChanges:
+    """One batch's outcome for one partition."""
+
+    stats: Mapping[str, Any]
+    seen: DedupChanges
+    next_offset: int
 
 
 class ConsumerStateStore:
-    """One SQLite file, used by the consumer's thread only."""
+    """The state of one group on one topic; claims and saves come from the consumer's thread,
+    `others` from readers' threads (each call takes a pooled connection of its own)."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._db = connect(path)
-        try:
-            for statement in _SCHEMA:
-                self._db.execute(statement)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot create consumer state in {path}: {exc}") from exc
+    def __init__(self, location: Location, group_id: str, topic: str) -> None:
+        self._location = location
+        self._where = {"group_id": group_id, "topic": topic}
+        self._epochs: dict[int, int] = {}
+        self._engine: Engine = self._guarded(lambda: _open(location))
 
-    def load(self) -> SavedState:
-        """Everything the last committed transaction wrote."""
-        try:
-            row = self._db.execute("SELECT state FROM stats WHERE id = 1").fetchone()
-            seen = self._db.execute("SELECT seq, key FROM seen ORDER BY seq").fetchall()
-            offsets = self._db.execute("SELECT topic, partition, next_offset FROM offsets")
-            stored = {(topic, partition): offset for topic, partition, offset in offsets}
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read consumer state from {self._path}: {exc}") from exc
-        stats = json.loads(row[0]) if row else None
-        return SavedState(stats, [(int(seq), str(key)) for seq, key in seen], stored)
+    def claim(self, partitions: Collection[int]) -> dict[int, SavedPartition]:
+        """Take ownership of `partitions` (fencing their previous owner) and read their state."""
 
-    def save(
-        self,
-        stats: Mapping[str, Any],
-        seen: DedupChanges,
-        offsets: Mapping[TopicPartitionKey, int],
-    ) -> None:
-        """Write one batch's outcome atomically: all of it or, on error, none of it."""
+        def work(connection: Connection) -> dict[int, SavedPartition]:
+            epochs = {p: _raise_epoch(connection, self._where, p) for p in sorted(partitions)}
+            saved = _read(connection, self._where, epochs)
+            self._epochs.update(epochs)
+            return saved
+
+        return self._transaction(work)
+
+    def load(self, partitions: Collection[int]) -> dict[int, SavedPartition]:
+        """The saved state of partitions this store has claimed (after a failed batch)."""
+        owned = {p: self._epochs[p] for p in partitions if p in self._epochs}
+        return self._transaction(lambda connection: _read(connection, self._where, owned))
+
+    def release(self, partitions: Collection[int]) -> None:
+        """Forget partitions the group has taken away (their state is saved)."""
+        for partition in partitions:
+            self._epochs.pop(partition, None)
+
+    def save(self, changes: Mapping[int, PartitionChanges]) -> None:
+        """One batch's outcome, all partitions in one transaction: all of it or none of it."""
+
+        def work(connection: Connection) -> None:
+            lost = [p for p, change in changes.items() if not self._write(connection, p, change)]
+            if lost:
+                # Raised inside the transaction: it rolls back what was written of the others.
+                raise PartitionsLostError(lost)
+
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT INTO stats (id, state) VALUES (1, ?)"
-                    " ON CONFLICT (id) DO UPDATE SET state = excluded.state",
-                    (json.dumps(stats, separators=(",", ":")),),
+            self._transaction(work)
+        except PartitionsLostError as exc:
+            self.release(exc.partitions)
+            raise
+
+    def _write(self, connection: Connection, partition: int, change: PartitionChanges) -> bool:
+        epoch = self._epochs.get(partition)
+        if epoch is None:
+            return False
+        key = {**self._where, "partition": partition}
+        moved = connection.execute(
+            update(_PARTITIONS)
+            .where(_matches(_PARTITIONS, key), _PARTITIONS.c.epoch == epoch)
+            .values(
+                next_offset=change.next_offset,
+                stats=json.dumps(change.stats, separators=(",", ":")),
+            )
+        )
+        if moved.rowcount != 1:
+            return False
+        if change.seen.added:
+            connection.execute(
+                insert(_SEEN), [{**key, "seq": seq, "key": k} for seq, k in change.seen.added]
+            )
+        connection.execute(
+            delete(_SEEN).where(_matches(_SEEN, key), _SEEN.c.seq < change.seen.keep_from_seq)
+        )
+        return True
+
+    def others(self, owned: Collection[int]) -> dict[int, dict[str, Any]]:
+        """Saved statistics of the group's partitions other than `owned`: those other
+        instances hold, or nobody holds right now."""
+
+        def work(connection: Connection) -> dict[int, dict[str, Any]]:
+            rows = connection.execute(
+                select(_PARTITIONS.c.partition, _PARTITIONS.c.stats).where(
+                    _matches(_PARTITIONS, self._where), _PARTITIONS.c.stats.is_not(None)
                 )
-                self._db.executemany("INSERT INTO seen (seq, key) VALUES (?, ?)", seen.added)
-                self._db.execute("DELETE FROM seen WHERE seq < ?", (seen.keep_from_seq,))
-                self._db.executemany(
-                    "INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?) ON"
-                    " CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
-                    [(topic, partition, offset) for (topic, partition), offset in offsets.items()],
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot save consumer state to {self._path}: {exc}") from exc
+            )
+            return {p: json.loads(text) for p, text in rows if p not in owned}
+
+        return self._transaction(work)
 
     def close(self) -> None:
-        """Close the file; the WAL is checkpointed by SQLite on the last close."""
-        self._db.close()
+        """Close the connections (SQLite checkpoints its WAL on the last close)."""
+        self._engine.dispose()
+
+    def _transaction(self, work: Callable[[Connection], T]) -> T:
+        def run() -> T:
+            with self._engine.begin() as connection:
+                return work(connection)
+
+        return self._guarded(run)
+
+    def _guarded(self, work: Callable[[], T]) -> T:
+        try:
+            return work()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"consumer state {describe(self._location)}: {exc}") from exc
+
+
+def _open(location: Location) -> Engine:
+    # NORMAL on SQLite: a crash of the process loses nothing committed; a power loss may roll
+    # back the newest batches, whole, with their offsets, which are then read again.
+    opened = make_engine(location, synchronous="NORMAL", pool_size=2)
+    try:
+        create_tables(opened, _METADATA)
+        with opened.connect() as connection:
+            if inspect(connection).has_table(_SINGLE_STATE_TABLE):
+                logger.warning(
+                    "%s holds the state of an earlier version (one state for the whole topic, "
+                    "not per partition), which is not read: the statistics are counted again "
+                    "from what the topic still holds",
+                    describe(location),
+                )
+    except BaseException:
+        opened.dispose()
+        raise
+    return opened
+
+
+def _matches(table: Table, values: Mapping[str, Any]) -> ColumnElement[bool]:
+    return and_(*(table.c[name] == value for name, value in values.items()))
+
+
+def _raise_epoch(connection: Connection, where: Mapping[str, Any], partition: int) -> int:
+    """The partition's epoch plus one (1 for a partition never claimed)."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(_PARTITIONS).values(**where, partition=partition, epoch=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=_PARTITIONS.primary_key.columns,
+        set_={"epoch": _PARTITIONS.c.epoch + 1},
+    ).returning(_PARTITIONS.c.epoch)
+    epoch: int = connection.execute(statement).scalar_one()
+    return epoch
+
+
+def _read(
+    connection: Connection, where: Mapping[str, Any], partitions: Mapping[int, int]
+) -> dict[int, SavedPartition]:
+    saved = {}
+    for partition in partitions:
+        key = {**where, "partition": partition}
+        row = connection.execute(
+            select(_PARTITIONS.c.stats, _PARTITIONS.c.next_offset).where(_matches(_PARTITIONS, key))
+        ).one()
+        seen = connection.execute(
+            select(_SEEN.c.seq, _SEEN.c.key).where(_matches(_SEEN, key)).order_by(_SEEN.c.seq)
+        )
+        saved[partition] = SavedPartition(
+            json.loads(row.stats) if row.stats is not None else None,
+            [(int(seq), str(k)) for seq, k in seen],
+            row.next_offset,
+        )
+    return saved

@@ -6,11 +6,15 @@ and survive redelivery (a `DedupWindow` on (symbol, kind, event_id)) and restart
 (`to_state` / `load_state`, written by the consumer with its offsets). Prices and volumes stay
 exact decimals: the strings as received for last/min/max, a `Decimal` sum for volume. The
 rate window is not persisted: after a restart it describes the new process.
+
+One `StreamStats` holds one Kafka partition's statistics, so that a partition's state can move
+to another consumer of the group with its offset; `merge_snapshots` makes the whole stream's
+figures of the partitions' ones.
 """
 
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
 from typing import Any
@@ -209,3 +213,45 @@ class StreamStats:
                 int(count), int(first_ms), int(last_ms), last_price, min_price, max_price,
                 Decimal(volume), Decimal(min_price), Decimal(max_price),
             )  # fmt: skip
+
+
+def merge_snapshots(parts: Iterable[StatsSnapshot]) -> StatsSnapshot:
+    """The whole stream's statistics from its partitions' (nothing: an empty stream).
+
+    Counts add up. A symbol's updates all land in one partition (the key is the symbol) until
+    partitions are added to the topic, which moves keys: then it has figures in two, merged as
+    one would have counted them: earliest first event, the price of the latest event, the
+    extreme prices, the volumes summed exactly.
+    """
+    parts = list(parts)
+    symbols: dict[str, SymbolSnapshot] = {}
+    rejected: Counter[str] = Counter()
+    for part in parts:
+        rejected.update(part.rejected)
+        for entry in part.symbols:
+            seen = symbols.get(entry.symbol)
+            symbols[entry.symbol] = entry if seen is None else _merged_symbol(seen, entry)
+    return StatsSnapshot(
+        total_messages=sum(p.total_messages for p in parts),
+        symbols=tuple(symbols[name] for name in sorted(symbols)),
+        decode_errors=sum(p.decode_errors for p in parts),
+        dead_lettered=sum(p.dead_lettered for p in parts),
+        duplicates=sum(p.duplicates for p in parts),
+        uptime_s=max((p.uptime_s for p in parts), default=0.0),
+        rejected=dict(rejected),
+    )
+
+
+def _merged_symbol(a: SymbolSnapshot, b: SymbolSnapshot) -> SymbolSnapshot:
+    latest = b if b.last_event_ms >= a.last_event_ms else a
+    return SymbolSnapshot(
+        symbol=a.symbol,
+        count=a.count + b.count,
+        first_event_ms=min(a.first_event_ms, b.first_event_ms),
+        last_event_ms=latest.last_event_ms,
+        last_price=latest.last_price,
+        min_price=min(a.min_price, b.min_price, key=Decimal),
+        max_price=max(a.max_price, b.max_price, key=Decimal),
+        volume=format(_EXACT.add(Decimal(a.volume), Decimal(b.volume)), "f"),
+        messages_per_second=a.messages_per_second + b.messages_per_second,
+    )

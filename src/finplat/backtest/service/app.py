@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from finance.backtest.v1 import backtest_service_pb2_grpc
 from finance.market.v1 import price_service_pb2_grpc
+from finplat.backtest.adapters import database
 from finplat.backtest.adapters.consumer_state import ConsumerStateStore
 from finplat.backtest.adapters.dead_letter import DeadLetterProducer
 from finplat.backtest.adapters.history import PriceServiceBars
@@ -76,38 +77,42 @@ class ConsumerParts:
 class IdleStats:
     """Statistics when the consumer is disabled: empty, with an uptime."""
 
-    def __init__(self, stats: StreamStats) -> None:
-        self._stats = stats
+    def __init__(self) -> None:
+        # Nothing is ever observed: a window of one key is all it needs.
+        self._stats = StreamStats(time.monotonic, dedup_capacity=1)
 
     def snapshot(self) -> tuple[StatsSnapshot, tuple[PartitionLag, ...]]:
         return self._stats.snapshot(), ()
 
 
 def build_consumer(
-    settings: BacktestSettings, kafka: KafkaSettings, stats: StreamStats, lock: threading.Lock
+    settings: BacktestSettings, kafka: KafkaSettings, lock: threading.Lock
 ) -> ConsumerParts:
-    """Wire the consumer to Kafka, the registry and its SQLite state."""
-    state = ConsumerStateStore(settings.consumer_state_path)
+    """Wire the consumer to Kafka, the registry and its state: a SQLite file, or the
+    PostgreSQL database that every instance of the group shares."""
+    location = database.location(settings.consumer_state_path, settings.database_url)
+    state = ConsumerStateStore(location, settings.consumer_group_id, kafka.topic)
     dead_letters = DeadLetterProducer(kafka, kafka.dead_letter_topic)
     registry = registry_client(kafka)
     processor = BatchProcessor(
-        stats,
+        lambda: StreamStats(time.monotonic, settings.dedup_capacity),
         PriceRecordDeserializer(registry),
         dead_letters,
         state,
         lock,
         settings.dead_letter_timeout_s,
     )
-    static_member = (
-        {"group.instance.id": settings.consumer_instance_id}
-        if settings.consumer_instance_id
-        else None
-    )
-    source = PriceUpdateConsumer(kafka, settings.consumer_group_id, static_member)
+    config: dict[str, object] = {
+        # A member joining or leaving moves only the partitions that must move; the others
+        # keep being counted through the rebalance.
+        "partition.assignment.strategy": "cooperative-sticky",
+    }
+    if settings.consumer_instance_id:
+        config["group.instance.id"] = settings.consumer_instance_id
+    source = PriceUpdateConsumer(kafka, settings.consumer_group_id, config)
     consumer = StatsConsumer(
         source,
         processor,
-        stats,
         lock,
         max_messages=settings.poll_max_messages,
         poll_timeout_s=settings.poll_timeout_s,
@@ -165,13 +170,15 @@ async def _ensure_dead_letter_topic(kafka: KafkaSettings) -> None:
 
 
 async def _run_until_signal(
-    settings: BacktestSettings, parts: ConsumerParts | None, stats: StreamStats, server: GrpcServer
+    settings: BacktestSettings,
+    parts: ConsumerParts | None,
+    view: Callable[[], tuple[StatsSnapshot, tuple[PartitionLag, ...]]],
+    server: GrpcServer,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    view = parts.consumer.snapshot if parts else IdleStats(stats).snapshot
     try:
         async with asyncio.TaskGroup() as group:
             helpers = [group.create_task(_log_periodically(view, settings.stats_log_interval_s))]
@@ -205,20 +212,22 @@ async def serve(settings: BacktestSettings, kafka: KafkaSettings) -> None:
     # First: a strategy file that does not load stops the start, before anything is opened.
     for entry in load_user_strategies(settings.strategy_dirs):
         logger.info("strategy %s loaded from %s", entry.spec.name, entry.source)
-    results = await ResultStore.open(settings.results_path)
+    # Several instances may share one PostgreSQL database; one alone keeps a SQLite file.
+    stored_in = database.location(settings.results_path, settings.database_url)
+    logger.info("results stored in %s", database.describe(stored_in))
+    results = await ResultStore.open(stored_in)
     try:
-        operation_store = await OperationStore.open(settings.results_path)
+        operation_store = await OperationStore.open(stored_in)
     except BaseException:
         await results.close()
         raise
     lock = threading.Lock()
-    stats = StreamStats(time.monotonic, settings.dedup_capacity)
     parts = None
     try:
         if settings.consumer_enabled:
             await _ensure_dead_letter_topic(kafka)
-            parts = build_consumer(settings, kafka, stats, lock)
-        view = parts.consumer if parts else IdleStats(stats)
+            parts = build_consumer(settings, kafka, lock)
+        view = parts.consumer if parts else IdleStats()
         stored = CountingResults(results)
         registry = CollectorRegistry()
         registry.register(
@@ -271,7 +280,7 @@ async def serve(settings: BacktestSettings, kafka: KafkaSettings) -> None:
             try:
                 # The store is open: backtests can be served whatever the consumer's state.
                 await server.health.set_all(True)
-                await _run_until_signal(settings, parts, stats, server)
+                await _run_until_signal(settings, parts, view.snapshot, server)
             finally:
                 # Operations first: they stop, stay resumable, and their watchers' streams end,
                 # so the server's grace period is not spent waiting for them.

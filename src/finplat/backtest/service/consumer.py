@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from finplat.backtest.domain.stats import StatsSnapshot, StreamStats
+from finplat.backtest.domain.stats import StatsSnapshot
 from finplat.backtest.errors import StoreError
 from finplat.backtest.service.processor import BatchProcessor
 from finplat.core.retry import Backoff, RetryPolicy
@@ -64,7 +64,6 @@ class StatsConsumer:
         self,
         source: Source,
         processor: BatchProcessor,
-        stats: StreamStats,
         lock: threading.Lock,
         *,
         max_messages: int,
@@ -73,7 +72,6 @@ class StatsConsumer:
     ) -> None:
         self._source = source
         self._processor = processor
-        self._stats = stats
         self._lock = lock
         self._max_messages = max_messages
         self._poll_timeout_s = poll_timeout_s
@@ -100,9 +98,10 @@ class StatsConsumer:
         return self._failing
 
     def snapshot(self) -> tuple[StatsSnapshot, tuple[PartitionLag, ...]]:
-        """Statistics and lag per assigned partition, consistent with each other."""
+        """The group's statistics, and the lag of each partition assigned here."""
+        stats = self._processor.snapshot()
         with self._lock:
-            return self._stats.snapshot(), tuple(self._lag[p] for p in sorted(self._lag))
+            return stats, tuple(self._lag[p] for p in sorted(self._lag))
 
     def stop(self) -> None:
         """Ask the loop to finish its batch, commit and close (thread-safe)."""
@@ -138,7 +137,7 @@ class StatsConsumer:
         # A batch that failed part-way: restore the saved state and read it again first.
         failed: list[Record] | None = None
         try:
-            self._processor.restore()
+            # Each partition's state is read when the group assigns it (`_on_assign`).
             self._source.subscribe(self._on_assign, self._on_revoke)
             self.running = True
             while not self._stop.is_set():
@@ -179,33 +178,46 @@ class StatsConsumer:
 
     def _recover(self, failed: Sequence[Record]) -> None:
         self._processor.restore()
-        topic = self._source.topic
         # Partitions revoked meanwhile restart from the stored offsets when next assigned.
         partitions = sorted({r.partition for r in failed} & self._assigned)
-        self._source.rewind({p: self._processor.next_offset(topic, p) for p in partitions})
+        self._source.rewind({p: self._processor.next_offset(p) for p in partitions})
         logger.info("consumer recovered", extra={"rewound_partitions": partitions})
 
     def _next_offsets(self, records: Sequence[Record]) -> dict[int, int]:
-        topic = self._source.topic
         partitions = {record.partition for record in records}
-        stored = {p: self._processor.next_offset(topic, p) for p in partitions}
+        stored = {p: self._processor.next_offset(p) for p in partitions}
         return {p: o for p, o in stored.items() if o is not None}
 
     def _on_assign(self, partitions: list[int]) -> dict[int, int]:
+        # With cooperative rebalancing only the partitions added come here; each starts where
+        # its last owner's last saved batch ended, with that owner's statistics. Until that
+        # state is read nothing of them may be counted, so a state store that is away is
+        # waited for here (the group gives a member max.poll.interval.ms) rather than skipped.
+        backoff = Backoff(self._retry)
+        while True:
+            try:
+                starts = self._processor.assign(partitions)
+                break
+            except StoreError as exc:
+                self._failing = f"cannot read the state of partitions {partitions}: {exc}"
+                delay = backoff.next_delay_s()
+                logger.warning("%s; retrying in %.1f s", self._failing, delay)
+                if self._stop.wait(delay):
+                    raise
+        if backoff.attempt:
+            self._failing = None
         self._assigned.update(partitions)
-        topic = self._source.topic
-        stored = {p: self._processor.next_offset(topic, p) for p in partitions}
-        return {p: o for p, o in stored.items() if o is not None}
+        return starts
 
     def _on_revoke(self, partitions: list[int]) -> None:
         # Batches are persisted before the next poll, and callbacks run inside poll: the state
-        # of these partitions is already flushed. Commit so the group's lag view is current.
-        topic = self._source.topic
-        stored = {p: self._processor.next_offset(topic, p) for p in partitions}
+        # of these partitions is already saved. Commit so the group's lag view is current.
+        stored = {p: self._processor.next_offset(p) for p in partitions}
         try:
             self._source.commit({p: o for p, o in stored.items() if o is not None}, wait=True)
         except KafkaAdapterError as exc:
             logger.warning("commit on revoke failed: %s", exc)
+        self._processor.revoke(partitions)
         self._assigned.difference_update(partitions)
         with self._lock:
             for partition in partitions:
@@ -215,7 +227,7 @@ class StatsConsumer:
         topic = self._source.topic
         ends = self._source.end_offsets(self._assigned)
         lag = {
-            p: PartitionLag(topic, p, self._processor.next_offset(topic, p) or 0, end)
+            p: PartitionLag(topic, p, self._processor.next_offset(p) or 0, end)
             for p, end in ends.items()
         }
         with self._lock:
@@ -223,7 +235,7 @@ class StatsConsumer:
 
     def _close(self) -> None:
         topic = self._source.topic
-        stored = {p: self._processor.next_offset(topic, p) for p in self._assigned}
+        stored = {p: self._processor.next_offset(p) for p in self._assigned}
         try:
             self._source.commit({p: o for p, o in stored.items() if o is not None}, wait=True)
         except KafkaAdapterError as exc:

@@ -1,0 +1,29 @@
+"""The consumer group's state moving between members, on the stack's real PostgreSQL: the
+database several instances of the backtest service share."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from finplat.backtest.adapters.database import postgres_url
+from tests.unit.backtest import consumer_group_cases as cases
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def new_store(fresh_database_url: str) -> Iterator[cases.StoreAt]:
+    with cases.store_at(postgres_url(fresh_database_url)) as stores:
+        yield stores
+
+
+def test_a_partition_moves_with_its_statistics_window_and_offset(new_store: cases.StoreAt) -> None:
+    cases.a_partition_moves_with_its_statistics_window_and_offset(new_store)
+
+
+def test_a_member_the_group_gave_up_on_writes_nothing(new_store: cases.StoreAt) -> None:
+    cases.a_member_the_group_gave_up_on_writes_nothing(new_store)
+
+
+def test_a_batch_touching_a_lost_partition_is_saved_for_none(new_store: cases.StoreAt) -> None:
+    cases.a_batch_touching_a_lost_partition_is_saved_for_none(new_store)
