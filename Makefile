@@ -138,6 +138,7 @@ bench: install system-deps ## Benchmarks: each prints a table beside a peer meas
 	$(BIN)/python bench/price_bench.py --section stream --client go
 	$(BIN)/python bench/price_bench.py --section stream --client go --go-window 1048576
 	$(BIN)/python bench/consumer_bench.py
+	$(BIN)/python bench/cluster_bench.py
 	$(BIN)/python bench/kafka_security_bench.py
 	$(BIN)/python bench/gateway_bench.py
 
