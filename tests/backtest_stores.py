@@ -2,6 +2,7 @@
 module subclasses with a `location` fixture (a SQLite file in tests/unit/backtest, a fresh
 PostgreSQL database in tests/integration/backtest). Not collected here: no `Test` prefix."""
 
+import asyncio
 import dataclasses
 import math
 from typing import Any
@@ -13,7 +14,7 @@ from google.longrunning import operations_pb2  # type: ignore[import-untyped]
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
 from finplat.backtest.adapters.database import Location
-from finplat.backtest.adapters.operation_store import KeptChunk, OperationStore
+from finplat.backtest.adapters.operation_store import KeptChunk, LeaseLostError, OperationStore
 from finplat.backtest.adapters.results_store import InvalidPageTokenError, ResultStore
 from finplat.backtest.domain.metrics import Metrics
 from finplat.backtest.errors import NotFoundError, StoreError
@@ -21,6 +22,11 @@ from finplat.backtest.service.ids import new_id
 
 # Past 2**31: the times need 64-bit columns.
 BASE_MS = 1_730_000_000_000
+# Two instances of the service on one database, as their operation leases name them, and how
+# long a lease lasts: those added at BASE_MS + n seconds are all expired at LATER_MS.
+ONE, TWO = "instance-one", "instance-two"
+LEASE_MS = 1_000
+LATER_MS = BASE_MS + 3_600_000
 
 
 def backtest(
@@ -206,7 +212,7 @@ class ResultStoreCases:
         run = backtest(1)
 
         await results.add_backtest(run)
-        await operations.add(_operation("a"), BASE_MS, b"request")
+        await operations.add(_operation("a"), BASE_MS, b"request", ONE, LEASE_MS)
         # Another instance of the service: stores of its own on the same database.
         other_results = await ResultStore.open(location)
         other_operations = await OperationStore.open(location)
@@ -227,17 +233,17 @@ class OperationStoreCases:
     async def test_operations_and_their_chunks_survive_reopen(self, location: Location) -> None:
         store = await OperationStore.open(location)
         running = _operation("a")
-        await store.add(running, BASE_MS, b"the request")
+        await store.add(running, BASE_MS, b"the request", ONE, LEASE_MS)
         running.metadata.Pack(backtest_service_pb2.SweepProgress(done_combinations=3))
-        await store.add_chunk(running, 0, "plan-1", [_metrics(1.5), _metrics(math.nan)])
-        await store.add_chunk(running, 4, "plan-1", [_metrics(-2.0)])
+        await store.add_chunk(running, 0, "plan-1", [_metrics(1.5), _metrics(math.nan)], ONE)
+        await store.add_chunk(running, 4, "plan-1", [_metrics(-2.0)], ONE)
         await store.close()
 
         reopened = await OperationStore.open(location)
         got = await reopened.get(running.name)
         chunks = await reopened.chunks(running.name)
         one = await reopened.chunk(running.name, 4)
-        (unfinished,) = await reopened.unfinished()
+        (unfinished,) = await reopened.claim_unfinished(TWO, LATER_MS, LEASE_MS)
         await reopened.close()
 
         # Each chunk's progress was written with it.
@@ -255,20 +261,22 @@ class OperationStoreCases:
     ) -> None:
         store = await OperationStore.open(location)
         operation = _operation("a")
-        await store.add(operation, BASE_MS, b"")
-        await store.add_chunk(operation, 0, "old plan", [_metrics(1.0)])
-        await store.add_chunk(operation, 0, "new plan", [_metrics(2.0)])
+        await store.add(operation, BASE_MS, b"", ONE, LEASE_MS)
+        await store.add_chunk(operation, 0, "old plan", [_metrics(1.0)], ONE)
+        await store.add_chunk(operation, 0, "new plan", [_metrics(2.0)], ONE)
         replaced = await store.chunk(operation.name, 0)
         progress = _operation("a")
         progress.metadata.Pack(backtest_service_pb2.SweepProgress(done_combinations=1))
-        await store.save(progress)
+        await store.save(progress, ONE)
         kept_while_running = await store.chunks(operation.name)
         ended = _operation("a", done=True)
         ended.error.code = 1
-        await store.save(ended)
+        await store.save(ended, ONE)
         kept_at_the_end = await store.chunks(operation.name)
         got = await store.get(operation.name)
-        unfinished = await store.unfinished()
+        unfinished = await store.claim_unfinished(TWO, LATER_MS, LEASE_MS)
+        # Its lease went with its end: nothing left to renew.
+        renewed = await store.renew(ONE, [operation.name], LATER_MS, LEASE_MS)
         with pytest.raises(NotFoundError):
             await store.chunk(operation.name, 0)
         await store.close()
@@ -278,6 +286,7 @@ class OperationStoreCases:
         assert kept_at_the_end == {}
         assert got == ended
         assert unfinished == []
+        assert renewed == set()
 
     @pytest.mark.asyncio
     async def test_pages_newest_first_and_unfinished_oldest_first(self, location: Location) -> None:
@@ -285,12 +294,14 @@ class OperationStoreCases:
         # Two of one millisecond: the name decides, byte by byte.
         names = [("c", 1), ("a", 2), ("b", 2), ("d", 3)]
         for name, second in names:
-            await store.add(_operation(name, done=name == "b"), BASE_MS + second * 1000, b"")
+            await store.add(
+                _operation(name, done=name == "b"), BASE_MS + second * 1000, b"", ONE, LEASE_MS
+            )
 
         first, token1 = await store.page(2)
         second_page, token2 = await store.page(2, token1)
         everything, last_token = await store.page(0)
-        unfinished = await store.unfinished()
+        unfinished = await store.claim_unfinished(TWO, LATER_MS, LEASE_MS)
         with pytest.raises(InvalidPageTokenError):
             await store.page(2, "%%%")
         await store.close()
@@ -307,8 +318,8 @@ class OperationStoreCases:
         store = await OperationStore.open(location)
         kept, gone = _operation("kept"), _operation("gone")
         for operation in (kept, gone):
-            await store.add(operation, BASE_MS, b"")
-            await store.add_chunk(operation, 0, "plan", [_metrics(1.0)])
+            await store.add(operation, BASE_MS, b"", ONE, LEASE_MS)
+            await store.add_chunk(operation, 0, "plan", [_metrics(1.0)], ONE)
 
         await store.delete(gone.name)
         with pytest.raises(NotFoundError):
@@ -316,8 +327,99 @@ class OperationStoreCases:
         with pytest.raises(NotFoundError):
             await store.get(gone.name)
         with pytest.raises(StoreError):
-            await store.add(kept, BASE_MS, b"")  # a name is added once
+            await store.add(kept, BASE_MS, b"", TWO, LEASE_MS)  # a name is added once
         left = (await store.chunks(gone.name), list(await store.chunks(kept.name)))
+        # Its lease went with it: an instance still running it stops writing.
+        renewed = await store.renew(ONE, [gone.name, kept.name], BASE_MS, LEASE_MS)
+        with pytest.raises(LeaseLostError):
+            await store.add_chunk(gone, 1, "plan", [_metrics(1.0)], ONE)
         await store.close()
 
         assert left == ({}, [0])
+        assert renewed == {kept.name}
+
+    @pytest.mark.asyncio
+    async def test_claims_are_exclusive_between_instances_claiming_at_once(
+        self, location: Location
+    ) -> None:
+        one, two = await OperationStore.open(location), await OperationStore.open(location)
+        names = [f"operations/{i:02}" for i in range(20)]
+        for i, name in enumerate(names):
+            await one.add(_operation(name[11:]), BASE_MS + i, f"request {i}".encode(), ONE,
+                          LEASE_MS)  # fmt: skip
+        held = await two.claim_unfinished(TWO, BASE_MS + LEASE_MS - 1, LEASE_MS)
+        # Both instances at once (each store on a thread, with a connection, of its own).
+        taken = await asyncio.gather(
+            one.claim_unfinished(ONE, LATER_MS, LEASE_MS),
+            two.claim_unfinished(TWO, LATER_MS, LEASE_MS),
+        )
+        again = await two.claim_unfinished(TWO, LATER_MS + LEASE_MS - 1, LEASE_MS)
+        await one.close()
+        await two.close()
+
+        by_one, by_two = ([u.operation.name for u in claimed] for claimed in taken)
+        assert held == []  # nobody's lease had expired
+        assert sorted(by_one + by_two) == names  # each taken once, by one of them
+        assert all(u.request == f"request {names.index(u.operation.name)}".encode()
+                   for u in taken[0] + taken[1])  # fmt: skip
+        assert again == []
+
+    @pytest.mark.asyncio
+    async def test_an_expired_lease_is_taken_over_and_its_old_owner_writes_nothing(
+        self, location: Location
+    ) -> None:
+        store = await OperationStore.open(location)
+        stalled, alive = _operation("stalled"), _operation("alive")
+        await store.add(stalled, BASE_MS, b"s", ONE, LEASE_MS)
+        await store.add(alive, BASE_MS + LEASE_MS, b"a", ONE, LEASE_MS)
+        await store.add_chunk(stalled, 0, "plan", [_metrics(1.0)], ONE)
+        # Expired (at BASE_MS + 2s) but not taken over yet: still its owner's to renew...
+        kept = await store.renew(ONE, [alive.name], BASE_MS + 2_100, LEASE_MS)
+        # ...while the other one is taken over by another instance.
+        (taken,) = await store.claim_unfinished(TWO, BASE_MS + 2_100, LEASE_MS)
+        renewed = await store.renew(ONE, [stalled.name, alive.name], BASE_MS + 2_200, LEASE_MS)
+        late = _operation("stalled")
+        late.metadata.Pack(backtest_service_pb2.SweepProgress(done_combinations=99))
+        with pytest.raises(LeaseLostError):
+            await store.add_chunk(late, 1, "plan", [_metrics(9.0)], ONE)
+        with pytest.raises(LeaseLostError):
+            await store.save(_operation("stalled", done=True), ONE)
+        by_successor = _operation("stalled")
+        by_successor.metadata.Pack(backtest_service_pb2.SweepProgress(done_combinations=2))
+        await store.add_chunk(by_successor, 1, "plan", [_metrics(2.0)], TWO)
+        got, chunks = await store.get(stalled.name), await store.chunks(stalled.name)
+        # Neither renewed by the old owner nor claimable again while the new one holds it.
+        nothing = await store.claim_unfinished(ONE, BASE_MS + 3_000, LEASE_MS)
+        await store.close()
+
+        assert kept == {alive.name}
+        assert (taken.request, taken.operation) == (b"s", stalled)
+        assert renewed == {alive.name}
+        assert got == by_successor
+        assert {i: c.metrics for i, c in chunks.items()} == {0: [_metrics(1.0)],
+                                                             1: [_metrics(2.0)]}  # fmt: skip
+        assert nothing == []
+
+    @pytest.mark.asyncio
+    async def test_released_leases_are_claimed_at_once_and_the_cancel_flag_goes_with_them(
+        self, location: Location
+    ) -> None:
+        store = await OperationStore.open(location)
+        for name in ("a", "b", "c"):
+            await store.add(_operation(name), BASE_MS, b"", ONE, LEASE_MS)
+        await store.add(_operation("done", done=True), BASE_MS, b"", ONE, LEASE_MS)
+        await store.save(_operation("done", done=True), ONE)
+
+        asked = [await store.request_cancel(f"operations/{n}") for n in ("a", "done", "nope")]
+        flagged = await store.cancel_requested(["operations/a", "operations/b", "operations/done"])
+        await store.release(ONE)
+        # Well before the leases would have expired.
+        taken = await store.claim_unfinished(TWO, BASE_MS + 1, LEASE_MS)
+        still_flagged = await store.cancel_requested(["operations/a"])
+        await store.close()
+
+        assert asked == [True, False, False]  # a finished one, or none, has nothing to cancel
+        assert flagged == {"operations/a"}
+        assert [u.operation.name for u in taken] == ["operations/a", "operations/b",
+                                                     "operations/c"]  # fmt: skip
+        assert still_flagged == {"operations/a"}

@@ -67,11 +67,11 @@ async def test_a_lost_connection_costs_a_reconnect_not_a_failed_call(location: U
     operations = await OperationStore.open(location)
     run = backtest(1)
     await results.add_backtest(run)
-    await operations.unfinished()
+    await operations.claim_unfinished("instance", 1, 1_000)
 
     dropped = await asyncio.to_thread(_drop_connections, location)
     got = await results.get_backtest(run.id)
-    unfinished = await operations.unfinished()
+    unfinished = await operations.claim_unfinished("instance", 1, 1_000)
     await operations.close()
     await results.close()
 

@@ -68,7 +68,10 @@ async def test_a_file_of_the_earlier_schema_opens_as_it_is(tmp_path: Path) -> No
     later = backtest(2)
     await results.add_backtest(later)
     listed, _ = await results.list_backtests(10)
-    unfinished = await operations.unfinished()
+    # Its operation has no lease: any instance may claim it, and a cancel waits for that one.
+    cancelled = await operations.request_cancel("operations/a")
+    unfinished = await operations.claim_unfinished("instance", 1, 1_000)
+    flagged = await operations.cancel_requested(["operations/a"])
     await operations.close()
     await results.close()
     with sqlite3.connect(path) as db:
@@ -77,9 +80,11 @@ async def test_a_file_of_the_earlier_schema_opens_as_it_is(tmp_path: Path) -> No
     db.close()
 
     assert [r.id for r in listed] == [later.id, earlier.id]
+    assert cancelled
     assert [u.operation.name for u in unfinished] == ["operations/a"]
+    assert flagged == {"operations/a"}
     # The tables missing were added beside the earlier ones.
-    assert {"sweeps", "sweep_rows", "walk_forwards"} <= tables
+    assert {"sweeps", "sweep_rows", "walk_forwards", "operation_leases"} <= tables
     assert journal == ("wal",)
 
 

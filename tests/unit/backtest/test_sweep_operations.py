@@ -309,12 +309,15 @@ async def test_chunks_of_another_plan_are_computed_again_when_resumed(tmp_path: 
     async with serve_harness(tmp_path, limits) as first:
         started = await first.stub.StartSweep(request)
         await _until_done_at_least(first, started.name, 500)
-    # What a changed range or strategy would leave: chunks computed for another plan.
+    # What a changed range or strategy would leave: chunks computed for another plan (written
+    # as the first instance, whose lease the stop let go of but still names it).
     store = await OperationStore.open(tmp_path / "results.sqlite3")
     stale = await store.chunks(started.name)
     for index, chunk in stale.items():
         wrong = [replace(m, sharpe=1e9) for m in chunk.metrics]
-        await store.add_chunk(await store.get(started.name), index, "another plan", wrong)
+        await store.add_chunk(
+            await store.get(started.name), index, "another plan", wrong, first.sweeps.owner
+        )
     await store.close()
 
     async with serve_harness(tmp_path, limits) as second:

@@ -93,10 +93,15 @@ def upsert(connection: Connection, table: Table, row: Mapping[str, Any]) -> None
     connection.execute(_upsert_statement(connection.dialect.name, table), row)
 
 
+def dialect_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into ``table`` as ``dialect``'s own construct: the one with ON CONFLICT,
+    which both spell alike (`on_conflict_do_update`)."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
 @functools.cache
 def _upsert_statement(dialect: str, table: Table) -> Insert:
-    # Both dialects spell it INSERT ... ON CONFLICT (key) DO UPDATE, from their own construct.
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    insert = dialect_insert(dialect, table)
     values = {c.name: insert.excluded[c.name] for c in table.columns if not c.primary_key}
     return insert.on_conflict_do_update(index_elements=table.primary_key.columns, set_=values)
 

@@ -57,6 +57,8 @@ SERVICE_NAME = "finance.backtest.v1.BacktestService"
 # Health name of the consumer alone: the API serves without it, so it is not the overall one.
 CONSUMER_HEALTH = "finplat.backtest.PriceUpdateConsumer"
 _HEALTH_POLL_S = 1.0
+# Whose every operation lease in a SQLite file is: the one instance that uses the file.
+_FILE_OWNER = "results-file"
 
 
 @dataclass
@@ -207,6 +209,17 @@ def sweep_executor(settings: BacktestSettings) -> SweepExecutor:
     return LocalExecutor(settings.sweep_workers)
 
 
+def operations_owner(settings: BacktestSettings) -> str | None:
+    """Whose the operation leases this instance takes are: a stable id (its
+    `consumer_instance_id`; with a SQLite file, which one instance alone uses, always the same)
+    takes a restarted instance's operations back at once, as static membership gives a consumer
+    its partitions back. Else one of this process's own (None): a killed instance's operations
+    wait for their leases to expire, then another instance takes them over."""
+    if settings.consumer_instance_id:
+        return settings.consumer_instance_id
+    return _FILE_OWNER if settings.database_url is None else None
+
+
 async def serve(settings: BacktestSettings, kafka: KafkaSettings) -> None:
     """Run the service until SIGTERM or SIGINT."""
     # First: a strategy file that does not load stops the start, before anything is opened.
@@ -247,7 +260,13 @@ async def serve(settings: BacktestSettings, kafka: KafkaSettings) -> None:
                 metadata=bearer_metadata(token),
             )
             operations = Operations(
-                operation_store, stored, bars, limits, executor=sweep_executor(settings)
+                operation_store,
+                stored,
+                bars,
+                limits,
+                executor=sweep_executor(settings),
+                owner=operations_owner(settings),
+                lease_s=settings.operation_lease_s,
             )
             servicer = BacktestServicer(
                 view, bars, stored, limits, operations, settings.max_concurrent_runs

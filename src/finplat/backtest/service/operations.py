@@ -17,6 +17,15 @@ the out-of-sample backtests of the folds it had finished.
 A cancel stops the work (threads finish the chunks they compute and drop them; a Ray cluster's
 tasks are cancelled) and ends the operation with CANCELLED; a shutdown stops it the same way
 but leaves it unfinished, to resume.
+
+Instances sharing a database (PostgreSQL) run each operation once: the one that runs it holds
+its lease in the store (see `operation_store`), renewed every third of a lease. In the same
+round each instance takes over the unfinished operations whose lease expired (a dead
+instance's) and cancels its own operations whose cancel was asked of another instance. Any
+instance answers for any operation: Get reads the store, Cancel sets the flag the owner reads,
+Wait and Watch follow the store until the operation is done. An instance that lost a lease (it
+stalled past it and was taken over) stops that operation without writing anything more. With a
+SQLite file, one instance holds every lease.
 """
 
 import asyncio
@@ -24,8 +33,11 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -38,7 +50,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2  # type: ignore[import-untyped]
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2
-from finplat.backtest.adapters.operation_store import OperationStore
+from finplat.backtest.adapters.operation_store import LeaseLostError, OperationStore, Unfinished
 from finplat.backtest.adapters.sweep_executor import LocalExecutor, SweepExecutor, split
 from finplat.backtest.domain.bars import Bars
 from finplat.backtest.domain.metrics import Metrics
@@ -56,6 +68,9 @@ PREFIX = "operations/"
 # Watchers get at most ten updates a second: progress moves per chunk, which can be hundreds a
 # second, while a progress bar needs a few.
 _WATCH_INTERVAL_S = 0.1
+# How often a wait or watch of an operation another instance runs reads it from the store (its
+# owner stores its progress with each chunk).
+_POLL_S = 0.5
 # Chunks an operation is cut into (fewer when it has fewer combinations): each is a row and a
 # durable write, and what a crash can lose at most.
 _CHUNKS = 200
@@ -90,6 +105,9 @@ class _Running:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     task: "asyncio.Task[None] | None" = None
     best: Metrics | None = None
+    # Its lease was taken over by another instance (or it was deleted there): stopped, and
+    # nothing more written.
+    lost: bool = False
 
     def snapshot(self) -> Any:
         """The operation as a client sees it now."""
@@ -109,8 +127,18 @@ class _Running:
         self.stop_requested.set()
 
 
+def process_owner() -> str:
+    """An owner id of this process's own: its host and pid, for people reading the leases, and
+    a random part, as pids repeat (every container's first process is 1)."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
 class Operations:
-    """The sweep and walk-forward operations of one service: start, follow, cancel, resume."""
+    """The sweep and walk-forward operations of one service: start, follow, cancel, resume.
+
+    ``owner``: the id its leases are held under (`process_owner` unless given); instances
+    sharing a database need different ones. ``lease_s``: how long a lease lasts unrenewed, the
+    longest a dead instance's operations wait before another instance takes them over."""
 
     def __init__(
         self,
@@ -120,6 +148,8 @@ class Operations:
         limits: runs.Limits,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         executor: SweepExecutor | None = None,
+        owner: str | None = None,
+        lease_s: float = 30.0,
     ) -> None:
         self._store = store
         self._results = results
@@ -130,6 +160,9 @@ class Operations:
         self._now_ms = now_ms
         self._running: dict[str, _Running] = {}
         self._turn = asyncio.Semaphore(1)
+        self.owner = owner or process_owner()
+        self._lease_ms = round(lease_s * 1000)
+        self._keeper: asyncio.Task[None] | None = None
 
     async def start(self, request: backtest_service_pb2.StartSweepRequest) -> Any:
         """Check the sweep, store its operation and start it; the operation, at once."""
@@ -169,30 +202,80 @@ class Operations:
         operation.metadata.Pack(progress)
         kept = any_pb2.Any()
         kept.Pack(request)
-        await self._store.add(operation, now_ms, kept.SerializeToString())
+        await self._store.add(
+            operation, now_ms, kept.SerializeToString(), self.owner, self._lease_ms
+        )
         self._launch(_Running(operation, progress, 0.0), request)
         logger.info("operation started", extra={"operation": operation.name})
         return operation
 
     async def resume(self) -> int:
-        """Start again every operation a stop interrupted; how many there were."""
-        unfinished = await self._store.unfinished()
-        for kept in unfinished:
-            request: Message = backtest_service_pb2.StartSweepRequest()
-            progress: Any = backtest_service_pb2.SweepProgress()
-            if not kept.operation.metadata.Is(progress.DESCRIPTOR):
-                request = backtest_service_pb2.StartWalkForwardRequest()
-                progress = backtest_service_pb2.WalkForwardProgress()
-            any_pb2.Any.FromString(kept.request).Unpack(request)
-            kept.operation.metadata.Unpack(progress)
-            elapsed = progress.elapsed.ToTimedelta().total_seconds()
-            self._launch(_Running(kept.operation, progress, elapsed), request)
-            logger.info("operation resumed", extra={"operation": kept.operation.name})
-        return len(unfinished)
+        """Start again every unfinished operation no live instance runs (a stop interrupted
+        it, or its instance died), and from then on keep the leases (see `_lease_round`);
+        how many were resumed."""
+        # What this owner held before the start is no running instance's: a restart with the
+        # same owner takes its operations back at once rather than when their leases expire.
+        await self._store.release(self.owner)
+        resumed = await self._lease_round()
+        self._keep_leases()
+        return resumed
+
+    def _resume(self, kept: Unfinished) -> None:
+        request: Message = backtest_service_pb2.StartSweepRequest()
+        progress: Any = backtest_service_pb2.SweepProgress()
+        if not kept.operation.metadata.Is(progress.DESCRIPTOR):
+            request = backtest_service_pb2.StartWalkForwardRequest()
+            progress = backtest_service_pb2.WalkForwardProgress()
+        any_pb2.Any.FromString(kept.request).Unpack(request)
+        kept.operation.metadata.Unpack(progress)
+        elapsed = progress.elapsed.ToTimedelta().total_seconds()
+        self._launch(_Running(kept.operation, progress, elapsed), request)
+        logger.info("operation resumed", extra={"operation": kept.operation.name})
 
     def _launch(self, entry: _Running, request: Message) -> None:
         self._running[entry.operation.name] = entry
         entry.task = asyncio.create_task(self._run(entry, request))
+        self._keep_leases()
+
+    def _keep_leases(self) -> None:
+        """Start the lease round every third of a lease, unless it runs: from the first
+        operation this instance runs, or from `resume`."""
+        if self._keeper is None:
+            self._keeper = asyncio.create_task(self._keep_leases_every(self._lease_ms / 3000))
+
+    async def _keep_leases_every(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self._lease_round()
+            except StoreError as exc:  # tried again next round, before the leases expire
+                logger.error("operation leases not kept: %s", exc)
+
+    async def _lease_round(self) -> int:
+        """Take over the operations whose lease expired and run them; renew the leases of
+        those running here, stopping any this instance no longer holds; cancel those whose
+        cancel was asked of another instance. How many were taken over."""
+        now = self._now_ms()
+        claimed = await self._store.claim_unfinished(self.owner, now, self._lease_ms)
+        # One of this instance's own, renewed late, is claimed again: it runs already.
+        adopted = [kept for kept in claimed if kept.operation.name not in self._running]
+        for kept in adopted:
+            self._resume(kept)
+        # Not those that ended: their end took their lease with it.
+        running = {name for name, entry in self._running.items() if not entry.operation.done}
+        if not running:
+            return len(adopted)
+        held = await self._store.renew(self.owner, running, now, self._lease_ms)
+        for name in running - held:  # taken over (this instance stalled), or deleted
+            entry = self._running.get(name)
+            if entry is not None and not entry.operation.done:
+                entry.lost = True
+                entry.request_stop(cancel=False)
+        for name in await self._store.cancel_requested(held):
+            entry = self._running.get(name)
+            if entry is not None:
+                entry.request_stop(cancel=True)
+        return len(adopted)
 
     async def get(self, name: str) -> Any:
         """The operation now; `NotFoundError` for a name never given or deleted."""
@@ -213,12 +296,13 @@ class Operations:
         return listed, token
 
     async def cancel(self, name: str) -> None:
-        """Ask a running operation to stop; it ends CANCELLED. A finished one is left as is."""
+        """Ask a running operation to stop; it ends CANCELLED (one another instance runs,
+        within a third of a lease). A finished one is left as is."""
         entry = self._running.get(name)
-        if entry is None:
+        if entry is not None:
+            entry.request_stop(cancel=True)
+        elif not await self._store.request_cancel(name):
             await self._store.get(name)  # NotFoundError for an unknown name
-            return
-        entry.request_stop(cancel=True)
 
     async def delete(self, name: str) -> None:
         """Forget an operation (cancelling it first if it runs)."""
@@ -232,34 +316,59 @@ class Operations:
 
     async def wait(self, name: str, timeout_s: float | None) -> Any:
         """The operation once done, or as it is when ``timeout_s`` passes."""
-        entry = self._running.get(name)
-        if entry is not None and entry.task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(entry.task), timeout_s)
-        return await self.get(name)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while True:
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            entry = self._running.get(name)
+            if entry is not None and entry.task is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(entry.task), left)
+                left = None if deadline is None else max(0.0, deadline - loop.time())
+            operation = await self.get(name)
+            if operation.done or left == 0:
+                return operation
+            # Another instance's (or it became one's): read again until done.
+            await asyncio.sleep(_POLL_S if left is None else min(_POLL_S, left))
 
     async def watch(self, name: str) -> AsyncIterator[Any]:
-        """The operation now, then after each change (at most every 0.1 s) until done."""
+        """The operation now, then after each change (at most every 0.1 s; every 0.5 s when
+        another instance runs it) until done."""
+        last = None
         while True:
             entry = self._running.get(name)
             if entry is None:
-                yield await self._store.get(name)
-                return
+                stored = await self._store.get(name)
+                if stored != last:
+                    yield stored
+                    last = stored
+                if stored.done:
+                    return
+                await asyncio.sleep(_POLL_S)
+                continue
             changed = entry.changed
-            snapshot = entry.snapshot()
-            yield snapshot
-            if snapshot.done:  # ended while its result was being stored
+            last = entry.snapshot()
+            yield last
+            if last.done:  # ended while its result was being stored
                 return
             await changed.wait()
             await asyncio.sleep(_WATCH_INTERVAL_S)
 
     async def close(self) -> None:
-        """Stop every running operation, leaving it unfinished so the next start resumes it;
-        then close the executor (a cluster connection)."""
+        """Stop every running operation, leaving it unfinished and its lease let go of, so that
+        another instance or the next start resumes it at once; then close the executor (a
+        cluster connection)."""
+        if self._keeper is not None:  # first: it would take over operations as they stop
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
         tasks = [entry.task for entry in self._running.values() if entry.task is not None]
         for entry in self._running.values():
             entry.request_stop(cancel=False)
         await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await self._store.release(self.owner)
+        except StoreError as exc:  # they are taken over when the leases expire instead
+            logger.error("operation leases not let go of: %s", exc)
         await asyncio.to_thread(self._executor.close)
 
     async def _run(self, entry: _Running, request: Message) -> None:
@@ -277,6 +386,8 @@ class Operations:
                 self._turn.release()
         except _StoppedError:
             await self._end_stopped(entry)
+        except LeaseLostError:
+            await self._let_go(entry)
         except RequestError as exc:
             await self._finish(entry, error=_status(exc.code, exc.message))
         except StoreError as exc:
@@ -470,22 +581,41 @@ class Operations:
         entry.touch()
 
     async def _keep(self, entry: _Running, index: int, plan: str, metrics: list[Metrics]) -> None:
-        await self._store.add_chunk(entry.snapshot(), index, plan, metrics)
+        await self._store.add_chunk(entry.snapshot(), index, plan, metrics, self.owner)
 
     async def _end_stopped(self, entry: _Running) -> None:
-        if entry.cancelled:
+        if entry.lost:
+            await self._let_go(entry)
+        elif entry.cancelled:
             await self._finish(
                 entry, error=_status(grpc.StatusCode.CANCELLED, "cancelled by the client")
             )
         else:  # the service is stopping: keep it unfinished, with its progress, to resume
             try:
-                await self._store.save(entry.snapshot())
+                await self._store.save(entry.snapshot(), self.owner)
+            except LeaseLostError:
+                await self._let_go(entry)
+                return
             except StoreError as exc:  # its chunks are kept: it resumes from them anyway
                 logger.error(
                     "progress not kept: %s", exc, extra={"operation": entry.operation.name}
                 )
             self._running.pop(entry.operation.name, None)
             entry.touch()
+
+    async def _let_go(self, entry: _Running) -> None:
+        """Forget an operation this instance no longer holds, writing nothing of it; Get, Wait
+        and Watch read it from the store, where its new owner keeps it."""
+        name = entry.operation.name
+        # Its lease was taken over (this instance stalled past it), or it was deleted.
+        logger.warning(
+            "operation stopped here: it is no longer this instance's", extra={"operation": name}
+        )
+        self._running.pop(name, None)
+        entry.touch()
+        if entry.cancelled:  # asked of this instance: passed on to the new owner
+            with contextlib.suppress(StoreError):
+                await self._store.request_cancel(name)
 
     async def _finish(
         self, entry: _Running, *, response: Message | None = None, error: Any = None
@@ -496,7 +626,10 @@ class Operations:
         else:
             entry.operation.error.CopyFrom(error)
         try:
-            await self._store.save(entry.snapshot())
+            await self._store.save(entry.snapshot(), self.owner)
+        except LeaseLostError:
+            await self._let_go(entry)
+            return
         except StoreError as exc:
             # Answered from memory until a restart, which runs it again (it is not done there).
             logger.error("end not kept: %s", exc, extra={"operation": entry.operation.name})

@@ -30,8 +30,8 @@ class BacktestSettings(BaseSettings, ServerSecurity, ChannelSecurity):
     # whole tables), walk-forwards and operations: one database that several instances of the
     # service share. `postgresql://USER:PASSWORD@HOST:5432/DATABASE` (psycopg 3 connects;
     # libpq's parameters go in the query, `?sslmode=require`). Unset: the SQLite file.
-    # Operations still run where they were started: each instance that starts resumes every
-    # unfinished one it finds, and cancels and waits only for its own.
+    # Each sweep or walk-forward operation runs on one instance, which holds its lease (see
+    # operation_lease_s); any instance answers for it (get, list, wait, watch, cancel).
     database_url: SecretStr | None = None
     # Statistics, de-duplication window and next offset of each partition the consumer reads
     # (the source of truth). With database_url set they live in that database instead, where
@@ -43,6 +43,8 @@ class BacktestSettings(BaseSettings, ServerSecurity, ChannelSecurity):
     # Kafka static membership (`group.instance.id`, KIP-345): a restarted service with the same
     # id gets its partitions back at once. Without it, a killed member holds them until the
     # group's session timeout (45 s) passes. Give each running instance its own, stable id.
+    # It also names the instance's operation leases: restarted, it takes back its operations
+    # at once (without it, another instance takes them over when their leases expire).
     consumer_instance_id: str | None = None
     consumer_enabled: bool = True
     # Largest batch taken from librdkafka at once; a batch is persisted in one transaction.
@@ -84,6 +86,13 @@ class BacktestSettings(BaseSettings, ServerSecurity, ChannelSecurity):
     # Combinations a sweep's grid may have. Up to a million: ranked on a bounded heap (a grid
     # above 10,000 must ask for its best `top_n`), at the executor's speed (a Ray cluster's).
     max_sweep_combinations: int = Field(default=10_000, ge=1, le=1_000_000)
+    # How long an operation's lease lasts unrenewed; its instance renews it every third of
+    # that, in the same round taking over the operations whose lease expired and acting on
+    # cancels asked of other instances. With database_url, the longest a killed instance's
+    # operations wait before another instance resumes them from their stored chunks, and a
+    # cancel asked of another instance takes up to a third of it. The instances' clocks must
+    # agree to well within it.
+    operation_lease_s: float = Field(default=30.0, ge=1)
     # Bars one backtest may ask for (a year of 1m bars is 525,600).
     max_bars: int = Field(default=5_000_000, ge=2)
     # Points kept of an equity curve in a stored backtest.
