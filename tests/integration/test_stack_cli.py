@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,18 +91,23 @@ def _port_free(port: int) -> bool:
 
 
 @pytest.fixture
-def isolated(tmp_path: Path) -> Iterator[IsolatedStack]:
-    """An isolated stack definition; whatever it started is stopped afterwards."""
+def isolated() -> Iterator[IsolatedStack]:
+    """An isolated stack definition; whatever it started is stopped, and its data removed.
+
+    Not under pytest's tmp_path, which only its owner may enter: run as root, PostgreSQL runs as
+    the postgres user and would keep its data in that user's home, outliving the test."""
     ports = dict(zip(_PORT_SETTINGS, free_ports(len(_PORT_SETTINGS)), strict=True))
-    data_dir = tmp_path / "stack"
-    env = {
-        **os.environ,
-        "FINPLAT_STACK_DATA_DIR": str(data_dir),
-        **{name: str(port) for name, port in ports.items()},
-    }
-    stack = IsolatedStack(data_dir, ports, env)
-    yield stack
-    stack.run("down")
+    with tempfile.TemporaryDirectory(prefix="finplat-stack-cli-") as name:
+        os.chmod(name, 0o711)
+        data_dir = Path(name) / "stack"
+        env = {
+            **os.environ,
+            "FINPLAT_STACK_DATA_DIR": str(data_dir),
+            **{name: str(port) for name, port in ports.items()},
+        }
+        stack = IsolatedStack(data_dir, ports, env)
+        yield stack
+        stack.run("down")
 
 
 def test_status_reports_every_server_down_when_nothing_runs(isolated: IsolatedStack) -> None:
