@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -44,18 +45,28 @@ _SERVE = (
 NOV_1_MS = 1_730_419_200_000
 
 
-@pytest_asyncio.fixture
-async def price_address() -> AsyncIterator[str]:
+@asynccontextmanager
+async def fake_price_service(last_day: date) -> AsyncIterator[str]:
+    """The address of a PriceService in this process serving BTCUSDT's real 1m candles from
+    2024-11-01 to `last_day`."""
     prices = FakePriceService(
-        {"BTCUSDT": btc_candles(market_data_dir(), date(2024, 11, 1), date(2024, 11, 1))}
+        {"BTCUSDT": btc_candles(market_data_dir(), date(2024, 11, 1), last_day)}
     )
     binding = ServiceBinding(
         "finance.market.v1.PriceService",
         lambda s: price_service_pb2_grpc.add_PriceServiceServicer_to_server(prices, s),
     )
     server = await start_server("127.0.0.1:0", [binding])
-    yield f"127.0.0.1:{server.port}"
-    await server.stop(0)
+    try:
+        yield f"127.0.0.1:{server.port}"
+    finally:
+        await server.stop(0)
+
+
+@pytest_asyncio.fixture
+async def price_address() -> AsyncIterator[str]:
+    async with fake_price_service(date(2024, 11, 1)) as address:
+        yield address
 
 
 def _service_env(

@@ -21,23 +21,20 @@ import pytest
 import pytest_asyncio
 from google.longrunning import operations_pb2, operations_pb2_grpc  # type: ignore[import-untyped]
 from google.protobuf.duration_pb2 import Duration
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import make_url
 
 from finance.backtest.v1 import backtest_pb2, backtest_service_pb2, backtest_service_pb2_grpc
-from finance.market.v1 import price_service_pb2_grpc
-from finplat.core.grpc_server import ServiceBinding, start_server
 from finplat.stack.process import free_ports
-from tests.paths import market_data_dir
-from tests.unit.backtest.fake_price_service import FakePriceService, btc_candles
+from tests.integration.backtest.test_service_process import (
+    _SERVE,
+    NOV_1_MS,
+    _progress,
+    _wait_serving,
+    fake_price_service,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
-_SERVE = (
-    "from finplat.core.logging import configure_logging; configure_logging('INFO'); "
-    "from finplat.backtest.cli import backtest; backtest(['serve'])"
-)
-NOV_1_MS = 1_730_419_200_000
 DAY_MS = 86_400_000
 # Short leases: a killed instance's operations are taken over within 3 s and a round (1 s).
 LEASE_S = 3
@@ -46,16 +43,8 @@ LEASE_S = 3
 @pytest_asyncio.fixture
 async def price_address() -> AsyncIterator[str]:
     # November 2024 (43,200 bars): sweeps of seconds.
-    prices = FakePriceService(
-        {"BTCUSDT": btc_candles(market_data_dir(), date(2024, 11, 1), date(2024, 11, 30))}
-    )
-    binding = ServiceBinding(
-        "finance.market.v1.PriceService",
-        lambda s: price_service_pb2_grpc.add_PriceServiceServicer_to_server(prices, s),
-    )
-    server = await start_server("127.0.0.1:0", [binding])
-    yield f"127.0.0.1:{server.port}"
-    await server.stop(0)
+    async with fake_price_service(date(2024, 11, 30)) as address:
+        yield address
 
 
 @dataclass
@@ -104,19 +93,6 @@ def _serving(
             process.wait(10)
 
 
-async def _wait_serving(channel: grpc.aio.Channel) -> None:
-    health = health_pb2_grpc.HealthStub(channel)
-    async with asyncio.timeout(60):
-        while True:
-            try:
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(0.2)
-
-
 def _run_request() -> backtest_service_pb2.RunBacktestRequest:
     request = backtest_service_pb2.RunBacktestRequest(
         strategy="sma_crossover",
@@ -148,12 +124,6 @@ def _long_sweep(fast: int, slow: int) -> backtest_service_pb2.RunSweepRequest:
     sweep.data.start_time.FromMilliseconds(NOV_1_MS)
     sweep.data.end_time.FromMilliseconds(NOV_1_MS + 30 * DAY_MS)
     return sweep
-
-
-def _progress(operation: Any) -> backtest_service_pb2.SweepProgress:
-    progress = backtest_service_pb2.SweepProgress()
-    assert operation.metadata.Unpack(progress)
-    return progress
 
 
 async def _until_done_at_least(channel: grpc.aio.Channel, name: str, count: int) -> None:
