@@ -9,6 +9,11 @@ UV := $(CACHE_DIR)/tools/uv-$(UV_VERSION)/bin/uv
 export UV_CACHE_DIR := $(CACHE_DIR)/uv
 export UV_PYTHON_DOWNLOADS := never
 export npm_config_cache := $(CACHE_DIR)/npm
+# Python keeps each module's bytecode (__pycache__, ignored by git) for every later process to
+# read. With PYTHONDONTWRITEBYTECODE set, as some machines and images have it, every process
+# compiles again each module it imports: 6 of the 9 s `finplat backtest --help` took here, paid
+# again by each service, CLI and test process.
+unexport PYTHONDONTWRITEBYTECODE
 VENV := .venv
 BIN := $(VENV)/bin
 BUF := tools/buf/node_modules/.bin/buf
