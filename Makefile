@@ -127,10 +127,11 @@ test-integration: install system-deps ## Integration tests (starts the stack unl
 test: lint system-deps ## lint, type checks, freshness, unit and integration tests (the single-node stack)
 	$(BIN)/pytest
 
-# A stack of its own beside the default one (3 Kafka nodes on ports 29092..), started once for
-# the session and stopped after: apart from `make test`, whose time the default keeps.
-test-cluster: install system-deps ## Tests on a 3-node Kafka cluster they start (CI runs them after `make test`)
-	$(BIN)/pytest -m cluster tests/integration/cluster
+# The scale-out: several instances on the default stack's PostgreSQL, and a stack of its own
+# beside the default one (3 Kafka nodes on ports 29092..), started once for the session and
+# stopped after. Apart from `make test`, whose time the single-node default keeps.
+test-cluster: install system-deps ## Scale-out tests: several instances on PostgreSQL, a 3-node Kafka cluster they start (CI runs them after `make test`)
+	$(BIN)/pytest -m "cluster or scaleout" tests/integration
 
 bench: install system-deps ## Benchmarks: each prints a table beside a peer measured in the same run
 	$(BIN)/finplat stack up

@@ -8,7 +8,7 @@ import pytest
 from finplat.backtest.adapters.database import postgres_url
 from tests.unit.backtest import consumer_group_cases as cases
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.scaleout]
 
 
 @pytest.fixture

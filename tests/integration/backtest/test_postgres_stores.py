@@ -14,7 +14,7 @@ from finplat.backtest.adapters.results_store import ResultStore
 from finplat.backtest.errors import StoreError
 from tests.backtest_stores import OperationStoreCases, ResultStoreCases, backtest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.scaleout]
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from tests.integration.backtest.test_service_process import (
     fake_price_service,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+pytestmark = [pytest.mark.integration, pytest.mark.scaleout, pytest.mark.asyncio]
 
 DAY_MS = 86_400_000
 # Short leases: a killed instance's operations are taken over within 3 s and a round (1 s).
