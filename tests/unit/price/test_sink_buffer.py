@@ -7,7 +7,7 @@ import pytest
 
 from finplat.core.retry import RetryPolicy
 from finplat.price.adapters.errors import StoreRejectedError, StoreUnavailableError
-from finplat.price.service.sink_buffer import BufferedSink
+from finplat.price.service.sink_buffer import BufferedSink, drain_all
 from tests.support import eventually_async
 
 FAST_RETRY = RetryPolicy(initial_s=0.001, max_s=0.002, jitter=0)
@@ -106,6 +106,31 @@ async def test_drain_gives_up_at_the_deadline() -> None:
     left = await sink.drain(timeout_s=0.05)
 
     assert left == 1
+
+
+@pytest.mark.asyncio
+async def test_sinks_drain_side_by_side_within_one_timeout() -> None:
+    # The first sink's store takes its batch only once the second's has taken one: drained one
+    # after the other, the first would wait out the whole timeout and keep its item.
+    second_written = asyncio.Event()
+
+    async def after_the_second(batch: Sequence[int]) -> None:
+        await second_written.wait()
+
+    async def second(batch: Sequence[int]) -> None:
+        second_written.set()
+
+    sinks = [
+        BufferedSink("first", after_the_second, capacity=10, batch_size=10, retry=FAST_RETRY),
+        BufferedSink("second", second, capacity=10, batch_size=10, retry=FAST_RETRY),
+    ]
+    for sink in sinks:
+        sink.offer(1)
+
+    left = await asyncio.wait_for(drain_all(sinks, timeout_s=0.5), timeout=5)
+
+    assert left == [0, 0]
+    assert [sink.stats.written for sink in sinks] == [1, 1]
 
 
 @pytest.mark.asyncio

@@ -7,6 +7,7 @@ With several shards, Kafka -> stream hub too, for the symbols the other shards i
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -37,7 +38,7 @@ from finplat.price.service.api import (
 from finplat.price.service.metrics import LatencyMetrics, PriceCollector, PriceSources
 from finplat.price.service.pipeline import PricePipeline, stored_intervals
 from finplat.price.service.settings import PriceSettings
-from finplat.price.service.sink_buffer import BufferedSink, WriteBatch
+from finplat.price.service.sink_buffer import BufferedSink, WriteBatch, drain_all
 from finplat.price.service.stream_hub import StreamHub
 
 logger = logging.getLogger(__name__)
@@ -301,7 +302,8 @@ class PriceService:
 
     async def _drain(self) -> None:
         timeout = self.settings.sinks.drain_timeout_s
-        for sink in self.sinks.values():
-            await sink.drain(timeout)
-        left = await self.publisher.flush(timeout)
+        deadline = time.monotonic() + timeout
+        await drain_all(self.sinks.values(), timeout)
+        # librdkafka delivered in the background meanwhile; the flush waits for the rest.
+        left = await self.publisher.flush(max(0.0, deadline - time.monotonic()))
         logger.info("price service stopped", extra={"kafka_unacknowledged": left})

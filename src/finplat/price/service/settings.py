@@ -25,7 +25,8 @@ class SinkSettings(BaseModel):
     """How long a partial batch gathers before it is written: at a few thousand updates/s,
     writing as soon as anything is buffered costs a store round trip per update or two."""
     drain_timeout_s: float = Field(default=10.0, gt=0)
-    """How long shutdown keeps writing what is buffered."""
+    """How long shutdown keeps writing what is buffered (every store at once, Kafka's
+    acknowledgements included)."""
     retry_initial_s: float = Field(default=0.2, gt=0)
     """First wait after a store failure."""
     retry_max_s: float = Field(default=5.0, gt=0)

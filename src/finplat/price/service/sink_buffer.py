@@ -12,9 +12,9 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from finplat.core.retry import Backoff, RetryPolicy
 from finplat.price.adapters.errors import StoreRejectedError, StoreUnavailableError
@@ -137,3 +137,12 @@ class BufferedSink(Generic[T]):
         if self._buffer:
             logger.error("%s: %d items not written at shutdown", self.name, len(self._buffer))
         return len(self._buffer)
+
+
+async def drain_all(sinks: Iterable[BufferedSink[Any]], timeout_s: float) -> list[int]:
+    """Drain the sinks side by side for at most `timeout_s` in all; what each has left.
+
+    One after the other, a store that is away would hold every sink behind it for its whole
+    timeout, and shutdown would take one timeout per sink: longer than a supervisor waits
+    before it kills the process, and everything still buffered is lost."""
+    return await asyncio.gather(*(sink.drain(timeout_s) for sink in sinks))
