@@ -25,6 +25,7 @@ from finplat.backtest.domain.metrics import (
     metrics_from,
     trade_accumulator,
 )
+from finplat.backtest.domain.simulation import advance, new_state, trade_buffers
 from finplat.backtest.domain.strategies import REGISTRY, Indicators, Params, get_strategy
 from finplat.backtest.domain.strategies.registry import BUILT_IN
 from finplat.backtest.domain.sweep_kernel import TILE_BARS, score_chunk
@@ -243,3 +244,36 @@ def test_a_memo_over_its_budget_lets_series_go_and_results_stay(bars: Bars) -> N
         assert memo.kept_bytes <= 3 * series_bytes
     assert_same(kernel, [run_strategy(bars, "ema_crossover", p, config).metrics for p in combos])
     assert memo.kept_bytes == 3 * series_bytes  # full: 12 combos use more than 3 EMAs
+
+
+def _simulate(target: npt.NDArray[np.int8], stop_loss: float) -> list[npt.NDArray[np.generic]]:
+    """Everything ``advance`` writes for ``target`` on a random walk of bars."""
+    rng = np.random.default_rng(SEED)
+    n = target.shape[0]
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+    open_ = np.concatenate(([100.0], close[:-1]))
+    high, low = np.maximum(open_, close) * 1.002, np.minimum(open_, close) * 0.998
+    floats, ints = new_state(10_000.0)
+    equity, side = np.empty(n), np.empty(n, np.int8)
+    ti, tf = trade_buffers(2 * n + 1)
+    k = advance(
+        open_, high, low, close, target, 0, floats, ints, 0.001, 0.0005, 1.0, stop_loss, 0.0,
+        equity, side, ti, tf,
+    )  # fmt: skip
+    return [equity, side, ti[:k], tf[:k], floats, ints]
+
+
+@pytest.mark.parametrize("n", [1, 2, 31, 32, 33, 64, 65, 200, 1_000, 5_000])
+def test_runs_of_repeated_targets_are_the_bars_one_by_one(n: int) -> None:
+    # Without stops the simulation skips a run of repeated targets a block of bars at a time;
+    # with a stop that never triggers (a loss of 1e9 of the entry price) it takes each bar
+    # one by one. Same equity, sides, trades and state, for runs of every length, ending
+    # anywhere in a block or at the last bar.
+    rng = np.random.default_rng(SEED + n)
+    for mean_run in (1.5, 5.0, 40.0, 400.0) * 5:
+        lengths = rng.geometric(1.0 / mean_run, n)
+        target = np.repeat(rng.integers(-1, 2, n), lengths)[:n].astype(np.int8)
+        skipping, one_by_one = _simulate(target, 0.0), _simulate(target, 1e9)
+        for got, want in zip(skipping, one_by_one, strict=True):
+            assert got.dtype == want.dtype
+            assert got.tobytes() == want.tobytes()

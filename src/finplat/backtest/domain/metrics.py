@@ -105,18 +105,21 @@ def _extremes(equity: FloatArray, first: int, end: int) -> tuple[float, float]:
     """(lowest, highest) of ``equity[first:end]``. Four running extremes side by side: one
     would be a chain of dependent comparisons, 4 cycles a bar, that the compiler does not
     vectorise (a min of floats must keep NaN's order); equity is finite, so any order gives
-    the same extremes."""
+    the same extremes. Unsigned indices: numba wraps a signed one around if negative, a
+    select on every load."""
     low0 = low1 = low2 = low3 = np.inf
     high0 = high1 = high2 = high3 = -np.inf
-    i = first
-    while i + 4 <= end:
-        a, b, c, d = equity[i], equity[i + 1], equity[i + 2], equity[i + 3]
+    # Unsigned steps too: an int64 one would make the sum signed again.
+    one, two, three, four = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
+    i, stop = np.uint64(first), np.uint64(end)
+    while i + four <= stop:
+        a, b, c, d = equity[i], equity[i + one], equity[i + two], equity[i + three]
         low0, high0 = min(low0, a), max(high0, a)
         low1, high1 = min(low1, b), max(high1, b)
         low2, high2 = min(low2, c), max(high2, c)
         low3, high3 = min(low3, d), max(high3, d)
-        i += 4
-    for j in range(i, end):
+        i += four
+    for j in range(i, stop):
         low0, high0 = min(low0, equity[j]), max(high0, equity[j])
     return min(low0, low1, low2, low3), max(high0, high1, high2, high3)
 

@@ -93,7 +93,7 @@ def _book_exit(
 
 
 # Targets compared at once while looking for the end of a run: a run is mostly hundreds of
-# bars, and counting differences in a block is a loop the compiler vectorises.
+# bars, and comparing a block is a loop the compiler vectorises.
 _SCAN = 32
 
 
@@ -102,13 +102,17 @@ def _repeats_until(target: Int8Array, i: int, value: int) -> int:
     """The first bar from ``i`` whose previous bar's target is not ``value`` (or the end)."""
     n: int = target.shape[0]
     j = i - 1  # the first bar whose target is not ``value``, from ``i - 1`` on
-    while j + _SCAN <= n:
-        differ = 0
-        for k in range(j, j + _SCAN):
-            differ += target[k] != value
+    while j < n:
+        # The block's length known only at run time, unsigned bounds (see ``_hold``) and a
+        # flag, not an int64 count: a constant length is unrolled into a chain of byte
+        # compares, and a count widens each byte to 8.
+        stop = min(j + _SCAN, n)
+        differ = False
+        for k in range(np.uint64(j), np.uint64(stop)):
+            differ |= target[k] != value
         if differ:
             break
-        j += _SCAN
+        j = stop
     while j < n and target[j] == value:
         j += 1
     return min(j, n - 1) + 1
@@ -128,7 +132,9 @@ def _hold(
     """Bars ``bars`` (first, end) in which nothing is traded: the side held and the equity at
     each close. Bounds, not slices: a view costs reference counting, per run of bars."""
     first, end = bars
-    for i in range(first, end):
+    # Unsigned bounds: a signed index may be negative, so numba wraps it around, which turns
+    # the loop into gathers and scatters instead of plain vector loads and stores.
+    for i in range(np.uint64(first), np.uint64(end)):
         side[i] = direction
         equity[i] = cash + direction * qty * (close[i] - entry_px) if direction != 0 else cash
 
