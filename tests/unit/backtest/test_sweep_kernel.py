@@ -209,9 +209,19 @@ def _aligned_curve() -> npt.NDArray[np.float64]:
     )  # fmt: skip
 
 
-def test_drawdowns_of_plateaus_and_returns_to_the_peak_equal_the_numpy_formulas() -> None:
+def _below_zero_curve() -> npt.NDArray[np.float64]:
+    """A short can lose more than the equity: blocks wholly under the peak whose bars are
+    negative floats, whose bits do not order as the floats do, and -0.0."""
+    return np.concatenate(
+        (np.full(64, 10_000.0), np.linspace(9_000.0, -3_000.0, 3 * BLOCK),
+         np.full(BLOCK, -0.0), np.linspace(-2_000.0, 12_000.0, 2 * BLOCK))
+    )  # fmt: skip
+
+
+def test_drawdowns_of_plateaus_returns_to_the_peak_and_losses_below_zero_equal_numpy() -> None:
     rng = np.random.default_rng(SEED)
-    for curve in [_aligned_curve(), *(_plateau_curve(rng) for _ in range(20))]:
+    curves = [_aligned_curve(), _below_zero_curve(), *(_plateau_curve(rng) for _ in range(20))]
+    for curve in curves:
         acc = equity_accumulator(10_000.0)
         for start in range(0, len(curve), TILE_BARS):
             add_equity(acc, curve[start : start + TILE_BARS])

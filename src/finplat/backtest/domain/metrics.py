@@ -75,25 +75,45 @@ def trade_accumulator() -> FloatArray:
 
 
 @njit
-def _returns(equity: FloatArray, prev: float, out: FloatArray) -> None:
-    """Simple returns of ``equity`` after ``prev``; independent bars, so a vectorised loop."""
-    out[0] = equity[0] / prev - 1.0 if prev > 0.0 else 0.0
-    for i in range(1, equity.shape[0]):
-        before = equity[i - 1]
-        out[i] = equity[i] / before - 1.0 if before > 0.0 else 0.0
+def _return(equity: float, before: float) -> float:
+    """A bar's simple return. A function of its own so that ``_block_stats``'s licence to
+    reorder additions does not reach its division and subtraction."""
+    return equity / before - 1.0 if before > 0.0 else 0.0
+
+
+@njit
+def _from_bits(bits: np.int64) -> float:
+    """The float64 whose IEEE-754 bits are ``bits``."""
+    return float(np.int64(bits).view(np.float64))
 
 
 @njit_reassociating
-def _block_sums(returns: FloatArray) -> tuple[float, float, float]:
-    """(sum, sum of squares, sum of squared losses) of a block of returns."""
+def _block_stats(equity: FloatArray, prev: float) -> tuple[float, float, float, float, float]:
+    """(sum, sum of squares, sum of squared losses) of the returns of a block of ``equity``
+    after ``prev``, and (lowest, highest) of the block, or (-inf, inf) if it is not all >= +0.
+
+    One vectorised loop, whose divisions (a bar's return) leave time for the rest: the sums,
+    and extremes that spare ``_add_drawdowns`` most blocks. The extremes are taken of the
+    floats' bits as integers, which order non-negative floats as the floats do and, unlike a
+    float min, the compiler vectorises; a negative (or -0.0) float is a negative integer, so
+    any such bar shows in the lowest and the block is left to ``_add_drawdowns``.
+    """
     total = squares = losses = 0.0
-    for i in range(returns.shape[0]):
-        r = returns[i]
+    bits = equity.view(np.int64)
+    lowest, highest = np.int64(2**63 - 1), np.int64(-(2**63))
+    before = prev
+    for i in range(equity.shape[0]):
+        e = equity[i]
+        r = _return(e, before)
+        before = e
         total += r
         squares += r * r
         loss = min(r, 0.0)
         losses += loss * loss
-    return total, squares, losses
+        lowest, highest = min(lowest, bits[i]), max(highest, bits[i])
+    if lowest < 0:
+        return total, squares, losses, -np.inf, np.inf
+    return total, squares, losses, _from_bits(lowest), _from_bits(highest)
 
 
 # Bars whose extremes are found together before the drawdown loop looks at them one by one.
@@ -192,18 +212,22 @@ def add_equity(acc: FloatArray, equity: FloatArray) -> None:
         return
     if acc[E_COUNT] % BLOCK != 0:
         raise ValueError("a piece of an equity curve must start at a multiple of BLOCK bars")
-    returns = np.empty(BLOCK)
     prev = acc[E_PREV]
     for start in range(0, n, BLOCK):
         block = equity[start : start + BLOCK]
         m = block.shape[0]
-        _returns(block, prev, returns)
-        total, squares, losses = _block_sums(returns[:m])
+        total, squares, losses, low, high = _block_stats(block, prev)
         acc[E_SUM] += total
         acc[E_SUM_SQ] += squares
         acc[E_DOWN_SQ] += losses
         prev = block[m - 1]
-    _add_drawdowns(acc, equity)
+        if high < acc[E_PEAK]:
+            # Under the peak throughout, as most blocks are: what each of its segments would
+            # do in ``_add_drawdowns``, at once.
+            acc[E_TROUGH] = min(acc[E_TROUGH], low)
+            acc[E_RUN] += m
+        else:
+            _add_drawdowns(acc, block)
     acc[E_PREV] = prev
     acc[E_COUNT] += n
 
