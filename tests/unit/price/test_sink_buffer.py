@@ -111,7 +111,7 @@ async def test_drain_gives_up_at_the_deadline() -> None:
 @pytest.mark.asyncio
 async def test_sinks_drain_side_by_side_within_one_timeout() -> None:
     # The first sink's store takes its batch only once the second's has taken one: drained one
-    # after the other, the first would wait out the whole timeout and keep its item.
+    # after the other, the first's write would never return (the 5 s bound below fails it).
     second_written = asyncio.Event()
 
     async def after_the_second(batch: Sequence[int]) -> None:
