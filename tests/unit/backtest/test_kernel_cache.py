@@ -15,7 +15,10 @@ _KERNEL = "from pkg._jit import njit\nfrom pkg.b import g\n\n@njit\ndef f():\n  
 
 def _kernel_result(root: Path) -> str:
     """f() in a process of its own, as a service or sweep worker would start."""
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    # No .pyc: Python checks one against its source's mtime in whole seconds and its size, so
+    # b.py rewritten within the second of the first run, to a text of the same length, would
+    # be run from the old bytecode, whatever the kernel cache does.
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("NUMBA_CACHE_DIR", None)
     done = subprocess.run(
         [sys.executable, "-c", "from pkg.a import f; print(f())"],
