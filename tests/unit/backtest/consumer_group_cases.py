@@ -6,13 +6,15 @@ Two `BatchProcessor`s on one location stand for two instances of the group; the 
 they own are what the group would assign them.
 """
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import Engine, text
 
 from finplat.backtest.adapters.consumer_state import ConsumerStateStore, PartitionsLostError
-from finplat.backtest.adapters.database import Location
+from finplat.backtest.adapters.database import Location, make_engine
 from finplat.backtest.service.processor import BatchOutcome
 from tests.unit.backtest.service_support import TOPIC, encode, owning_processor, record, update
 
@@ -23,11 +25,11 @@ class StoreAt:
     """New stores (each a new instance's) on the location under test, all closed at the end."""
 
     def __init__(self, location: Location) -> None:
-        self._location = location
+        self.location = location
         self._opened: list[ConsumerStateStore] = []
 
     def __call__(self) -> ConsumerStateStore:
-        store = ConsumerStateStore(self._location, GROUP, TOPIC)
+        store = ConsumerStateStore(self.location, GROUP, TOPIC)
         self._opened.append(store)
         return store
 
@@ -99,3 +101,44 @@ def a_batch_touching_a_lost_partition_is_saved_for_none(new_store: StoreAt) -> N
     assert member.next_offset(0) is None
     member.process([record(0, encode(update("a")))])
     assert member.next_offset(0) == 1
+
+
+def a_window_the_version_before_kept_per_key_is_taken_over(new_store: StoreAt) -> None:
+    first = owning_processor(new_store(), partitions=[0])
+    first.process([record(0, encode(update("a"))), record(1, encode(update("b")))])
+    engine = make_engine(new_store.location)
+    try:
+        moved = _to_the_per_key_window(engine)
+        second = owning_processor(new_store(), partitions=[0])
+        outcome = second.process([record(2, encode(update("a"))), record(3, encode(update("c")))])
+
+        assert moved == 2
+        assert outcome == BatchOutcome(counted=1, duplicates=1, dead_lettered=0)
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT count(*) FROM consumer_seen")).scalar() == 0
+            windows = text("SELECT first_seq, next_seq FROM consumer_window ORDER BY first_seq")
+            assert connection.execute(windows).all() == [(0, 2), (2, 3)]
+    finally:
+        engine.dispose()
+
+
+def _to_the_per_key_window(engine: Engine) -> int:
+    """The state as the version before this one left it, the window one row per key."""
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TABLE consumer_seen (group_id TEXT, topic TEXT, partition INTEGER,"
+                " seq BIGINT, key TEXT NOT NULL, PRIMARY KEY (group_id, topic, partition, seq))"
+            )
+        )
+        rows = connection.execute(
+            text("SELECT group_id, topic, partition, first_seq, batch_keys FROM consumer_window")
+        ).all()
+        per_key = [
+            {"g": g, "t": t, "p": p, "s": first + i, "k": k}
+            for g, t, p, first, keys in rows
+            for i, k in enumerate(json.loads(keys))
+        ]
+        connection.execute(text("INSERT INTO consumer_seen VALUES (:g, :t, :p, :s, :k)"), per_key)
+        connection.execute(text("DELETE FROM consumer_window"))
+    return len(per_key)

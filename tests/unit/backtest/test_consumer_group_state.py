@@ -26,3 +26,7 @@ def test_a_batch_touching_a_lost_partition_is_saved_for_none(
     new_store: cases.StoreAt,
 ) -> None:
     cases.a_batch_touching_a_lost_partition_is_saved_for_none(new_store)
+
+
+def test_a_window_the_version_before_kept_per_key_is_taken_over(new_store: cases.StoreAt) -> None:
+    cases.a_window_the_version_before_kept_per_key_is_taken_over(new_store)

@@ -111,7 +111,19 @@ def test_dedup_window_is_bounded_across_restarts(path: Path) -> None:
 
     # "c" is still remembered; "a" was forgotten (capacity 2) and so counts again.
     assert outcome == BatchOutcome(counted=1, duplicates=1, dead_lettered=0)
-    assert len(second.store.load([0])[0].seen) == 2
+    second.stop()
+
+    third = Service(path, letters, capacity=2)
+    assert len(third.store.load([0])[0].seen) == 3 + 1  # the first batch's row still holds "c"
+    outcome = third.processor.process(
+        [record(5 + i, encode(update(k))) for i, k in enumerate("cab")]
+    )
+
+    # The window is "c" and "a" again; "b" fell out in the first run, and counts again.
+    assert outcome == BatchOutcome(counted=1, duplicates=2, dead_lettered=0)
+    # "c" fell out now ("a", "b" kept): the first batch's row is gone.
+    stored = third.store.load([0])[0].seen
+    assert [(seq, key.split("\x1f")[-1]) for seq, key in stored] == [(3, "a"), (4, "b")]
 
 
 def test_the_single_state_of_an_earlier_version_is_named_not_read(

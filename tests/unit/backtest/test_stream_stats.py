@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from finance.market.v1 import market_pb2
-from finplat.backtest.domain.dedup import DedupWindow
+from finplat.backtest.domain.dedup import DedupChanges, DedupWindow
 from finplat.backtest.domain.stats import (
     RateWindow,
     StatsSnapshot,
@@ -160,9 +160,21 @@ def test_dedup_window_forgets_the_oldest_key_first() -> None:
 
     assert added == [True, True, False, True, True]  # "a" was evicted by "c"
     changes = window.take_changes()
-    assert [key for _, key in changes.added] == ["a", "b", "c", "a"]
+    assert (changes.first_seq, changes.added) == (0, ["a", "b", "c", "a"])
     assert changes.keep_from_seq == 2  # "c" (seq 2) and the second "a" (seq 3) remain
-    assert window.take_changes().added == ()
+    assert window.take_changes() == DedupChanges(4, [], 2)
+
+
+def test_dedup_window_restores_the_newest_keys_whatever_older_ones_are_stored() -> None:
+    # As stored one row per batch: "a" (seq 0) fell out, then came again as seq 3.
+    window = DedupWindow(capacity=2)
+
+    window.restore([(3, "a"), (1, "b"), (0, "a"), (2, "c")])
+
+    assert ("b" in window, "c" in window, "a" in window) == (False, True, True)
+    assert window.oldest_seq() == 2
+    assert window.add("d")
+    assert ("c" in window, "a" in window) == (False, True)  # "c" was the oldest
 
 
 def _symbol(**fields: Any) -> SymbolSnapshot:

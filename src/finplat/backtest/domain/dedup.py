@@ -19,9 +19,11 @@ def event_key(symbol: str, kind: int, event_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DedupChanges:
-    """What changed since the last `take_changes`: keys added, and the oldest sequence kept."""
+    """What changed since the last `take_changes`: the keys added, numbered from `first_seq`
+    on, and the oldest sequence number still kept."""
 
-    added: tuple[tuple[int, str], ...]
+    first_seq: int
+    added: list[str]
     keep_from_seq: int
 
 
@@ -65,18 +67,24 @@ class DedupWindow:
 
     def take_changes(self) -> DedupChanges:
         """Keys added since the last call, and from which sequence on keys are still kept."""
-        first = self._next_seq - len(self._added)
-        changes = DedupChanges(tuple(enumerate(self._added, first)), self.oldest_seq())
-        self._added.clear()
-        return changes
+        # The list itself is handed over (a batch's keys, one per update), not copied.
+        added, self._added = self._added, []
+        return DedupChanges(self._next_seq - len(added), added, self.oldest_seq())
 
     def restore(self, entries: Iterable[tuple[int, str]]) -> None:
-        """Replace the window with persisted (sequence, key) pairs; no pending changes."""
-        self._keys.clear()
+        """Replace the window with the newest `capacity` of persisted (sequence, key) pairs; no
+        pending changes.
+
+        The window is exactly the newest `capacity` keys by sequence number, so the entries
+        may hold older ones too: a key that fell out and was added again is kept at its newest
+        number."""
+        keys = self._keys
+        keys.clear()
         self._added.clear()
         self._next_seq = 0
         for seq, key in sorted(entries):
-            self._keys[key] = seq
+            keys.pop(key, None)
+            keys[key] = seq
             self._next_seq = seq + 1
-        while len(self._keys) > self._capacity:
-            self._keys.popitem(last=False)
+        while len(keys) > self._capacity:
+            keys.popitem(last=False)
