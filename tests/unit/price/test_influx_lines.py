@@ -61,3 +61,21 @@ def test_the_first_millisecond_influxdb_takes_is_written() -> None:
 def test_a_candle_time_outside_influxdbs_range_is_rejected(open_time: int) -> None:
     with pytest.raises(StoreRejectedError, match="outside InfluxDB's range"):
         candle_line(_candle_at(open_time))
+
+
+@pytest.mark.parametrize(
+    ("exchange", "tag"),
+    [
+        ("binance", "binance"),
+        ("Binance US", "binance_us"),
+        ("okx,spot=1", "okx_spot_1"),
+        ("", "unknown"),
+    ],
+)
+def test_the_exchange_tag_keeps_only_lowercase_letters_digits_and_underscores(
+    exchange: str, tag: str
+) -> None:
+    update = _update("1.5")
+    update.exchange = exchange
+
+    assert tick_line(update).startswith(f"ticks,symbol=BTCUSDT,kind=trade,exchange={tag} ")

@@ -18,6 +18,7 @@ a refused batch until the refused lines stand alone. Both are counted in `refuse
 `refused_candles` by `Refusal`; the rest of the batch is written.
 """
 
+import functools
 import logging
 import re
 from collections import Counter
@@ -45,6 +46,8 @@ _MILLISECOND = timedelta(milliseconds=1)
 _NS_PER_MS = 1_000_000
 # InfluxDB's time range in ns (its parser refuses the int64 extremes themselves).
 _TIME_NS = range(-9_223_372_036_854_775_806, 9_223_372_036_854_775_807)
+# What an exchange's name may not carry into the `exchange` tag.
+_NOT_IN_A_TAG = re.compile(r"[^a-z0-9_]")
 _CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume")
 _KIND_TAGS = {
     market_pb2.EVENT_KIND_UNSPECIFIED: "unspecified",
@@ -75,11 +78,17 @@ def _scaled(name: str, text: str) -> str:
         raise StoreRejectedError(f"{name}: {exc}") from exc
 
 
+@functools.lru_cache(maxsize=64)
+def _exchange_tag(exchange: str) -> str:
+    # Once per exchange rather than per tick: the substitution was 3% of the price service.
+    return _NOT_IN_A_TAG.sub("_", exchange.lower()) or "unknown"
+
+
 def tick_line(update: market_pb2.PriceUpdate) -> str:
     """The line-protocol point of one update (nanosecond precision)."""
     sequence = int(update.event_id) % _NS_PER_MS if update.event_id.isdigit() else 0
     kind = _KIND_TAGS.get(update.kind, "unspecified")
-    exchange = re.sub(r"[^a-z0-9_]", "_", update.exchange.lower()) or "unknown"
+    exchange = _exchange_tag(update.exchange)
     event_id = update.event_id.replace("\\", "\\\\").replace('"', '\\"')
     return (
         f"ticks,symbol={_symbol(update.symbol)},kind={kind},exchange={exchange} "
