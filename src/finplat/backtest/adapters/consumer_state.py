@@ -82,10 +82,9 @@ _WINDOW = Table(
     # A JSON array. One row per batch rather than one per key: a batch's keys cost one
     # json.dumps and one row instead of a tuple and an index entry each, and the per-key rows
     # took about a sixth of the consumer's time (issue #18).
+    # A rowid table on SQLite, not WITHOUT ROWID (which suits rows of a few hundred bytes): a
+    # row holds a batch's keys, tens of kilobytes, and a save took twice as long without rowid.
     Column("batch_keys", Text, nullable=False),
-    # Stored in key order (SQLite's WITHOUT ROWID): each batch appends to the end of its
-    # partition's run, instead of going to a rowid table and again to its key's index.
-    sqlite_with_rowid=False,
 )
 # Where the version before kept the window, one row per key. Not created; a partition's rows
 # are moved into `_WINDOW` when it is claimed. An instance of that version still running in
@@ -279,18 +278,6 @@ def _has_table(engine: Engine, table: Table) -> bool:
         return inspect(connection).has_table(table.name)
 
 
-def _insert_window_rows(
-    connection: Connection, key: Mapping[str, Any], runs: Collection[tuple[int, list[str]]]
-) -> None:
-    """One row per run of keys numbered on from its first sequence number."""
-    rows = [_window_row(key, first, keys) for first, keys in runs]
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    # A batch's first number is past every stored one, so only moving the rows of an instance
-    # of the version before (still running in a rolling upgrade) can meet a row already there,
-    # which is then kept.
-    connection.execute(dialect.insert(_WINDOW).on_conflict_do_nothing(), rows)
-
-
 def _window_row(key: Mapping[str, Any], first_seq: int, keys: list[str]) -> dict[str, Any]:
     return {
         **key,
@@ -314,7 +301,13 @@ def _move_per_key_rows(connection: Connection, key: Mapping[str, Any]) -> None:
         else:
             runs.append((seq, [k]))
     if runs:
-        _insert_window_rows(connection, key, runs)
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        # Only a row an instance of this version wrote meanwhile can be there (a rolling
+        # upgrade, the version before writing on after this one): the one there is kept.
+        connection.execute(
+            dialect.insert(_WINDOW).on_conflict_do_nothing(),
+            [_window_row(key, first, keys) for first, keys in runs],
+        )
         connection.execute(delete(_PER_KEY_WINDOW).where(_matches(_PER_KEY_WINDOW, key)))
 
 
