@@ -16,6 +16,7 @@ out-of-order frames are logged and counted in `stats`, never raised.
 """
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Mapping, Sequence
@@ -55,6 +56,13 @@ _YIELD_EVERY_FRAMES = 256
 FeedItem = market_pb2.PriceUpdate | market_pb2.Candle
 
 
+class _Ended:
+    """Queued behind the last items when the feed's runner ends."""
+
+
+_ENDED = _Ended()
+
+
 @dataclass(slots=True)
 class FeedStats:
     """Counters since the feed started (connection counters live on `feed.groups`)."""
@@ -92,7 +100,7 @@ class BinanceFeed:
         self._rest = rest
         self._clock = clock or SystemClock()
         rng = rng or random.Random()
-        self._queue: asyncio.Queue[FeedItem] = asyncio.Queue(settings.queue_size)
+        self._queue: asyncio.Queue[FeedItem | _Ended] = asyncio.Queue(settings.queue_size)
         self._service_name = settings.service_name
         self._dedup = Deduplicator(settings.dedup_window, settings.dedup_max_keys)
         self._gaps = GapTracker(resume)
@@ -121,7 +129,13 @@ class BinanceFeed:
 
     async def __aenter__(self) -> Self:
         self._runner = asyncio.create_task(self._run(), name="binance-feed")
+        self._runner.add_done_callback(self._wake_reader)
         return self
+
+    def _wake_reader(self, _: asyncio.Task[None]) -> None:
+        # A full queue needs no wake-up: its reader finds the runner done once it is drained.
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(_ENDED)
 
     async def __aexit__(
         self,
@@ -143,21 +157,21 @@ class BinanceFeed:
         return self
 
     async def __anext__(self) -> FeedItem:
+        # One wait on the queue per item, woken by the next item or, once the runner has
+        # ended, by `_ENDED` behind the items it left. (A task and `asyncio.wait` on the queue
+        # and the runner per item cost more than the item's whole way through the pipeline,
+        # when items come one at a time.)
         if not self._queue.empty():
-            return self._queue.get_nowait()
-        if self._runner is None:
+            item = self._queue.get_nowait()
+        elif self._runner is None:
             raise FeedError("iterate the feed inside `async with`")
-        getter = asyncio.create_task(self._queue.get())
-        try:
-            await asyncio.wait({getter, self._runner}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            # Left pending, the getter would take an item nobody reads and outlive the loop.
-            getter.cancel()
-            raise
-        if getter.done():
-            return getter.result()
-        getter.cancel()
-        await asyncio.gather(getter, return_exceptions=True)
+        elif self._runner.done():
+            item = _ENDED
+        else:
+            item = await self._queue.get()
+        if not isinstance(item, _Ended):
+            return item
+        assert self._runner is not None, "only a started feed ends"
         if self._runner.cancelled():
             raise StopAsyncIteration
         raise FeedError("the feed stopped") from self._runner.exception()
