@@ -32,7 +32,6 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
-    and_,
     bindparam,
     delete,
     inspect,
@@ -111,6 +110,11 @@ def _is_the(table: Table, *names: str) -> list[ColumnElement[bool]]:
 
 def _is_the_partition(table: Table) -> list[ColumnElement[bool]]:
     return _is_the(table, "group_id", "topic", "partition")
+
+
+def _the(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of `_is_the` for these column values."""
+    return {f"the_{name}": value for name, value in values.items()}
 
 
 _SAVE_STATS = (
@@ -211,7 +215,7 @@ class ConsumerStateStore:
         if epoch is None:
             return False
         key = {**self._where, "partition": partition}
-        the = {f"the_{name}": value for name, value in key.items()}
+        the = _the(key)
         stats = json.dumps(change.stats, separators=(",", ":"))
         moved = connection.execute(
             _SAVE_STATS, {**the, "held_epoch": epoch, "offset": change.next_offset, "saved": stats}
@@ -229,8 +233,7 @@ class ConsumerStateStore:
         instances hold, or nobody holds right now."""
 
         def work(connection: Connection) -> dict[int, dict[str, Any]]:
-            the_group = {f"the_{name}": value for name, value in self._where.items()}
-            rows = connection.execute(_SAVED_STATS, the_group)
+            rows = connection.execute(_SAVED_STATS, _the(self._where))
             return {p: json.loads(text) for p, text in rows if p not in owned}
 
         return self._transaction(work)
@@ -291,8 +294,9 @@ def _move_per_key_rows(connection: Connection, key: Mapping[str, Any]) -> None:
     """The partition's window as the version before kept it, moved into `_WINDOW`."""
     rows = connection.execute(
         select(_PER_KEY_WINDOW.c.seq, _PER_KEY_WINDOW.c.key)
-        .where(_matches(_PER_KEY_WINDOW, key))
-        .order_by(_PER_KEY_WINDOW.c.seq)
+        .where(*_is_the_partition(_PER_KEY_WINDOW))
+        .order_by(_PER_KEY_WINDOW.c.seq),
+        _the(key),
     )
     runs: list[tuple[int, list[str]]] = []
     for seq, k in rows:
@@ -308,11 +312,9 @@ def _move_per_key_rows(connection: Connection, key: Mapping[str, Any]) -> None:
             dialect.insert(_WINDOW).on_conflict_do_nothing(),
             [_window_row(key, first, keys) for first, keys in runs],
         )
-        connection.execute(delete(_PER_KEY_WINDOW).where(_matches(_PER_KEY_WINDOW, key)))
-
-
-def _matches(table: Table, values: Mapping[str, Any]) -> ColumnElement[bool]:
-    return and_(*(table.c[name] == value for name, value in values.items()))
+        connection.execute(
+            delete(_PER_KEY_WINDOW).where(*_is_the_partition(_PER_KEY_WINDOW)), _the(key)
+        )
 
 
 def _raise_epoch(connection: Connection, where: Mapping[str, Any], partition: int) -> int:
@@ -332,14 +334,18 @@ def _read(
 ) -> dict[int, SavedPartition]:
     saved = {}
     for partition in partitions:
-        key = {**where, "partition": partition}
+        the = _the({**where, "partition": partition})
         row = connection.execute(
-            select(_PARTITIONS.c.stats, _PARTITIONS.c.next_offset).where(_matches(_PARTITIONS, key))
+            select(_PARTITIONS.c.stats, _PARTITIONS.c.next_offset).where(
+                *_is_the_partition(_PARTITIONS)
+            ),
+            the,
         ).one()
         runs = connection.execute(
             select(_WINDOW.c.first_seq, _WINDOW.c.batch_keys)
-            .where(_matches(_WINDOW, key))
-            .order_by(_WINDOW.c.first_seq)
+            .where(*_is_the_partition(_WINDOW))
+            .order_by(_WINDOW.c.first_seq),
+            the,
         )
         saved[partition] = SavedPartition(
             json.loads(row.stats) if row.stats is not None else None,
