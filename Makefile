@@ -142,6 +142,7 @@ bench: install system-deps ## Benchmarks: each prints a table beside a peer meas
 	$(BIN)/python bench/price_decode_bench.py
 	$(BIN)/python bench/price_bench.py
 	$(BIN)/python bench/price_bench.py --section stream --client go
+	$(BIN)/python bench/price_bench.py --section stream --client go --server-cpus 0
 	$(BIN)/python bench/price_bench.py --section stream --client go --go-window 1048576
 	$(BIN)/python bench/consumer_bench.py
 	$(BIN)/python bench/cluster_bench.py

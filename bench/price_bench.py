@@ -38,7 +38,10 @@ subject, Redis key prefix and InfluxDB bucket, all deleted at the end.
    Every process runs as `finplat price serve` does: on uvloop (`--loop asyncio` to compare)
    and with its quieter garbage collector (finplat.price.service.eventloop).
    Targets, as ratios to the bare fan-out with as many subscribers in the same run: p50 at most
-   1.5x, p99 at most 2x.
+   1.5x, p99 at most 2x. `--server-cpus 0` measures the two serving paths on one core each:
+   the service (this process, all its threads), then the bare fan-out, on CPU 0, and the
+   replay and the subscribers on the others (the stack's stores stay where the scheduler puts
+   them); by default nothing is pinned and every process shares the machine's cores.
 
 A benchmark reports, it does not assert: missed targets are printed, the exit status stays 0.
 
@@ -313,8 +316,10 @@ class Publisher:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def start(cls, *args: str) -> AsyncIterator["Publisher"]:
-        process = await spawn(*args, stdin=True)
+    async def start(
+        cls, *args: str, cpus: frozenset[int] = frozenset()
+    ) -> AsyncIterator["Publisher"]:
+        process = await spawn(*args, stdin=True, cpus=cpus)
         try:
             assert process.stdout is not None
             line = await asyncio.wait_for(process.stdout.readline(), 120)
@@ -341,16 +346,47 @@ class Publisher:
             raise RuntimeError(f"publisher failed: {line!r}")
 
 
-async def spawn(*args: str, stdin: bool = False) -> asyncio.subprocess.Process:
+async def spawn(
+    *args: str, stdin: bool = False, cpus: frozenset[int] = frozenset()
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        *args,
-        "--loop",
-        LOOP,
+        *on_cpus(cpus, sys.executable, __file__, *args, "--loop", LOOP),
         stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
     )
+
+
+def on_cpus(cpus: frozenset[int], *command: str) -> tuple[str, ...]:
+    """`command`, run on `cpus` alone (util-linux's taskset, so that every thread the process
+    starts inherits them), or where the scheduler puts it when `cpus` is empty."""
+    if not cpus:
+        return command
+    return ("taskset", "--cpu-list", _cpu_list(cpus), *command)
+
+
+def _cpu_list(cpus: frozenset[int]) -> str:
+    return ",".join(str(cpu) for cpu in sorted(cpus))
+
+
+def split_cpus(server_cpus: str | None) -> tuple[frozenset[int], frozenset[int]]:
+    """The CPUs of the serving processes (`--server-cpus`) and the others'; both empty when
+    nothing is pinned."""
+    if server_cpus is None:
+        return frozenset(), frozenset()
+    machine = frozenset(os.sched_getaffinity(0))
+    server = frozenset(int(cpu) for cpu in server_cpus.split(","))
+    if not server <= machine or not machine - server:
+        raise SystemExit(
+            f"--server-cpus {server_cpus}: give some, not all, of this process's CPUs "
+            f"({_cpu_list(machine)})"
+        )
+    return server, machine - server
+
+
+def pin_this_process(cpus: frozenset[int]) -> None:
+    """Every thread of this process on `cpus`; threads started later inherit them."""
+    for task in os.listdir("/proc/self/task"):
+        os.sched_setaffinity(int(task), cpus)
 
 
 # -- the service and its scratch stores -------------------------------------------------------
@@ -941,6 +977,7 @@ async def stream_phase(
     args: argparse.Namespace,
     subscribed: Callable[[], bool],
     server_pids: list[int],
+    subscriber_cpus: frozenset[int],
 ) -> StreamRow:
     warm, measured = int(args.rate * args.warmup_s), int(args.rate * args.seconds)
     with tempfile.TemporaryDirectory() as scratch:
@@ -959,15 +996,20 @@ async def stream_phase(
         ]
         if args.client == "go":
             process = await asyncio.create_subprocess_exec(
-                go_stream_client(),
-                *flags,
-                f"--symbol={STREAM_SYMBOL}",
-                f"--window={args.go_window}",
+                *on_cpus(
+                    subscriber_cpus,
+                    str(go_stream_client()),
+                    *flags,
+                    f"--symbol={STREAM_SYMBOL}",
+                    f"--window={args.go_window}",
+                ),
                 stdout=PIPE,
                 stdin=DEVNULL,
             )
         else:
-            process = await spawn("--role", "subscribers", *flags, "--client", args.client)
+            process = await spawn(
+                "--role", "subscribers", *flags, "--client", args.client, cpus=subscriber_cpus
+            )
         try:
             await wait_until(subscribed, 60)
             await publisher.send(warm, args.rate)
@@ -1049,8 +1091,14 @@ async def stream(args: argparse.Namespace) -> None:
         go_stream_client()  # built before anything is timed
     rows: list[StreamRow] = []
     counts = sorted({args.subscribers, 1}, reverse=True)
+    # Pinned, the service (this process) and the bare fan-out each have the same CPUs to
+    # themselves, the replay and the subscribers the others: what each serving path costs
+    # shows without the scheduler's sharing of the machine (issue #18: one core and two).
+    server_cpus, other_cpus = split_cpus(args.server_cpus)
+    if server_cpus:
+        pin_this_process(server_cpus)
     async with (
-        Publisher.start("--role", "replay", "--symbols", STREAM_SYMBOL) as replay,
+        Publisher.start("--role", "replay", "--symbols", STREAM_SYMBOL, cpus=other_cpus) as replay,
         scratch_stores() as infra,
         running_service(infra, replay, [STREAM_SYMBOL], ["trade"]) as service,
     ):
@@ -1065,11 +1113,13 @@ async def stream(args: argparse.Namespace) -> None:
                 args,
                 partial(_subscribed, service.hub, count),
                 [os.getpid(), replay.process.pid],
+                other_cpus,
             )
             row.judged = (count, args.rate) == (STREAM_TARGET_SUBSCRIBERS, STREAM_TARGET_RATE)
             rows.append(row)
     for count in counts:
-        async with Publisher.start("--role", "floor", "--subscribers", str(count)) as floor:
+        floor_args = ("--role", "floor", "--subscribers", str(count))
+        async with Publisher.start(*floor_args, cpus=server_cpus) as floor:
             floor_row = await stream_phase(
                 "bare grpc.aio fan-out (StreamHub, pre-encoded)",
                 floor,
@@ -1078,6 +1128,7 @@ async def stream(args: argparse.Namespace) -> None:
                 args,
                 lambda: True,  # the floor waits for its subscribers itself
                 [floor.process.pid],
+                other_cpus,
             )
         for row in rows:
             if row.subscribers == count and row.floor is None:
@@ -1085,7 +1136,13 @@ async def stream(args: argparse.Namespace) -> None:
         rows.append(floor_row)
     print(
         f"\nStreamPrices: {args.rate:,.0f} trades/s of {STREAM_SYMBOL}, {args.seconds:.0f} s "
-        f"after {args.warmup_s:.0f} s warm-up, {os.cpu_count()} cores, loopback\n"
+        f"after {args.warmup_s:.0f} s warm-up, {os.cpu_count()} cores, loopback; "
+        + (
+            f"the service and the bare fan-out on CPU {_cpu_list(server_cpus)}, the replay and "
+            f"the subscribers on CPU {_cpu_list(other_cpus)}\n"
+            if server_cpus
+            else "no process pinned\n"
+        )
     )
     header = ["path", "subs", "sent/s", "delivered", "p50 ms", "p99 ms", "max ms"]
     header += ["p50 / bare", "p99 / bare", "updates/msg"]
@@ -1131,6 +1188,11 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0, help="stream measurement")
     parser.add_argument("--warmup-s", type=float, default=2.0, help="stream warm-up")
+    parser.add_argument(
+        "--server-cpus",
+        help="stream: comma-separated CPUs for the service and for the bare fan-out, each in "
+        "its turn, the replay and the subscribers on the others (default: nothing pinned)",
+    )
     parser.add_argument(
         "--client",
         choices=["threads", "aio", "go"],
