@@ -374,8 +374,11 @@ def split_cpus(server_cpus: str | None) -> tuple[frozenset[int], frozenset[int]]
     if server_cpus is None:
         return frozenset(), frozenset()
     machine = frozenset(os.sched_getaffinity(0))
-    server = frozenset(int(cpu) for cpu in server_cpus.split(","))
-    if not server <= machine or not machine - server:
+    try:
+        server = frozenset(int(cpu) for cpu in server_cpus.split(","))
+    except ValueError:
+        server = frozenset()
+    if not server or not server <= machine or not machine - server:
         raise SystemExit(
             f"--server-cpus {server_cpus}: give some, not all, of this process's CPUs "
             f"({_cpu_list(machine)})"
@@ -1117,6 +1120,8 @@ async def stream(args: argparse.Namespace) -> None:
             )
             row.judged = (count, args.rate) == (STREAM_TARGET_SUBSCRIBERS, STREAM_TARGET_RATE)
             rows.append(row)
+    if server_cpus:
+        pin_this_process(server_cpus | other_cpus)  # off the bare fan-out's CPUs in its turn
     for count in counts:
         floor_args = ("--role", "floor", "--subscribers", str(count))
         async with Publisher.start(*floor_args, cpus=server_cpus) as floor:
