@@ -38,10 +38,12 @@ subject, Redis key prefix and InfluxDB bucket, all deleted at the end.
    Every process runs as `finplat price serve` does: on uvloop (`--loop asyncio` to compare)
    and with its quieter garbage collector (finplat.price.service.eventloop).
    Targets, as ratios to the bare fan-out with as many subscribers in the same run: p50 at most
-   1.5x, p99 at most 2x. `--server-cpus 0` measures the two serving paths on one core each:
-   the service (this process, all its threads), then the bare fan-out, on CPU 0, and the
-   replay and the subscribers on the others (the stack's stores stay where the scheduler puts
-   them); by default nothing is pinned and every process shares the machine's cores.
+   1.5x, p99 at most 2x, judged with `--client go` only (Python subscribers, 100 of them, are
+   slower than the bare fan-out they read, so its latency is theirs). `--server-cpus 0`
+   measures the two serving paths on one core each: the service (this process, all its
+   threads), then the bare fan-out, on CPU 0, and the replay and the subscribers on the others
+   (the stack's stores stay where the scheduler puts them); by default nothing is pinned and
+   every process shares the machine's cores.
 
 A benchmark reports, it does not assert: missed targets are printed, the exit status stays 0.
 
@@ -106,6 +108,7 @@ from finplat.stack.settings import StackSettings
 from finplat.stack.stack import Stack
 
 T = TypeVar("T")
+U = TypeVar("U")
 INGEST_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 STREAM_SYMBOL = "BTCUSDT"
 # Targets are ratios to a part measured in the same run (issue #18): absolute rates differ from
@@ -511,6 +514,27 @@ def _timed(run: Callable[[], T]) -> tuple[T, float]:
     return result, time.perf_counter() - start
 
 
+def _alternating(
+    items: Sequence[T], one: Callable[[T], U], other: Callable[[T], U], slices: int = 20
+) -> tuple[list[U], float, list[U], float]:
+    """`one` and `other` over `items`, each result list with its seconds, timed in alternating
+    slices: a burst of load elsewhere on the machine (the stores compacting what the run just
+    wrote) then falls on both, where timing one after the other would charge it to one."""
+    ones: list[U] = []
+    others: list[U] = []
+    one_s = other_s = 0.0
+    size = -(-len(items) // slices)
+    for start in range(0, len(items), size):
+        part = items[start : start + size]
+        done, seconds = _timed(lambda: [one(item) for item in part])  # noqa: B023 - called here
+        ones += done
+        one_s += seconds
+        done, seconds = _timed(lambda: [other(item) for item in part])  # noqa: B023 - called here
+        others += done
+        other_s += seconds
+    return ones, one_s, others, other_s
+
+
 async def bare_websocket(replay: Publisher, streams: str, count: int) -> tuple[list[bytes], Row]:
     """The replay's frames read by a client that does nothing with them: the transport alone."""
     frames: list[bytes] = []
@@ -549,8 +573,8 @@ def encoders(
 
     Our Avro encoder is timed beside Confluent's AvroSerializer (as PriceUpdateSerializer used it
     before, on a dict from `avro.to_record`), each registered before the clock starts, on the
-    same updates. Returns the Kafka (key, value) pairs as the service would produce them, the
-    rows, and the line comparing the two Avro encoders.
+    same updates, in alternating slices. Returns the Kafka (key, value) pairs as the service
+    would produce them, the rows, and the line comparing the two Avro encoders.
     """
     schema = avro.schema_of(market_pb2.PriceUpdate.DESCRIPTOR)
     context = SerializationContext(kafka.topic, MessageField.VALUE)
@@ -560,8 +584,9 @@ def encoders(
         for update in updates[:1]:  # registered before the clock starts, the ids kept
             serialize(update)
             peer(update, context)
-        values, avro_s = _timed(lambda: [serialize(u) for u in updates])
-        peer_values, peer_s = _timed(lambda: [peer(u, context) for u in updates])
+        values, avro_s, peer_values, peer_s = _alternating(
+            updates, serialize, partial(peer, ctx=context)
+        )
     _, lines_s = _timed(lambda: [tick_line(u) for u in updates])
     messages = [(u.symbol.encode(), value) for u, value in zip(updates, values, strict=True)]
     ratio = peer_s / avro_s if avro_s else 0.0
@@ -1118,7 +1143,12 @@ async def stream(args: argparse.Namespace) -> None:
                 [os.getpid(), replay.process.pid],
                 other_cpus,
             )
-            row.judged = (count, args.rate) == (STREAM_TARGET_SUBSCRIBERS, STREAM_TARGET_RATE)
+            # Python subscribers at 100 are the bare fan-out's bottleneck, not its server (their
+            # process needs more than a core): its latency would not be a floor to judge by.
+            row.judged = args.client == "go" and (count, args.rate) == (
+                STREAM_TARGET_SUBSCRIBERS,
+                STREAM_TARGET_RATE,
+            )
             rows.append(row)
     if server_cpus:
         pin_this_process(server_cpus | other_cpus)  # off the bare fan-out's CPUs in its turn
@@ -1161,7 +1191,8 @@ async def stream(args: argparse.Namespace) -> None:
         f", one process, a connection each; loop: {args.loop}; / bare: the service's latency"
         " over the bare fan-out's with as many subscribers, in this run; targets p50 <= "
         f"{STREAM_TARGET_P50_RATIO}x, p99 <= {STREAM_TARGET_P99_RATIO}x the bare fan-out's at "
-        f"{STREAM_TARGET_RATE:,} updates/s with {STREAM_TARGET_SUBSCRIBERS} subscribers)"
+        f"{STREAM_TARGET_RATE:,} updates/s with {STREAM_TARGET_SUBSCRIBERS} subscribers, judged"
+        " with Go subscribers only: Python ones are the bare fan-out's bottleneck at 100)"
     )
 
 
