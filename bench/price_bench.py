@@ -523,16 +523,20 @@ def _alternating(
     ones: list[U] = []
     others: list[U] = []
     one_s = other_s = 0.0
-    size = -(-len(items) // slices)
+    size = max(1, -(-len(items) // slices))
     for start in range(0, len(items), size):
         part = items[start : start + size]
-        done, seconds = _timed(lambda: [one(item) for item in part])  # noqa: B023 - called here
+        done, seconds = _timed(partial(_mapped, one, part))
         ones += done
         one_s += seconds
-        done, seconds = _timed(lambda: [other(item) for item in part])  # noqa: B023 - called here
+        done, seconds = _timed(partial(_mapped, other, part))
         others += done
         other_s += seconds
     return ones, one_s, others, other_s
+
+
+def _mapped(function: Callable[[T], U], items: Sequence[T]) -> list[U]:
+    return [function(item) for item in items]
 
 
 async def bare_websocket(replay: Publisher, streams: str, count: int) -> tuple[list[bytes], Row]:
