@@ -392,7 +392,9 @@ def split_cpus(server_cpus: str | None) -> tuple[frozenset[int], frozenset[int]]
 def pin_this_process(cpus: frozenset[int]) -> None:
     """Every thread of this process on `cpus`; threads started later inherit them."""
     for task in os.listdir("/proc/self/task"):
-        os.sched_setaffinity(int(task), cpus)
+        # A thread that ended since the listing (a closed client's) needs no CPU.
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task), cpus)
 
 
 # -- the service and its scratch stores -------------------------------------------------------
