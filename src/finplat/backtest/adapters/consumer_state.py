@@ -38,7 +38,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from finplat.backtest.adapters.database import (
@@ -46,6 +45,7 @@ from finplat.backtest.adapters.database import (
     Location,
     create_tables,
     describe,
+    dialect_insert,
     make_engine,
 )
 from finplat.backtest.domain.dedup import DedupChanges
@@ -305,11 +305,10 @@ def _move_per_key_rows(connection: Connection, key: Mapping[str, Any]) -> None:
         else:
             runs.append((seq, [k]))
     if runs:
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         # Only a row an instance of this version wrote meanwhile can be there (a rolling
         # upgrade, the version before writing on after this one): the one there is kept.
         connection.execute(
-            dialect.insert(_WINDOW).on_conflict_do_nothing(),
+            dialect_insert(connection.dialect.name, _WINDOW).on_conflict_do_nothing(),
             [_window_row(key, first, keys) for first, keys in runs],
         )
         connection.execute(
@@ -319,9 +318,10 @@ def _move_per_key_rows(connection: Connection, key: Mapping[str, Any]) -> None:
 
 def _raise_epoch(connection: Connection, where: Mapping[str, Any], partition: int) -> int:
     """The partition's epoch plus one (1 for a partition never claimed)."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(_PARTITIONS).values(**where, partition=partition, epoch=1)
-    statement = statement.on_conflict_do_update(
+    insert = dialect_insert(connection.dialect.name, _PARTITIONS).values(
+        **where, partition=partition, epoch=1
+    )
+    statement = insert.on_conflict_do_update(
         index_elements=_PARTITIONS.primary_key.columns,
         set_={"epoch": _PARTITIONS.c.epoch + 1},
     ).returning(_PARTITIONS.c.epoch)
